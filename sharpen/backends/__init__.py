@@ -1,0 +1,48 @@
+"""Generation backends: one interface, transformers on CPU now, vLLM on GPU later.
+
+    backend.generate(prompts, n=k, temperature=..., top_p=..., max_new_tokens=..., seed=...)
+        -> one list of n Completions per prompt, in prompt order
+
+This is the shape of vLLM's offline `LLM.generate(prompts, SamplingParams(n=k, seed=...))`, so
+the vLLM backend maps onto it directly. Seeding is per call: the same prompts, params and seed
+give the same completions on the same machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+
+class Completion(NamedTuple):
+    text: str
+    num_tokens: int
+    finish_reason: str  # "stop" (end of sequence) or "length" (max_new_tokens reached)
+
+
+class Backend(Protocol):
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[list[Completion]]: ...
+
+
+def load_backend(name: str, model_path: Path | str, *, batch_size: int) -> Backend:
+    """The backend `name` serving the model at `model_path` (a local directory or hub id)."""
+    if name == "hf":
+        from sharpen.backends.hf import HFBackend
+
+        return HFBackend(model_path, batch_size=batch_size)
+    if name == "vllm":
+        raise NotImplementedError(
+            "generate.backend: 'vllm' is not implemented yet (it arrives with the real-models work); use 'hf'"
+        )
+    raise ValueError(f"generate.backend: unknown backend {name!r}; allowed: hf, vllm")

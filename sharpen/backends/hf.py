@@ -1,0 +1,68 @@
+"""The transformers backend: batched sampling with left padding and the KV cache, seeded per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sharpen.backends import Completion
+
+
+class HFBackend:
+    def __init__(self, model_path: Path | str, *, batch_size: int, device: str | None = None):
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(str(model_path)).to(self.device).eval()
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[list[Completion]]:
+        greedy = temperature == 0
+        eos = self.tokenizer.eos_token_id
+        out: list[list[Completion]] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = list(prompts[start : start + self.batch_size])
+            enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            torch.manual_seed(seed * 1_000_003 + start)
+            sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}
+            seqs = self.model.generate(
+                **enc,
+                do_sample=not greedy,
+                num_return_sequences=1 if greedy else n,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=eos,
+                **sampling,
+            )
+            new = seqs[:, enc["input_ids"].shape[1] :].tolist()
+            for i in range(len(batch)):
+                rows = [new[i]] * n if greedy else new[i * n : (i + 1) * n]
+                out.append([self._completion(tokens, eos) for tokens in rows])
+            if on_progress:
+                on_progress(len(batch) * n)
+        return out
+
+    def _completion(self, tokens: list[int], eos: int) -> Completion:
+        if eos in tokens:
+            tokens = tokens[: tokens.index(eos) + 1]
+            reason = "stop"
+        else:
+            reason = "length"
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return Completion(text=text, num_tokens=len(tokens), finish_reason=reason)

@@ -1,0 +1,154 @@
+"""Atomic writes and validated reads of the files stages exchange.
+
+Every write goes to a temporary sibling, is flushed and fsynced, then renamed over the target,
+so a killed stage leaves either the previous artifact or the new one, never half of one.
+Every Parquet read and write is validated against its pandera model from `sharpen.schemas`;
+a failure names the file and the failing columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandera.errors
+import pandera.polars as pa
+import polars as pl
+
+
+class ArtifactError(ValueError):
+    """An artifact is missing, unreadable, or does not match its schema."""
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path | str, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp)` on a temporary sibling of `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_dir(path: Path | str, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_dir)` to fill a fresh directory, then swap it in for `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    old = path.with_name(f"{path.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write(tmp)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(path.parent)
+    return path
+
+
+def _describe(err: pandera.errors.SchemaErrors | pandera.errors.SchemaError) -> str:
+    cases = getattr(err, "failure_cases", None)
+    if isinstance(cases, pl.DataFrame) and cases.height:
+        lines = []
+        for row in cases.head(10).iter_rows(named=True):
+            col = row["column"]
+            what = row["check"]
+            if what in ("column_in_dataframe", "column_in_schema"):
+                col, what = row["failure_case"], what.replace("_", " ")
+            lines.append(f"column {col!r}: {what} (failure case: {str(row['failure_case'])[:80]})")
+        more = f"\n  ... {cases.height - 10} more" if cases.height > 10 else ""
+        return "\n  ".join(lines) + more
+    return str(err)
+
+
+def validate(df: pl.DataFrame, schema: type[pa.DataFrameModel], where: str) -> pl.DataFrame:
+    """Validate a collected frame; raise ArtifactError naming `where` and the failing columns."""
+    try:
+        return schema.validate(df, lazy=True)
+    except (pandera.errors.SchemaErrors, pandera.errors.SchemaError) as e:
+        raise ArtifactError(f"{where}: does not match schema {schema.__name__}:\n  {_describe(e)}") from None
+
+
+def write_frame(df: pl.DataFrame, path: Path | str, schema: type[pa.DataFrameModel]) -> Path:
+    """Validate `df` against `schema`, then write it atomically as Parquet."""
+    df = validate(df, schema, str(path))
+    return atomic_write(path, lambda tmp: df.write_parquet(tmp))
+
+
+def read_frame(path: Path | str, schema: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """Read a Parquet artifact and validate it; errors name the file and the failing column."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: not found (has the stage that writes it run? try `dvc repro`)")
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # polars raises several types for corrupt files
+        raise ArtifactError(f"{path}: not a readable Parquet file: {e}") from None
+    return validate(df, schema, str(path))
+
+
+def write_json(obj: Any, path: Path | str) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_json(path: Path | str) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path}: not valid JSON: {e}") from None
+
+
+def write_csv(df: pl.DataFrame, path: Path | str) -> Path:
+    return atomic_write(path, lambda tmp: df.write_csv(tmp))
+
+
+def hash_path(path: Path | str) -> str:
+    """MD5 over a file's bytes, or over a directory's relative paths and file bytes, sorted."""
+    path = Path(path)
+    h = hashlib.md5()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    if not files:
+        raise ArtifactError(f"{path}: nothing to hash (missing or empty)")
+    for f in files:
+        if f != path:
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_json(obj: Any) -> str:
+    """Stable short hash of a JSON-serialisable value (params, fingerprints)."""
+    return hashlib.md5(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,76 @@
+"""Evaluation metrics: greedy accuracy, unbiased pass@k, maj@k, overall and per category.
+
+Computed from an `EvalSample` frame (sample_idx -1 = the greedy decode, 0..k-1 = samples).
+"""
+
+from __future__ import annotations
+
+from math import comb
+
+import polars as pl
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021): 1 - C(n-c,k)/C(n,k).
+
+    >>> pass_at_k(2, 1, 1), pass_at_k(4, 0, 2), pass_at_k(4, 3, 2)
+    (0.5, 0.0, 1.0)
+    """
+    if not 0 <= c <= n or k < 1:
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and k >= 1, got n={n} c={c} k={k}")
+    if k > n:
+        raise ValueError(f"pass_at_k: k={k} exceeds the n={n} samples")
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def majority_correct(samples: pl.DataFrame) -> pl.DataFrame:
+    """Per problem: is the most frequent extracted answer (ties: earliest sample) correct?"""
+    votes = (
+        samples.lazy()
+        .filter(pl.col("sample_idx") >= 0)
+        .group_by("problem_id", "extracted")
+        .agg(votes=pl.len(), first=pl.col("sample_idx").min(), correct=pl.col("correct").any())
+        .with_columns(votes=pl.when(pl.col("extracted").is_null()).then(0).otherwise(pl.col("votes")))
+        .sort(["problem_id", "votes", "first"], descending=[False, True, False])
+        .group_by("problem_id", maintain_order=True)
+        .first()
+        .select("problem_id", maj_correct=pl.col("correct") & (pl.col("votes") > 0))
+    )
+    return votes.collect()
+
+
+def per_problem(samples: pl.DataFrame, pass_k: tuple[int, ...]) -> pl.DataFrame:
+    """One row per problem: greedy correctness, n, c, pass@k for each k, majority correctness."""
+    counts = (
+        samples.lazy()
+        .group_by("problem_id", "category")
+        .agg(
+            greedy=pl.col("correct").filter(pl.col("sample_idx") == -1).any(),
+            n=(pl.col("sample_idx") >= 0).sum(),
+            c=pl.col("correct").filter(pl.col("sample_idx") >= 0).sum(),
+        )
+        .collect()
+    )
+    for k in pass_k:
+        counts = counts.with_columns(
+            pl.struct("n", "c")
+            .map_elements(lambda s, k=k: pass_at_k(s["n"], s["c"], k), return_dtype=pl.Float64)
+            .alias(f"pass@{k}")
+        )
+    return counts.join(majority_correct(samples), on="problem_id", how="left").sort("problem_id")
+
+
+def summarize(problems: pl.DataFrame, pass_k: tuple[int, ...], k: int) -> dict[str, float]:
+    exprs = [pl.col("greedy").cast(pl.Float64).mean().alias("greedy_accuracy")]
+    exprs += [pl.col(f"pass@{p}").mean().alias(f"pass@{p}") for p in pass_k]
+    exprs += [pl.col("maj_correct").cast(pl.Float64).mean().alias(f"maj@{k}"), pl.len().alias("problems")]
+    return problems.select(exprs).row(0, named=True)
+
+
+def by_category(problems: pl.DataFrame, pass_k: tuple[int, ...], k: int) -> pl.DataFrame:
+    exprs = [pl.col("greedy").cast(pl.Float64).mean().alias("greedy_accuracy")]
+    exprs += [pl.col(f"pass@{p}").mean().alias(f"pass@{p}") for p in pass_k]
+    exprs += [pl.col("maj_correct").cast(pl.Float64).mean().alias(f"maj@{k}"), pl.len().alias("problems")]
+    return problems.group_by("category").agg(exprs).sort("category")

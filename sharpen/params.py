@@ -1,0 +1,170 @@
+"""Typed, validated params: `params.yaml` → frozen pydantic models, one per stage section.
+
+Every section is validated whenever any stage loads params, so an unknown key, a wrong type or
+an out-of-range value anywhere stops the run before work starts, with an error naming the key
+and the allowed values. Check a file by hand with `sharpen params` (or `sharpen params other.yaml`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or invalid; the message names the file and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskParams(_Section):
+    """The problem source. `arithmetic` is the embedded default: integer addition."""
+
+    name: Literal["arithmetic"] = "arithmetic"
+    min_digits: int = Field(1, ge=1, le=9, description="fewest digits in an operand")
+    max_digits: int = Field(3, ge=1, le=9, description="most digits in an operand")
+    scratchpad: bool = Field(False, description="answers carry a per-digit scratchpad before '|'")
+    pool_size: int = Field(4096, ge=1, description="training problems in the pool")
+    eval_size: int = Field(500, ge=1, description="held-out problems, disjoint from the pool")
+    seed: int = 1234
+
+    @model_validator(mode="after")
+    def _digits_ordered(self) -> TaskParams:
+        if self.min_digits > self.max_digits:
+            raise ValueError(f"min_digits ({self.min_digits}) > max_digits ({self.max_digits})")
+        return self
+
+
+class BaseParams(_Section):
+    """The embedded base model: a tiny Llama trained from scratch, deliberately short."""
+
+    hidden_size: int = Field(128, ge=8)
+    intermediate_size: int = Field(512, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(30, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> BaseParams:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})")
+        return self
+
+
+class SamplingParams(_Section):
+    backend: Literal["hf", "vllm"] = "hf"
+    k: int = Field(8, ge=1, description="samples per problem")
+    temperature: float = Field(1.0, ge=0, description="0 means greedy")
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(8, ge=1)
+    batch_size: int = Field(256, ge=1, description="prompts per forward batch (each expanded to k sequences)")
+
+
+class GenerateParams(SamplingParams):
+    problems_per_round: int = Field(0, ge=0, description="problems sampled from the pool each round; 0 = all")
+    shard_size: int = Field(512, ge=1, description="problems per resumable shard")
+
+
+class VerifyParams(_Section):
+    verifier: Literal["exact_integer"] = "exact_integer"
+
+
+class FilterParams(_Section):
+    """Which samples teach. `correct_cap`: ReST-EM's rule. `keep_all`: the no-verifier control."""
+
+    rule: Literal["correct_cap", "keep_all"] = "correct_cap"
+    cap: int = Field(10, ge=1, description="most samples kept per problem")
+    dedup: bool = Field(True, description="drop repeated completions of the same problem")
+
+
+class TrainParams(_Section):
+    objective: Literal["sft"] = "sft"
+    init: Literal["base", "previous"] = "base"
+    lr: float = Field(2e-4, gt=0)
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(64, ge=8)
+    seed: int = 0
+
+
+class EvaluateParams(SamplingParams):
+    pass_k: tuple[int, ...] = Field((1, 8), description="k values reported as pass@k (each <= k)")
+
+    @model_validator(mode="after")
+    def _pass_k_fit(self) -> EvaluateParams:
+        if not self.pass_k or any(p < 1 or p > self.k for p in self.pass_k):
+            raise ValueError(f"pass_k {list(self.pass_k)} must be non-empty values in [1, k={self.k}]")
+        return self
+
+
+class AdvanceParams(_Section):
+    """The gate between rounds: `accept` always promotes; `no_regression` compares `metric`."""
+
+    gate: Literal["accept", "no_regression"] = "accept"
+    metric: str = "greedy_accuracy"
+    tolerance: float = Field(0.0, ge=0)
+
+
+class Params(_Section):
+    round: int = Field(1, ge=1)
+    seed: int = 0
+    recipe: Literal["rest-em"] = "rest-em"
+    model: Literal["tiny"] = Field("tiny", description="'tiny' = the embedded base stage's model")
+    task: TaskParams = TaskParams()
+    base: BaseParams = BaseParams()
+    generate: GenerateParams = GenerateParams()
+    verify: VerifyParams = VerifyParams()
+    filter: FilterParams = FilterParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    advance: AdvanceParams = AdvanceParams()
+
+
+def _format(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid params"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+            parent = e["loc"][:-1]
+            model: type[BaseModel] = Params
+            for part in parent:
+                field = model.model_fields.get(str(part))
+                if field is None or not isinstance(field.annotation, type):
+                    break
+                model = field.annotation
+            msg += f"; allowed: {', '.join(model.model_fields)}"
+        lines.append(f"  {key}: {msg} (got {e['input']!r})" if e["type"] != "missing" else f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and validate the whole params file; raise ParamsError naming the bad key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: not found (run from the project root)") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(_format(e, path)) from None

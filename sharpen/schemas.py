@@ -1,0 +1,125 @@
+"""Pandera models for every artifact that crosses a stage boundary.
+
+Long format throughout: one row per problem, per sample or per kept example, keyed by
+(problem_id, sample_idx) and sorted by problem_id. Every round artifact carries `round`.
+`sharpen.io.read_frame` / `write_frame` validate against these on every read and write,
+on a collected DataFrame (pandera checks only the schema of a LazyFrame).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandera.polars as pa
+
+FINISH_REASONS = ["stop", "length"]
+VERDICT_REASONS = ["ok", "wrong", "unparseable"]
+DROP_REASONS = ["kept", "incorrect", "duplicate", "over_cap"]
+
+
+class _Strict:
+    strict = True  # a foreign column is an error, not silently carried along
+    coerce = False
+
+
+class Problem(pa.DataFrameModel):
+    """A problem in the pool or the held-out set."""
+
+    problem_id: str = pa.Field(unique=True, str_length={"min_value": 1})
+    prompt: str
+    answer: str = pa.Field(description="gold answer, as the verifier compares it")
+    category: str = pa.Field(description="breakdown key, e.g. operand digit lengths '2+3'")
+
+    class Config(_Strict):
+        pass
+
+
+class Sample(pa.DataFrameModel):
+    """One completion sampled from the policy."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str
+    sample_idx: int = pa.Field(ge=0)
+    prompt: str
+    completion: str
+    num_tokens: int = pa.Field(ge=0)
+    finish_reason: str = pa.Field(isin=FINISH_REASONS)
+    policy_hash: str
+    temperature: float = pa.Field(ge=0)
+
+    class Config(_Strict):
+        unique = ["problem_id", "sample_idx"]
+
+
+class Verdict(pa.DataFrameModel):
+    """The verifier's judgment of one sample."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str
+    sample_idx: int = pa.Field(ge=0)
+    extracted: Optional[str] = pa.Field(nullable=True, description="the answer read from the completion")
+    reward: float = pa.Field(ge=0.0, le=1.0)
+    correct: bool
+    reason: str = pa.Field(isin=VERDICT_REASONS)
+    verifier: str
+
+    class Config(_Strict):
+        unique = ["problem_id", "sample_idx"]
+
+
+class ProblemStats(pa.DataFrameModel):
+    """Per-problem statistics of one round's verified samples."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str = pa.Field(unique=True)
+    category: str
+    n: int = pa.Field(ge=1)
+    n_correct: int = pa.Field(ge=0)
+    pass_rate: float = pa.Field(ge=0.0, le=1.0)
+    reward_mean: float = pa.Field(ge=0.0, le=1.0)
+    reward_std: float = pa.Field(ge=0.0)
+
+    class Config(_Strict):
+        pass
+
+
+class Decision(pa.DataFrameModel):
+    """The filter's decision on one sample, with the reason it was dropped."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str
+    sample_idx: int = pa.Field(ge=0)
+    keep: bool
+    reason: str = pa.Field(isin=DROP_REASONS)
+
+    class Config(_Strict):
+        unique = ["problem_id", "sample_idx"]
+
+
+class TrainExample(pa.DataFrameModel):
+    """A kept (prompt, completion) pair the train stage learns from."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str
+    sample_idx: int = pa.Field(ge=0)
+    prompt: str
+    completion: str
+    reward: float = pa.Field(ge=0.0, le=1.0)
+
+    class Config(_Strict):
+        unique = ["problem_id", "sample_idx"]
+
+
+class EvalSample(pa.DataFrameModel):
+    """A held-out sample with its verdict; sample_idx -1 is the greedy decode."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str
+    category: str
+    sample_idx: int = pa.Field(ge=-1)
+    completion: str
+    extracted: Optional[str] = pa.Field(nullable=True)
+    correct: bool
+
+    class Config(_Strict):
+        unique = ["problem_id", "sample_idx"]

@@ -1,0 +1,248 @@
+"""The loop-carried state and `advance`: gate the round, tag it, promote its policy, bump the round.
+
+`data/state/` holds what carries from one round to the next: `state.json` (which policy is
+current, its hash and metrics, the gate history) and `policy/` (the promoted model, tracked by
+DVC through `policy.dvc`). Only `advance` changes it. Advancing round N makes two commits:
+
+1. "round N": the round's dvc.lock, metrics and params as they ran, tagged `round-N`, so
+   `git checkout round-N && dvc status` is clean and `dvc metrics diff round-1 round-2` works.
+2. "advance to round N+1": the promoted policy (if the gate accepted), state.json and
+   `round: N+1` in params.yaml.
+
+If advance dies between the two, rerunning it finishes step 2; the state only ever names a
+policy that a commit records.
+
+Run: `sharpen advance` (the Prefect flow calls `advance()` too).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_json, write_json
+from sharpen.params import PARAMS_FILE, Params, load_params
+
+STATE_DIR = Path("data/state")
+BASE_MODEL = Path("data/base/model")
+BASE_METRICS = Path("data/base/evaluate/metrics.json")
+ROUND_METRICS = Path("data/round/evaluate/metrics.json")
+ROUND_MODEL = Path("data/round/train/model")
+
+
+class AdvanceError(RuntimeError):
+    """advance refused; nothing was changed. The message says why and what to do."""
+
+
+class GateRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    round: int
+    accepted: bool
+    rule: str
+    metric: str
+    value: float | None
+    previous: float | None
+    reason: str
+    policy_hash: str | None
+
+
+class LoopState(BaseModel):
+    """state.json: the current policy (`base`, or `policy` = data/state/policy) and the gate history."""
+
+    model_config = ConfigDict(extra="forbid")
+    policy: str = Field("base", pattern="^(base|policy)$")
+    policy_round: int = 0
+    policy_hash: str | None = None
+    policy_metrics: dict[str, float] | None = None
+    history: list[GateRecord] = []
+
+
+def read_state(state_dir: Path = STATE_DIR) -> LoopState:
+    path = state_dir / "state.json"
+    try:
+        return LoopState.model_validate(read_json(path))
+    except ArtifactError as e:
+        raise ArtifactError(f"{e} (the loop state; restore it with `git checkout -- {path}`)") from None
+    except ValidationError as e:
+        raise ArtifactError(f"{path}: invalid loop state: {e}") from None
+
+
+def write_state(state: LoopState, state_dir: Path = STATE_DIR) -> None:
+    write_json(state.model_dump(), state_dir / "state.json")
+
+
+def current_policy_dir(state_dir: Path = STATE_DIR, base_model: Path = BASE_MODEL) -> Path:
+    """The directory of the policy the next round generates from."""
+    state = read_state(state_dir)
+    path = base_model if state.policy == "base" else state_dir / state.policy
+    if not (path / "config.json").exists():
+        raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no config.json")
+    return path
+
+
+# --- git ---------------------------------------------------------------------------------------
+
+
+def _git(*args: str, check: bool = True) -> str:
+    ident: list[str] = []
+    if args and args[0] in ("commit", "tag"):
+        if not subprocess.run(["git", "config", "user.email"], capture_output=True, text=True).stdout.strip():
+            ident = ["-c", "user.name=sharpen", "-c", "user.email=sharpen@localhost"]
+    proc = subprocess.run(["git", *ident, *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AdvanceError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def _tag_commit(tag: str) -> str | None:
+    out = subprocess.run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"], capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
+def _pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
+    """Paths git tracks for the pipeline: dvc.lock, params.yaml and every `cache: false` output."""
+    paths = {"dvc.lock", str(PARAMS_FILE)}
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    for stage in stages.values():
+        for kind in ("outs", "metrics", "plots"):
+            for entry in stage.get(kind, []) or []:
+                if isinstance(entry, dict):
+                    for path, opts in entry.items():
+                        if isinstance(opts, dict) and opts.get("cache") is False:
+                            paths.add(path)
+    return paths
+
+
+def _changed_paths() -> list[str]:
+    out = _git("status", "--porcelain", "--untracked-files=all")
+    return [line[3:].split(" -> ")[-1].strip('"') for line in out.splitlines() if line]
+
+
+@dataclass
+class Gate:
+    accepted: bool
+    value: float | None
+    previous: float | None
+    reason: str
+
+
+def gate(rule: str, metric: str, tolerance: float, new: dict, previous: dict | None) -> Gate:
+    """`accept`: always. `no_regression`: new[metric] >= previous[metric] - tolerance."""
+    if metric not in new:
+        raise AdvanceError(f"advance.metric: {metric!r} is not in the round's metrics; allowed: {', '.join(sorted(new))}")
+    value = float(new[metric])
+    prev = float(previous[metric]) if previous and metric in previous else None
+    if rule == "accept":
+        return Gate(True, value, prev, "gate 'accept' promotes every round")
+    if prev is None:
+        return Gate(True, value, prev, f"no previous {metric} to compare against")
+    if value >= prev - tolerance:
+        return Gate(True, value, prev, f"{metric} {value:.4f} >= {prev:.4f} - {tolerance}")
+    return Gate(False, value, prev, f"{metric} {value:.4f} < {prev:.4f} - {tolerance}: regression")
+
+
+def _bump_round(path: Path, new_round: int) -> None:
+    """Set `round:` in params.yaml, keeping its comments and layout."""
+    from ruamel.yaml import YAML
+
+    ry = YAML()
+    ry.preserve_quotes = True
+    data = ry.load(path.read_text(encoding="utf-8"))
+    data["round"] = new_round
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            ry.dump(data, f)
+
+    atomic_write(path, write)
+
+
+def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
+    """Step 2: copy the round's model into the state (if accepted), record the gate, bump the round."""
+    state = read_state()
+    n = params.round
+    new_hash = hash_path(ROUND_MODEL)
+    state.history = [h for h in state.history if h.round != n]
+    state.history.append(
+        GateRecord(
+            round=n,
+            accepted=accepted.accepted,
+            rule=params.advance.gate,
+            metric=params.advance.metric,
+            value=accepted.value,
+            previous=accepted.previous,
+            reason=accepted.reason,
+            policy_hash=new_hash,
+        )
+    )
+    if accepted.accepted:
+        atomic_write_dir(STATE_DIR / "policy", lambda tmp: shutil.copytree(ROUND_MODEL, tmp, dirs_exist_ok=True))
+        from dvc.repo import Repo
+
+        with Repo(".") as repo:
+            repo.add(str(STATE_DIR / "policy"))
+        state.policy, state.policy_round, state.policy_hash = "policy", n, new_hash
+        state.policy_metrics = {k: float(v) for k, v in round_metrics.items() if isinstance(v, (int, float))}
+    write_state(state)
+    _bump_round(PARAMS_FILE, n + 1)
+    _git("add", "-A", "--", str(STATE_DIR), str(PARAMS_FILE))
+    verdict = "promoted" if accepted.accepted else f"rejected, keeping round {state.policy_round}'s policy"
+    _git("commit", "-q", "-m", f"advance to round {n + 1}: round {n} {verdict}")
+    return state
+
+
+def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
+    """Gate, commit and tag round N, promote its policy, bump to round N+1. Refuse cleanly otherwise."""
+    if not Path("dvc.yaml").exists():
+        raise AdvanceError("no dvc.yaml here: run `sharpen advance` from the project root")
+    params = load_params(params_file)
+    n = params.round
+    tag = f"round-{n}"
+    try:
+        round_metrics = read_json(ROUND_METRICS)
+    except ArtifactError:
+        raise AdvanceError(f"round {n} has not finished: {ROUND_METRICS} is missing; run `dvc repro`") from None
+    if round_metrics.get("round") != n:
+        raise AdvanceError(
+            f"round {n} has not finished: {ROUND_METRICS} is from round {round_metrics.get('round')}; run `dvc repro`"
+        )
+    state = read_state()
+    previous = state.policy_metrics if state.policy != "base" else read_json(BASE_METRICS)
+    decision = gate(params.advance.gate, params.advance.metric, params.advance.tolerance, round_metrics, previous)
+
+    tagged = _tag_commit(tag)
+    if tagged is not None:
+        head = _git("rev-parse", "HEAD").strip()
+        if tagged != head:
+            raise AdvanceError(
+                f"tag {tag} already exists at {tagged[:8]} and HEAD is elsewhere; round {n} was advanced before. "
+                f"Set `round:` in params.yaml past it, or delete the tag (`git tag -d {tag}`) to redo it"
+            )
+        # advance died after tagging: finish the promotion (idempotent)
+        return decision, _promote(params, decision, round_metrics)
+
+    from dvc.repo import Repo
+
+    with Repo(".") as repo:
+        stale = repo.status()
+    if stale:
+        raise AdvanceError(f"round {n} has not finished: `dvc status` shows changed stages {sorted(stale)}; run `dvc repro`")
+    allowed = _pipeline_outputs()
+    unrelated = [p for p in _changed_paths() if p not in allowed and Path(p).name != ".gitignore"]
+    if unrelated:
+        raise AdvanceError(
+            "the work tree has changes that are not outputs of this round: "
+            + ", ".join(unrelated[:10])
+            + ("..." if len(unrelated) > 10 else "")
+            + ". Commit or stash them, then rerun `sharpen advance`"
+        )
+    _git("add", "-A", "--", *sorted(p for p in _changed_paths()))
+    summary = ", ".join(f"{k} {round_metrics[k]:.3f}" for k in ("greedy_accuracy",) if k in round_metrics)
+    _git("commit", "-q", "--allow-empty", "-m", f"round {n}: {summary} (gate: {'accepted' if decision.accepted else 'rejected'})")
+    _git("tag", "-a", tag, "-m", f"sharpen round {n}: {decision.reason}")
+    return decision, _promote(params, decision, round_metrics)

@@ -1,0 +1,110 @@
+"""The embedded task: integer addition, `a+b=` → `c`, optionally with a per-digit scratchpad.
+
+A seeded generator draws operand lengths uniformly in [min_digits, max_digits], so every
+category (`"<digits of a>+<digits of b>"`, e.g. `"2+3"`) is equally likely. The held-out set is
+drawn first; the training pool and the base model's pretraining stream exclude it.
+
+Scratchpad (STaR's own arithmetic set-up): one step per digit from the right, carries written
+out, then `|` and the answer: `58+67=` → `8+7=15,5+6+1=12|125`.
+
+Run: `python -m stages.tasks --out data/tasks` (the DVC stage `tasks`).
+"""
+
+from __future__ import annotations
+
+import random
+
+import polars as pl
+
+ANSWER_SEPARATOR = "|"
+
+
+def prompt_for(a: int, b: int) -> str:
+    return f"{a}+{b}="
+
+
+def scratchpad(a: int, b: int) -> str:
+    """The per-digit working for a+b, least significant digit first."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    steps, carry = [], 0
+    for i in range(max(len(da), len(db))):
+        x = int(da[i]) if i < len(da) else 0
+        y = int(db[i]) if i < len(db) else 0
+        total = x + y + carry
+        steps.append(f"{x}+{y}{'+1' if carry else ''}={total}")
+        carry = total // 10
+    return ",".join(steps)
+
+
+def completion_for(a: int, b: int, *, use_scratchpad: bool) -> str:
+    answer = str(a + b)
+    return f"{scratchpad(a, b)}{ANSWER_SEPARATOR}{answer}" if use_scratchpad else answer
+
+
+def _operand(rng: random.Random, digits: int) -> int:
+    return rng.randint(0 if digits == 1 else 10 ** (digits - 1), 10**digits - 1)
+
+
+def draw_pair(rng: random.Random, min_digits: int, max_digits: int) -> tuple[int, int]:
+    la, lb = rng.randint(min_digits, max_digits), rng.randint(min_digits, max_digits)
+    return _operand(rng, la), _operand(rng, lb)
+
+
+def problem_id(a: int, b: int) -> str:
+    return f"{a}+{b}"
+
+
+def category(a: int, b: int) -> str:
+    return f"{len(str(a))}+{len(str(b))}"
+
+
+def _draw_unique(rng, n, min_digits, max_digits, exclude: set[str]) -> list[tuple[int, int]]:
+    pairs: dict[str, tuple[int, int]] = {}
+    attempts = 0
+    while len(pairs) < n:
+        attempts += 1
+        if attempts > 50 * n + 1000:
+            raise ValueError(
+                f"task: cannot draw {n} distinct problems with {min_digits}-{max_digits} digit operands; "
+                "lower task.pool_size/eval_size or raise task.max_digits"
+            )
+        a, b = draw_pair(rng, min_digits, max_digits)
+        pid = problem_id(a, b)
+        if pid not in exclude and pid not in pairs:
+            pairs[pid] = (a, b)
+    return list(pairs.values())
+
+
+def make_problems(pairs: list[tuple[int, int]]) -> pl.DataFrame:
+    """Problems for the given operand pairs, sorted by problem_id."""
+    return pl.DataFrame(
+        {
+            "problem_id": [problem_id(a, b) for a, b in pairs],
+            "prompt": [prompt_for(a, b) for a, b in pairs],
+            "answer": [str(a + b) for a, b in pairs],
+            "category": [category(a, b) for a, b in pairs],
+        },
+        schema={"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String},
+    ).sort("problem_id")
+
+
+def make_splits(
+    *, pool_size: int, eval_size: int, min_digits: int, max_digits: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(pool, held-out): disjoint problem sets, deterministic in `seed`."""
+    rng = random.Random(seed)
+    held_out = _draw_unique(rng, eval_size, min_digits, max_digits, exclude=set())
+    pool = _draw_unique(rng, pool_size, min_digits, max_digits, exclude={problem_id(*p) for p in held_out})
+    return make_problems(pool), make_problems(held_out)
+
+
+def pretraining_texts(
+    rng: random.Random, n: int, *, min_digits: int, max_digits: int, use_scratchpad: bool, exclude: set[str]
+) -> list[tuple[str, str]]:
+    """`n` (prompt, completion) pairs for pretraining the base model, never from `exclude`."""
+    out = []
+    while len(out) < n:
+        a, b = draw_pair(rng, min_digits, max_digits)
+        if problem_id(a, b) not in exclude:
+            out.append((prompt_for(a, b), completion_for(a, b, use_scratchpad=use_scratchpad)))
+    return out

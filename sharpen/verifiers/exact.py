@@ -1,0 +1,38 @@
+"""Exact integer match: the answer after the last `|` (or the whole completion) against the gold."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sharpen.verifiers import VerifyResult
+
+_INTEGER = re.compile(r"-?\d+")
+
+
+def extract_integer(completion: str) -> str | None:
+    """The integer answer of a completion, normalised ("007" → "7"); None if it is not one.
+
+    >>> extract_integer("8+7=15,5+6+1=12|125"), extract_integer(" 42 "), extract_integer("4 2")
+    ('125', '42', None)
+    """
+    tail = completion.rsplit("|", 1)[-1].strip()
+    if not _INTEGER.fullmatch(tail):
+        return None
+    return str(int(tail))
+
+
+def exact_integer(completions: Sequence[str], references: Sequence[str | None]) -> list[VerifyResult]:
+    """Reward 1.0 when the extracted integer equals the reference, else 0.0."""
+    if len(completions) != len(references):
+        raise ValueError(f"exact_integer: {len(completions)} completions but {len(references)} references")
+    results = []
+    for completion, reference in zip(completions, references, strict=True):
+        got = extract_integer(completion)
+        if got is None:
+            results.append(VerifyResult(None, 0.0, False, "unparseable"))
+        elif reference is not None and got == str(int(reference)):
+            results.append(VerifyResult(got, 1.0, True, "ok"))
+        else:
+            results.append(VerifyResult(got, 0.0, False, "wrong"))
+    return results

@@ -1,0 +1,69 @@
+"""Train the embedded base model from scratch: a ~1M-parameter Llama on the arithmetic task.
+
+Pretraining never sees a held-out problem. Deliberately short, so the base is only partly right.
+
+Run: `python -m stages.base --held-out data/tasks/eval.parquet --out data/base`
+"""
+
+import argparse
+from pathlib import Path
+
+import polars as pl
+from tqdm import tqdm
+
+from sharpen import tiny_lm
+from sharpen.io import atomic_write_dir, hash_path, read_frame, write_csv, write_json
+from sharpen.params import load_params
+from sharpen.schemas import Problem
+from sharpen.stage import Timer, run_stage
+from sharpen.tasks import get_task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--held-out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    t, b = params.task, params.base
+    timer = Timer()
+    exclude = set(read_frame(args.held_out, Problem)["problem_id"].to_list())
+    task = get_task(t.name)
+
+    def draw_batch(rng, n):
+        return task.pretraining_texts(
+            rng, n, min_digits=t.min_digits, max_digits=t.max_digits, use_scratchpad=t.scratchpad, exclude=exclude
+        )
+
+    tokenizer = tiny_lm.build_tokenizer()
+    model = tiny_lm.build_model(
+        tokenizer, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size,
+        num_layers=b.num_layers, num_heads=b.num_heads,
+    )
+    bar = tqdm(total=b.steps, desc="base: pretrain", unit="step")
+
+    def on_step(step, loss):
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    curve = tiny_lm.pretrain(
+        model, tokenizer, draw_batch, steps=b.steps, batch_size=b.batch_size, lr=b.lr,
+        warmup_steps=b.warmup_steps, seed=b.seed, on_step=on_step,
+    )
+    bar.close()
+    atomic_write_dir(args.out / "model", lambda tmp: tiny_lm.save(model, tokenizer, tmp))
+    write_csv(pl.DataFrame(curve), args.out / "loss.csv")
+    write_json(
+        {
+            "final_loss": curve[-1]["loss"],
+            "num_parameters": sum(p.numel() for p in model.parameters()),
+            "model_hash": hash_path(args.out / "model"),
+            "wall_s": timer.seconds,
+        },
+        args.out / "metrics.json",
+    )
+    print(f"base: {curve[-1]['loss']:.3f} final loss, {timer.seconds:.0f}s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,55 @@
+"""Per-problem statistics, and the selection of samples to train on (rule from `filter` params).
+
+Run: `python -m stages.filter --samples data/round/generate/samples.parquet \
+        --verdicts data/round/verify/verdicts.parquet --problems data/tasks/pool.parquet --out data/round/filter`
+"""
+
+import argparse
+from pathlib import Path
+
+from sharpen.filters import decide, kept_examples, problem_stats
+from sharpen.io import read_frame, write_frame, write_json
+from sharpen.params import load_params
+from sharpen.schemas import Decision, Problem, ProblemStats, Sample, TrainExample, Verdict
+from sharpen.stage import Timer, run_stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--samples", type=Path, required=True)
+    parser.add_argument("--verdicts", type=Path, required=True)
+    parser.add_argument("--problems", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    f = params.filter
+    timer = Timer()
+    samples = read_frame(args.samples, Sample)
+    verdicts = read_frame(args.verdicts, Verdict)
+    stats = problem_stats(samples, verdicts, read_frame(args.problems, Problem))
+    decisions = decide(samples, verdicts, rule=f.rule, cap=f.cap, dedup=f.dedup)
+    kept = kept_examples(samples, verdicts, decisions)
+    write_frame(stats, args.out / "stats.parquet", ProblemStats)
+    write_frame(decisions, args.out / "decisions.parquet", Decision)
+    write_frame(kept, args.out / "kept.parquet", TrainExample)
+    reasons = dict(decisions.group_by("reason").len().iter_rows())
+    write_json(
+        {
+            "round": params.round,
+            "rule": f.rule,
+            "kept": kept.height,
+            "kept_fraction": kept.height / max(samples.height, 1),
+            "kept_correct_fraction": float(kept["reward"].mean()) if kept.height else 0.0,
+            "problems_with_kept": kept["problem_id"].n_unique(),
+            "dropped": {r: int(reasons.get(r, 0)) for r in ("incorrect", "duplicate", "over_cap")},
+            "problems_all_correct": int((stats["pass_rate"] == 1.0).sum()),
+            "problems_none_correct": int((stats["pass_rate"] == 0.0).sum()),
+            "wall_s": timer.seconds,
+        },
+        args.out / "metrics.json",
+    )
+    print(f"filter ({f.rule}): kept {kept.height}/{samples.height} samples from {kept['problem_id'].n_unique()} problems")
+
+
+if __name__ == "__main__":
+    run_stage(main)

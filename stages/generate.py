@@ -1,0 +1,116 @@
+"""Sample k completions per problem from the current policy, in resumable shards.
+
+Shards are written to `<out>/.partial/<fingerprint>/`, where the fingerprint hashes everything
+that determines the samples (policy, problems, sampling params, round, seed). A killed run
+resumes at its last finished shard; shards made from other inputs are deleted, never reused.
+Each shard has its own seed, so a resumed run writes the same samples as an uninterrupted one.
+
+Run: `python -m stages.generate --problems data/tasks/pool.parquet --state data/state \
+        --base data/base/model --out data/round/generate`
+"""
+
+import argparse
+import shutil
+from pathlib import Path
+
+import polars as pl
+from tqdm import tqdm
+
+from sharpen.backends import load_backend
+from sharpen.io import hash_json, hash_path, read_frame, write_frame, write_json
+from sharpen.params import load_params
+from sharpen.schemas import Problem, Sample
+from sharpen.stage import Timer, run_stage
+from sharpen.state import current_policy_dir
+
+
+def select_problems(pool: pl.DataFrame, per_round: int, seed: int, round_: int) -> pl.DataFrame:
+    if per_round == 0 or per_round >= pool.height:
+        return pool
+    return pool.sample(per_round, seed=int(hash_json([seed, round_])[:8], 16)).sort("problem_id")
+
+
+def sample_rows(problems: pl.DataFrame, completions, *, round_: int, policy_hash: str, temperature: float) -> pl.DataFrame:
+    rows = {k: [] for k in ("problem_id", "sample_idx", "prompt", "completion", "num_tokens", "finish_reason")}
+    for pid, prompt, outs in zip(problems["problem_id"], problems["prompt"], completions, strict=True):
+        for i, c in enumerate(outs):
+            rows["problem_id"].append(pid)
+            rows["sample_idx"].append(i)
+            rows["prompt"].append(prompt)
+            rows["completion"].append(c.text)
+            rows["num_tokens"].append(c.num_tokens)
+            rows["finish_reason"].append(c.finish_reason)
+    return pl.DataFrame(rows, schema_overrides={"sample_idx": pl.Int64, "num_tokens": pl.Int64}).select(
+        pl.lit(round_, pl.Int64).alias("round"), pl.all(),
+        pl.lit(policy_hash).alias("policy_hash"), pl.lit(float(temperature)).alias("temperature"),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--problems", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    g = params.generate
+    timer = Timer()
+    policy = current_policy_dir(args.state, args.base)
+    policy_hash = hash_path(policy)
+    problems = select_problems(read_frame(args.problems, Problem), g.problems_per_round, params.seed, params.round)
+    fingerprint = hash_json(
+        {"policy": policy_hash, "problems": problems["problem_id"].to_list(), "prompts": problems["prompt"].to_list(),
+         "generate": g.model_dump(), "round": params.round, "seed": params.seed}
+    )[:16]
+    partial = args.out / ".partial"
+    shard_dir = partial / fingerprint
+    if partial.exists():
+        for stale in partial.iterdir():
+            if stale.name != fingerprint:
+                shutil.rmtree(stale)
+    shard_dir.mkdir(parents=True, exist_ok=True)
+
+    starts = list(range(0, problems.height, g.shard_size))
+    done = {p.name for p in shard_dir.glob("shard-*.parquet")}
+    todo = [i for i in range(len(starts)) if f"shard-{i:05d}.parquet" not in done]
+    if len(todo) < len(starts):
+        print(f"generate: resuming, {len(starts) - len(todo)}/{len(starts)} shards already done ({fingerprint})")
+    backend = load_backend(g.backend, policy, batch_size=g.batch_size) if todo else None
+    bar = tqdm(total=sum(min(g.shard_size, problems.height - starts[i]) for i in todo) * g.k,
+               desc=f"generate: round {params.round}", unit="sample")
+    for i in todo:
+        shard = problems.slice(starts[i], g.shard_size)
+        completions = backend.generate(
+            shard["prompt"].to_list(), n=g.k, temperature=g.temperature, top_p=g.top_p,
+            max_new_tokens=g.max_new_tokens, seed=int(hash_json([params.seed, params.round, i])[:8], 16),
+            on_progress=bar.update,
+        )
+        rows = sample_rows(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
+        write_frame(rows, shard_dir / f"shard-{i:05d}.parquet", Sample)
+    bar.close()
+
+    samples = pl.concat([read_frame(shard_dir / f"shard-{i:05d}.parquet", Sample) for i in range(len(starts))])
+    write_frame(samples.sort("problem_id", "sample_idx"), args.out / "samples.parquet", Sample)
+    generated_s = timer.seconds
+    write_json(
+        {
+            "round": params.round,
+            "problems": problems.height,
+            "samples": samples.height,
+            "tokens": int(samples["num_tokens"].sum()),
+            "truncated": int((samples["finish_reason"] == "length").sum()),
+            "distinct_completions_per_problem": samples.group_by("problem_id").agg(pl.col("completion").n_unique())["completion"].mean(),
+            "samples_per_s": round(samples.height / max(generated_s, 1e-9), 1),
+            "policy_hash": policy_hash,
+            "fingerprint": fingerprint,
+            "wall_s": generated_s,
+        },
+        args.out / "metrics.json",
+    )
+    shutil.rmtree(partial)
+    print(f"generate: {samples.height} samples from {problems.height} problems in {generated_s:.0f}s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

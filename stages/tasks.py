@@ -1,0 +1,30 @@
+"""Make the task's training pool and its disjoint held-out set.
+
+Run: `python -m stages.tasks --out data/tasks`
+"""
+
+import argparse
+from pathlib import Path
+
+from sharpen.io import write_frame
+from sharpen.params import load_params
+from sharpen.schemas import Problem
+from sharpen.stage import run_stage
+from sharpen.tasks import get_task
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    p = load_params().task
+    pool, held_out = get_task(p.name).make_splits(
+        pool_size=p.pool_size, eval_size=p.eval_size, min_digits=p.min_digits, max_digits=p.max_digits, seed=p.seed
+    )
+    write_frame(pool, args.out / "pool.parquet", Problem)
+    write_frame(held_out, args.out / "eval.parquet", Problem)
+    print(f"tasks: {pool.height} pool problems, {held_out.height} held-out, categories {sorted(pool['category'].unique())}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

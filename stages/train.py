@@ -1,0 +1,73 @@
+"""SFT the policy on the kept samples, from the base model or the current policy (`train.init`).
+
+If the filter kept nothing, the init model is written unchanged and `steps: 0` says so.
+
+Run: `python -m stages.train --kept data/round/filter/kept.parquet --state data/state \
+        --base data/base/model --out data/round/train`
+"""
+
+import argparse
+import shutil
+from pathlib import Path
+
+import polars as pl
+
+from sharpen.io import atomic_write_dir, hash_path, read_frame, write_csv, write_json
+from sharpen.params import load_params
+from sharpen.schemas import TrainExample
+from sharpen.sft import train_sft
+from sharpen.stage import Timer, run_stage
+from sharpen.state import current_policy_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kept", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    t = params.train
+    timer = Timer()
+    examples = read_frame(args.kept, TrainExample)
+    init_dir = args.base if t.init == "base" else current_policy_dir(args.state, args.base)
+    log: list[dict] = []
+
+    def write(tmp: Path) -> None:
+        nonlocal log
+        if examples.height == 0:
+            print("train: the filter kept no samples; writing the init model unchanged")
+            shutil.copytree(init_dir, tmp, dirs_exist_ok=True)
+            return
+        log = train_sft(
+            examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, epochs=t.epochs,
+            batch_size=t.batch_size, max_length=t.max_length, seed=t.seed,
+        )
+
+    atomic_write_dir(args.out / "model", write)
+    curve = pl.DataFrame(
+        [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r.get("learning_rate", 0.0))} for r in log],
+        schema={"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64},
+    )
+    write_csv(curve, args.out / "loss.csv")
+    write_json(
+        {
+            "round": params.round,
+            "init": t.init,
+            "init_hash": hash_path(init_dir),
+            "examples": examples.height,
+            "steps": curve.height,
+            "first_loss": curve["loss"][0] if curve.height else None,
+            "final_loss": curve["loss"][-1] if curve.height else None,
+            "model_hash": hash_path(args.out / "model"),
+            "data_hash": hash_path(args.kept),
+            "wall_s": timer.seconds,
+        },
+        args.out / "metrics.json",
+    )
+    print(f"train: {curve.height} steps on {examples.height} examples from {t.init}, {timer.seconds:.0f}s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny randomly initialised model directory and a few problems, all built locally.
+
+Run the suite: `pytest` (fast tests only; `-m slow` for long runs, `-m gpu` on a CUDA machine).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 1-layer char-level Llama, untrained: enough to exercise generation and training code."""
+    import torch
+
+    from sharpen import tiny_lm
+
+    torch.manual_seed(0)
+    tok = tiny_lm.build_tokenizer()
+    model = tiny_lm.build_model(tok, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2)
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    tiny_lm.save(model, tok, out)
+    return out
+
+
+@pytest.fixture
+def problems():
+    from sharpen.tasks import arithmetic
+
+    pool, _ = arithmetic.make_splits(pool_size=12, eval_size=4, min_digits=1, max_digits=2, seed=7)
+    return pool

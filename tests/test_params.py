@@ -1,0 +1,96 @@
+"""params.yaml validation: every bad value fails before work starts, naming the key.
+
+Run: `pytest tests/test_params.py`
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sharpen.params import Params, ParamsError, load_params
+from tests.conftest import PROJECT
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def shipped() -> dict:
+    return yaml.safe_load((PROJECT / "params.yaml").read_text())
+
+
+def test_shipped_params_load_every_section():
+    p = load_params(PROJECT / "params.yaml")
+    assert isinstance(p, Params)
+    assert set(shipped()) == set(Params.model_fields)  # the file spells out every section
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expect",
+    [
+        ("generate", "k", 0, "generate.k"),
+        ("generate", "temperature", -0.1, "generate.temperature"),
+        ("generate", "k", "eight", "generate.k"),
+        ("generate", "backend", "tgi", "'hf' or 'vllm'"),
+        ("train", "init", "scratch", "'base' or 'previous'"),
+        ("filter", "rule", "magic", "'correct_cap' or 'keep_all'"),
+        ("evaluate", "pass_k", [1, 64], "pass_k"),
+        ("task", "min_digits", 5, "min_digits (5) > max_digits"),
+    ],
+)
+def test_bad_value_names_the_key(tmp_path, section, key, value, expect):
+    data = shipped()
+    data[section][key] = value
+    with pytest.raises(ParamsError, match=None) as err:
+        load_params(write(tmp_path, data))
+    assert expect in str(err.value)
+
+
+def test_unknown_key_lists_allowed_keys(tmp_path):
+    data = shipped()
+    data["generate"]["temprature"] = 0.7
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, data))
+    assert "generate.temprature: unknown key" in str(err.value)
+    assert "temperature" in str(err.value).split("allowed:")[1]
+
+
+def test_unknown_recipe_lists_allowed(tmp_path):
+    data = shipped()
+    data["recipe"] = "rest-me"
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, data))
+    assert "recipe" in str(err.value) and "'rest-em'" in str(err.value)
+
+
+def test_unknown_task_lists_allowed(tmp_path):
+    data = shipped()
+    data["task"]["name"] = "gsm8k"
+    with pytest.raises(ParamsError, match="task.name"):
+        load_params(write(tmp_path, data))
+
+
+def test_yaml_syntax_error_names_file(tmp_path):
+    path = write(tmp_path, "round: 1\ngenerate: {k: [\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_missing_file_is_clear(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_cli_reports_bad_params_without_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    data = shipped()
+    data["generate"]["k"] = 0
+    path = write(tmp_path, data)
+    proc = subprocess.run([sys.executable, "-m", "sharpen.cli", "params", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "generate.k" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr

@@ -1,0 +1,107 @@
+"""End to end: in a temporary git + DVC repo, base + 2 ReST-EM rounds with tiny settings.
+
+Run: `pytest tests/test_pipeline.py` (about a minute: each stage is a real `dvc repro` subprocess).
+"""
+
+import json
+import subprocess
+
+import polars as pl
+import pytest
+
+from tests.workspace import make_workspace, run, sharpen
+
+
+@pytest.fixture(scope="module")
+def two_rounds(tmp_path_factory):
+    # keep_all: a 20-step base model answers almost nothing right, and train must still really train
+    ws = make_workspace(tmp_path_factory.mktemp("ws"), {"filter": {"rule": "keep_all"}})
+    logs = {}
+    logs["repro1"] = run(ws, "dvc", "repro").stdout
+    logs["repro1_again"] = run(ws, "dvc", "repro").stdout
+    logs["advance1"] = sharpen(ws, "advance").stdout
+    logs["repro2"] = run(ws, "dvc", "repro").stdout
+    logs["advance2"] = sharpen(ws, "advance").stdout
+    logs["status3"] = run(ws, "dvc", "status").stdout
+    return ws, logs
+
+
+def git(ws, *args):
+    return run(ws, "git", *args).stdout
+
+
+def test_round_tags_exist(two_rounds):
+    ws, _ = two_rounds
+    assert git(ws, "tag", "--list", "round-*").split() == ["round-1", "round-2"]
+
+
+def test_metrics_committed_at_each_tag(two_rounds):
+    ws, _ = two_rounds
+    for n in (1, 2):
+        metrics = json.loads(git(ws, "show", f"round-{n}:data/round/evaluate/metrics.json"))
+        assert metrics["round"] == n and 0.0 <= metrics["greedy_accuracy"] <= 1.0
+
+
+def test_tag_is_a_consistent_snapshot(two_rounds):
+    ws, _ = two_rounds
+    lock = git(ws, "show", "round-1:params.yaml")
+    assert "round: 1" in lock
+
+
+def test_params_bumped_and_state_promoted(two_rounds):
+    ws, _ = two_rounds
+    assert "round: 3" in (ws / "params.yaml").read_text()
+    state = json.loads((ws / "data/state/state.json").read_text())
+    assert state["policy"] == "policy" and state["policy_round"] == 2
+    assert [h["round"] for h in state["history"]] == [1, 2]
+    assert (ws / "data/state/policy.dvc").exists()
+
+
+def test_round_two_resamples(two_rounds):
+    ws, _ = two_rounds
+    from dvc.api import DVCFileSystem
+
+    fs = DVCFileSystem(str(ws), rev="round-1")
+    with fs.open("data/round/generate/samples.parquet", "rb") as f:
+        r1 = pl.read_parquet(f)
+    r2 = pl.read_parquet(ws / "data/round/generate/samples.parquet")
+    assert set(r1["round"]) == {1} and set(r2["round"]) == {2}
+    assert r1["completion"].to_list() != r2["completion"].to_list()
+    trained = json.loads(git(ws, "show", "round-1:data/round/train/metrics.json"))
+    assert trained["steps"] > 0
+    assert r2["policy_hash"][0] == trained["model_hash"] != r1["policy_hash"][0]  # round 2 sampled round 1's policy
+
+
+def test_unchanged_repro_does_nothing(two_rounds):
+    _, logs = two_rounds
+    assert "Data and pipelines are up to date" in logs["repro1_again"]
+    assert "Running stage" not in logs["repro1_again"]
+
+
+def test_advance_makes_next_generate_due(two_rounds):
+    _, logs = two_rounds
+    assert "generate" in logs["status3"] and "evaluate_base" not in logs["status3"]
+
+
+def test_rounds_lists_both(two_rounds):
+    ws, _ = two_rounds
+    rows = json.loads(sharpen(ws, "rounds", "--json").stdout)
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert all(r["generated"] == 48 * 2 for r in rows[1:])
+    assert rows[1]["gate"] == "accepted"
+
+
+def test_dvc_metrics_and_params_diff_across_rounds(two_rounds):
+    ws, _ = two_rounds
+    metrics = run(ws, "dvc", "metrics", "diff", "round-1", "round-2").stdout
+    params = run(ws, "dvc", "params", "diff", "round-1", "round-2").stdout
+    assert "greedy_accuracy" in metrics or "data/round" in metrics
+    assert "round" in params
+
+
+def test_advance_refuses_unfinished_round(two_rounds):
+    ws, _ = two_rounds
+    head = git(ws, "rev-parse", "HEAD")
+    proc = sharpen(ws, "advance", check=False)
+    assert proc.returncode == 1 and "round 3 has not finished" in proc.stdout
+    assert git(ws, "rev-parse", "HEAD") == head

@@ -1,0 +1,75 @@
+"""A throwaway sharpen workspace: a git + DVC repo holding a copy of this project, with tiny params."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import PROJECT
+
+TINY = {
+    "task": {"pool_size": 48, "eval_size": 24, "max_digits": 2},
+    "base": {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 2, "steps": 20,
+             "batch_size": 32, "warmup_steps": 2},
+    "generate": {"k": 2, "max_new_tokens": 4, "batch_size": 16, "shard_size": 16},
+    "train": {"batch_size": 16},
+    "evaluate": {"k": 2, "max_new_tokens": 4, "batch_size": 16, "pass_k": [1, 2]},
+}
+
+
+def env() -> dict:
+    """The environment stages run in: this interpreter's bin first, offline, git identity set."""
+    bindir = str(Path(sys.executable).parent)
+    return os.environ | {
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost",
+    }
+
+
+def run(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def sharpen(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(cwd, sys.executable, "-m", "sharpen.cli", *args, check=check)
+
+
+def deep_update(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            deep_update(base.setdefault(key, {}), value)
+        else:
+            base[key] = value
+    return base
+
+
+def make_workspace(root: Path, overrides: dict | None = None) -> Path:
+    """Copy the project's pipeline, code and initial state into `root`; git init, dvc init, commit."""
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(PROJECT / name, root / name)
+    for name in ("sharpen", "stages"):
+        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "data" / "state").mkdir(parents=True)
+    shutil.copy(PROJECT / "data" / "state" / "state.json", root / "data" / "state" / "state.json")
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    deep_update(params, TINY)
+    deep_update(params, overrides or {})
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(root, "git", "init", "-q", "-b", "main")
+    run(root, "dvc", "init", "-q")
+    run(root, "dvc", "config", "core.analytics", "false")
+    run(root, "git", "add", "-A")
+    run(root, "git", "commit", "-q", "-m", "workspace")
+    return root
