@@ -57,7 +57,7 @@ def in_process(ws: Path) -> float:
                                                    dedup=p.filter.dedup))
     with tempfile.TemporaryDirectory() as tmp:
         t = p.train
-        train_sft(kept, base, Path(tmp), lr=t.lr, lr_scheduler=t.lr_scheduler, epochs=t.epochs,
+        train_sft(kept, base, Path(tmp), lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
                   batch_size=t.batch_size, max_length=t.max_length, seed=t.seed)
         policy = HFBackend(tmp, batch_size=e.batch_size)
         prompts = held_out["prompt"].to_list()

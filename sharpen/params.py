@@ -93,8 +93,9 @@ class TrainParams(_Section):
     init: Literal["base", "previous"] = "base"
     lr: float = Field(2e-4, gt=0)
     lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    epochs: float = Field(1.0, gt=0)
-    batch_size: int = Field(64, ge=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps warming up the fresh optimizer")
+    epochs: float = Field(3.0, gt=0)
+    batch_size: int = Field(32, ge=1)
     max_length: int = Field(64, ge=8)
     seed: int = 0
 

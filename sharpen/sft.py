@@ -25,6 +25,7 @@ def train_sft(
     *,
     lr: float,
     lr_scheduler: str,
+    warmup_ratio: float,
     epochs: float,
     batch_size: int,
     max_length: int,
@@ -45,6 +46,7 @@ def train_sft(
             output_dir=scratch,
             learning_rate=lr,
             lr_scheduler_type=lr_scheduler,
+            warmup_steps=warmup_ratio,  # transformers 5: a float below 1 is a fraction of the steps
             num_train_epochs=epochs,
             per_device_train_batch_size=batch_size,
             max_length=max_length,

@@ -1,4 +1,4 @@
-"""What every stage's `main()` shares: clean errors for bad input, and its wall time.
+"""What every stage's `main()` shares: clean errors for bad input, its wall time, a progress bar.
 
 A stage that fails on bad params or a bad artifact prints one `error:` line naming the file,
 key or column and exits 1, instead of a traceback. Anything else is a bug and keeps its traceback.
@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+
+from tqdm import tqdm
 
 from sharpen.io import ArtifactError
 from sharpen.params import ParamsError
@@ -29,3 +31,9 @@ class Timer:
     @property
     def seconds(self) -> float:
         return round(time.perf_counter() - self.start, 2)
+
+
+def progress(total: int, desc: str, unit: str) -> tqdm:
+    """A progress bar with rate and ETA; redrawn every 10 s when stderr is a log file, not a terminal."""
+    return tqdm(total=total, desc=desc, unit=unit, mininterval=0.2 if sys.stderr.isatty() else 10.0,
+                dynamic_ncols=True)

@@ -9,13 +9,12 @@ import argparse
 from pathlib import Path
 
 import polars as pl
-from tqdm import tqdm
 
 from sharpen import tiny_lm
 from sharpen.io import atomic_write_dir, hash_path, read_frame, write_csv, write_json
 from sharpen.params import load_params
 from sharpen.schemas import Problem
-from sharpen.stage import Timer, run_stage
+from sharpen.stage import Timer, progress, run_stage
 from sharpen.tasks import get_task
 
 
@@ -40,7 +39,7 @@ def main() -> None:
         tokenizer, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size,
         num_layers=b.num_layers, num_heads=b.num_heads,
     )
-    bar = tqdm(total=b.steps, desc="base: pretrain", unit="step")
+    bar = progress(b.steps, "base: pretrain", "step")
 
     def on_step(step, loss):
         bar.update(1)

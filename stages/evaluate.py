@@ -11,14 +11,13 @@ import argparse
 from pathlib import Path
 
 import polars as pl
-from tqdm import tqdm
 
 from sharpen.backends import load_backend
 from sharpen.io import hash_json, read_frame, write_csv, write_frame, write_json
 from sharpen.metrics import by_category, per_problem, summarize
 from sharpen.params import load_params
 from sharpen.schemas import EvalSample, Problem
-from sharpen.stage import Timer, run_stage
+from sharpen.stage import Timer, progress, run_stage
 from sharpen.verifiers import get_verifier
 
 
@@ -36,7 +35,7 @@ def main() -> None:
     problems = read_frame(args.problems, Problem)
     prompts = problems["prompt"].to_list()
     backend = load_backend(e.backend, args.model, batch_size=e.batch_size)
-    bar = tqdm(total=len(prompts) * (1 + e.k), desc=f"evaluate: round {round_}", unit="sample")
+    bar = progress(len(prompts) * (1 + e.k), f"evaluate: round {round_}", "sample")
     seed = int(hash_json([params.seed, "evaluate"])[:8], 16)
     greedy = backend.generate(prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=e.max_new_tokens,
                               seed=seed, on_progress=bar.update)

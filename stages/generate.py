@@ -14,13 +14,12 @@ import shutil
 from pathlib import Path
 
 import polars as pl
-from tqdm import tqdm
 
 from sharpen.backends import load_backend
 from sharpen.io import hash_json, hash_path, read_frame, write_frame, write_json
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample
-from sharpen.stage import Timer, run_stage
+from sharpen.stage import Timer, progress, run_stage
 from sharpen.state import current_policy_dir
 
 
@@ -77,8 +76,8 @@ def main() -> None:
     if len(todo) < len(starts):
         print(f"generate: resuming, {len(starts) - len(todo)}/{len(starts)} shards already done ({fingerprint})")
     backend = load_backend(g.backend, policy, batch_size=g.batch_size) if todo else None
-    bar = tqdm(total=sum(min(g.shard_size, problems.height - starts[i]) for i in todo) * g.k,
-               desc=f"generate: round {params.round}", unit="sample")
+    bar = progress(sum(min(g.shard_size, problems.height - starts[i]) for i in todo) * g.k,
+                   f"generate: round {params.round}", "sample")
     for i in todo:
         shard = problems.slice(starts[i], g.shard_size)
         completions = backend.generate(

@@ -41,7 +41,7 @@ def main() -> None:
             shutil.copytree(init_dir, tmp, dirs_exist_ok=True)
             return
         log = train_sft(
-            examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, epochs=t.epochs,
+            examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
             batch_size=t.batch_size, max_length=t.max_length, seed=t.seed,
         )
 

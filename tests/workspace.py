@@ -17,7 +17,7 @@ TINY = {
     "base": {"hidden_size": 32, "intermediate_size": 64, "num_layers": 1, "num_heads": 2, "steps": 20,
              "batch_size": 32, "warmup_steps": 2},
     "generate": {"k": 2, "max_new_tokens": 4, "batch_size": 16, "shard_size": 16},
-    "train": {"batch_size": 16},
+    "train": {"batch_size": 16, "epochs": 1},
     "evaluate": {"k": 2, "max_new_tokens": 4, "batch_size": 16, "pass_k": [1, 2]},
 }
 

@@ -1,0 +1,61 @@
+"""Generation resumes after a kill: finished shards are kept, stale shards from other inputs are not.
+
+Run: `pytest tests/test_generate_resume.py` (about 30 s: real `dvc repro` subprocesses).
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import polars as pl
+import pytest
+
+from tests.workspace import env, make_workspace, run
+
+SAMPLES = "data/round/generate/samples.parquet"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("resume"), {"generate": {"shard_size": 1, "k": 4}})
+    run(ws, "dvc", "repro", "base")
+    return ws
+
+
+def kill_after_shards(ws, n: int) -> None:
+    proc = subprocess.Popen(["dvc", "repro", "generate"], cwd=ws, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(ws.glob("data/round/generate/.partial/*/shard-*.parquet"))) < n:
+        if proc.poll() is not None:
+            pytest.fail("generate finished before it could be killed")
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_killed_generate_resumes_to_the_same_samples(ws):
+    kill_after_shards(ws, 3)
+    assert not (ws / SAMPLES).exists()  # no half-written artifact
+    done = len(list(ws.glob("data/round/generate/.partial/*/shard-*.parquet")))
+    out = run(ws, "dvc", "repro", "generate").stdout
+    assert f"resuming, {done}/48 shards already done" in out
+    resumed = pl.read_parquet(ws / SAMPLES)
+    assert not (ws / "data/round/generate/.partial").exists()
+
+    (ws / SAMPLES).unlink()
+    run(ws, "dvc", "repro", "generate", "--force")
+    uninterrupted = pl.read_parquet(ws / SAMPLES)
+    assert resumed.equals(uninterrupted)
+
+
+def test_stale_shards_are_never_reused(ws):
+    stale = ws / "data/round/generate/.partial/0123456789abcdef"
+    stale.mkdir(parents=True)
+    bogus = pl.read_parquet(ws / SAMPLES).with_columns(completion=pl.lit("999999"))
+    bogus.write_parquet(stale / "shard-00000.parquet")
+    out = run(ws, "dvc", "repro", "generate", "--force").stdout
+    assert "resuming" not in out
+    assert not stale.exists()
+    assert "999999" not in pl.read_parquet(ws / SAMPLES)["completion"].to_list()
