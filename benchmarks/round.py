@@ -26,52 +26,34 @@ from tests.workspace import make_workspace, run  # noqa: E402
 
 
 def in_process(ws: Path) -> float:
+    """The same round as `dvc repro` runs it: the same functions and params, data kept in memory."""
     from sharpen.backends.hf import HFBackend
     from sharpen.filters import decide, kept_examples
     from sharpen.metrics import per_problem, summarize
     from sharpen.params import load_params
+    from sharpen.sampling import derive_seed, eval_frame, sample_frame, select_problems
     from sharpen.sft import train_sft
-    from sharpen.verifiers import get_verifier
+    from sharpen.verifiers import get_verifier, verify_frame
 
     start = time.perf_counter()
     p = load_params(ws / "params.yaml")
-    g, e = p.generate, p.evaluate
-    pool = pl.read_parquet(ws / "data/tasks/pool.parquet")
+    g, e, t, f = p.generate, p.evaluate, p.train, p.filter
+    pool = select_problems(pl.read_parquet(ws / "data/tasks/pool.parquet"), g.problems_per_round, p.seed, p.round)
     held_out = pl.read_parquet(ws / "data/tasks/eval.parquet")
-    verifier = get_verifier(p.verify.verifier)
     base = ws / "data/base/model"
 
     outs = HFBackend(base, batch_size=g.batch_size).generate(
         pool["prompt"].to_list(), n=g.k, temperature=g.temperature, top_p=g.top_p,
-        max_new_tokens=g.max_new_tokens, seed=1)
-    samples = pl.DataFrame({
-        "round": 1, "problem_id": [pid for pid in pool["problem_id"] for _ in range(g.k)],
-        "sample_idx": [i for _ in range(pool.height) for i in range(g.k)],
-        "prompt": [pr for pr in pool["prompt"] for _ in range(g.k)],
-        "completion": [c.text for o in outs for c in o]})
-    answers = [a for a in pool["answer"] for _ in range(g.k)]
-    results = verifier(samples["completion"].to_list(), answers)
-    verdicts = samples.select("problem_id", "sample_idx").with_columns(
-        reward=pl.Series([r.reward for r in results]), correct=pl.Series([r.correct for r in results]))
-    kept = kept_examples(samples, verdicts, decide(samples, verdicts, rule=p.filter.rule, cap=p.filter.cap,
-                                                   dedup=p.filter.dedup))
+        max_new_tokens=g.max_new_tokens, seed=derive_seed(p.seed, p.round, 0))
+    samples = sample_frame(pool, outs, round_=p.round, policy_hash="", temperature=g.temperature)
+    verdicts = verify_frame(samples, pool, p.verify.verifier)
+    kept = kept_examples(samples, verdicts, decide(samples, verdicts, rule=f.rule, cap=f.cap, dedup=f.dedup))
     with tempfile.TemporaryDirectory() as tmp:
-        t = p.train
-        train_sft(kept, base, Path(tmp), lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
-                  batch_size=t.batch_size, max_length=t.max_length, seed=t.seed)
-        policy = HFBackend(tmp, batch_size=e.batch_size)
-        prompts = held_out["prompt"].to_list()
-        greedy = policy.generate(prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=e.max_new_tokens, seed=2)
-        sampled = policy.generate(prompts, n=e.k, temperature=e.temperature, top_p=e.top_p,
-                                  max_new_tokens=e.max_new_tokens, seed=2)
-    rows = []
-    for pid, cat, ans, gr, sa in zip(held_out["problem_id"], held_out["category"], held_out["answer"], greedy, sampled):
-        for idx, c in [(-1, gr[0]), *enumerate(sa)]:
-            rows.append((pid, cat, idx, c.text, ans))
-    res = verifier([r[3] for r in rows], [r[4] for r in rows])
-    ev = pl.DataFrame({"problem_id": [r[0] for r in rows], "category": [r[1] for r in rows],
-                       "sample_idx": [r[2] for r in rows], "extracted": [x.extracted for x in res],
-                       "correct": [x.correct for x in res]})
+        train_sft(kept, base, Path(tmp), lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
+                  epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length, seed=t.seed)
+        ev = eval_frame(HFBackend(tmp, batch_size=e.batch_size), held_out, get_verifier(p.verify.verifier),
+                        round_=p.round, k=e.k, temperature=e.temperature, top_p=e.top_p,
+                        max_new_tokens=e.max_new_tokens, seed=derive_seed(p.seed, "evaluate"))
     summary = summarize(per_problem(ev, e.pass_k), e.pass_k, e.k)
     seconds = time.perf_counter() - start
     print(f"in-process round: {seconds:.1f}s, {kept.height} kept, greedy {summary['greedy_accuracy']:.3f}")

@@ -13,9 +13,10 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.backends import load_backend
-from sharpen.io import hash_json, read_frame, write_csv, write_frame, write_json
+from sharpen.io import read_frame, write_csv, write_frame, write_json
 from sharpen.metrics import by_category, per_problem, summarize
 from sharpen.params import load_params
+from sharpen.sampling import derive_seed, eval_frame
 from sharpen.schemas import EvalSample, Problem
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.verifiers import get_verifier
@@ -33,30 +34,14 @@ def main() -> None:
     round_ = 0 if args.baseline else params.round
     timer = Timer()
     problems = read_frame(args.problems, Problem)
-    prompts = problems["prompt"].to_list()
     backend = load_backend(e.backend, args.model, batch_size=e.batch_size)
-    bar = progress(len(prompts) * (1 + e.k), f"evaluate: round {round_}", "sample")
-    seed = int(hash_json([params.seed, "evaluate"])[:8], 16)
-    greedy = backend.generate(prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=e.max_new_tokens,
-                              seed=seed, on_progress=bar.update)
-    sampled = backend.generate(prompts, n=e.k, temperature=e.temperature, top_p=e.top_p,
-                               max_new_tokens=e.max_new_tokens, seed=seed, on_progress=bar.update)
-    bar.close()
-
-    rows = {"problem_id": [], "category": [], "sample_idx": [], "completion": [], "answer": []}
-    for pid, cat, ans, g, s in zip(problems["problem_id"], problems["category"], problems["answer"], greedy, sampled, strict=True):
-        for idx, c in [(-1, g[0]), *enumerate(s)]:
-            rows["problem_id"].append(pid)
-            rows["category"].append(cat)
-            rows["sample_idx"].append(idx)
-            rows["completion"].append(c.text)
-            rows["answer"].append(ans)
-    results = get_verifier(params.verify.verifier)(rows["completion"], rows.pop("answer"))
-    samples = pl.DataFrame(rows, schema_overrides={"sample_idx": pl.Int64}).select(
-        pl.lit(round_, pl.Int64).alias("round"), pl.all(),
-        extracted=pl.Series([r.extracted for r in results], dtype=pl.String),
-        correct=pl.Series([r.correct for r in results], dtype=pl.Boolean),
+    bar = progress(problems.height * (1 + e.k), f"evaluate: round {round_}", "sample")
+    samples = eval_frame(
+        backend, problems, get_verifier(params.verify.verifier), round_=round_, k=e.k, temperature=e.temperature,
+        top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(params.seed, "evaluate"),
+        on_progress=bar.update,
     )
+    bar.close()
     write_frame(samples, args.out / "samples.parquet", EvalSample)
 
     table = per_problem(samples, e.pass_k)

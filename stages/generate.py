@@ -17,32 +17,11 @@ import polars as pl
 
 from sharpen.backends import load_backend
 from sharpen.io import hash_json, hash_path, read_frame, write_frame, write_json
+from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.state import current_policy_dir
-
-
-def select_problems(pool: pl.DataFrame, per_round: int, seed: int, round_: int) -> pl.DataFrame:
-    if per_round == 0 or per_round >= pool.height:
-        return pool
-    return pool.sample(per_round, seed=int(hash_json([seed, round_])[:8], 16)).sort("problem_id")
-
-
-def sample_rows(problems: pl.DataFrame, completions, *, round_: int, policy_hash: str, temperature: float) -> pl.DataFrame:
-    rows = {k: [] for k in ("problem_id", "sample_idx", "prompt", "completion", "num_tokens", "finish_reason")}
-    for pid, prompt, outs in zip(problems["problem_id"], problems["prompt"], completions, strict=True):
-        for i, c in enumerate(outs):
-            rows["problem_id"].append(pid)
-            rows["sample_idx"].append(i)
-            rows["prompt"].append(prompt)
-            rows["completion"].append(c.text)
-            rows["num_tokens"].append(c.num_tokens)
-            rows["finish_reason"].append(c.finish_reason)
-    return pl.DataFrame(rows, schema_overrides={"sample_idx": pl.Int64, "num_tokens": pl.Int64}).select(
-        pl.lit(round_, pl.Int64).alias("round"), pl.all(),
-        pl.lit(policy_hash).alias("policy_hash"), pl.lit(float(temperature)).alias("temperature"),
-    )
 
 
 def main() -> None:
@@ -82,10 +61,10 @@ def main() -> None:
         shard = problems.slice(starts[i], g.shard_size)
         completions = backend.generate(
             shard["prompt"].to_list(), n=g.k, temperature=g.temperature, top_p=g.top_p,
-            max_new_tokens=g.max_new_tokens, seed=int(hash_json([params.seed, params.round, i])[:8], 16),
+            max_new_tokens=g.max_new_tokens, seed=derive_seed(params.seed, params.round, i),
             on_progress=bar.update,
         )
-        rows = sample_rows(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
+        rows = sample_frame(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
         write_frame(rows, shard_dir / f"shard-{i:05d}.parquet", Sample)
     bar.close()
 

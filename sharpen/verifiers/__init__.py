@@ -31,3 +31,28 @@ def get_verifier(name: str) -> Verifier:
         return VERIFIERS[name]
     except KeyError:
         raise ValueError(f"verify.verifier: unknown verifier {name!r}; allowed: {', '.join(VERIFIERS)}") from None
+
+
+def verify_frame(samples, problems, verifier_name: str):
+    """`Verdict` rows for a `Sample` frame, scored against the problems' gold answers."""
+    import polars as pl
+
+    from sharpen.io import ArtifactError
+
+    joined = samples.join(problems.select("problem_id", "answer"), on="problem_id", how="left")
+    missing = joined.filter(pl.col("answer").is_null())["problem_id"].unique().to_list()
+    if missing:
+        raise ArtifactError(f"verify: samples name problems missing from the problem file: {missing[:5]}")
+    results = get_verifier(verifier_name)(joined["completion"].to_list(), joined["answer"].to_list())
+    return pl.DataFrame(
+        {
+            "round": joined["round"],
+            "problem_id": joined["problem_id"],
+            "sample_idx": joined["sample_idx"],
+            "extracted": pl.Series([r.extracted for r in results], dtype=pl.String),
+            "reward": pl.Series([r.reward for r in results], dtype=pl.Float64),
+            "correct": pl.Series([r.correct for r in results], dtype=pl.Boolean),
+            "reason": [r.reason for r in results],
+            "verifier": pl.Series([verifier_name] * joined.height, dtype=pl.String),
+        }
+    ).sort("problem_id", "sample_idx")

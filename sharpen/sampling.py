@@ -1,0 +1,77 @@
+"""From problems to sample frames: which problems a round samples, and completions as long-format rows.
+
+Used by the generate and evaluate stages (and the round benchmark), so both write the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import polars as pl
+
+from sharpen.backends import Backend, Completion
+from sharpen.io import hash_json
+from sharpen.verifiers import Verifier
+
+
+def derive_seed(*parts) -> int:
+    """A 32-bit seed from any JSON-able parts: the same parts give the same seed on every machine."""
+    return int(hash_json(list(parts))[:8], 16)
+
+
+def select_problems(pool: pl.DataFrame, per_round: int, seed: int, round_: int) -> pl.DataFrame:
+    """The round's problems: the whole pool, or `per_round` of them drawn afresh each round."""
+    if per_round == 0 or per_round >= pool.height:
+        return pool
+    return pool.sample(per_round, seed=derive_seed(seed, round_)).sort("problem_id")
+
+
+def _long(problems: pl.DataFrame, completions: Sequence[Sequence[Completion]], first_idx: int = 0) -> dict:
+    rows: dict[str, list] = {k: [] for k in ("problem_id", "sample_idx", "completion", "num_tokens", "finish_reason")}
+    for pid, outs in zip(problems["problem_id"], completions, strict=True):
+        for i, c in enumerate(outs, start=first_idx):
+            rows["problem_id"].append(pid)
+            rows["sample_idx"].append(i)
+            rows["completion"].append(c.text)
+            rows["num_tokens"].append(c.num_tokens)
+            rows["finish_reason"].append(c.finish_reason)
+    return rows
+
+
+def sample_frame(
+    problems: pl.DataFrame, completions: Sequence[Sequence[Completion]], *, round_: int, policy_hash: str,
+    temperature: float,
+) -> pl.DataFrame:
+    """`Sample` rows: one per completion, in problem order then sample order."""
+    df = pl.DataFrame(_long(problems, completions), schema_overrides={"sample_idx": pl.Int64, "num_tokens": pl.Int64})
+    return df.join(problems.select("problem_id", "prompt"), on="problem_id", how="left", maintain_order="left").select(
+        pl.lit(round_, pl.Int64).alias("round"), "problem_id", "sample_idx", "prompt", "completion", "num_tokens",
+        "finish_reason", pl.lit(policy_hash).alias("policy_hash"), pl.lit(float(temperature)).alias("temperature"),
+    )
+
+
+def eval_frame(
+    backend: Backend, problems: pl.DataFrame, verifier: Verifier, *, round_: int, k: int, temperature: float,
+    top_p: float, max_new_tokens: int, seed: int, on_progress: Callable[[int], None] | None = None,
+) -> pl.DataFrame:
+    """`EvalSample` rows: the greedy decode (sample_idx -1) and k samples per problem, each verified."""
+    prompts = problems["prompt"].to_list()
+    greedy = backend.generate(prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens,
+                              seed=seed, on_progress=on_progress)
+    sampled = backend.generate(prompts, n=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                               seed=seed, on_progress=on_progress)
+    rows = _long(problems, greedy, first_idx=-1)
+    more = _long(problems, sampled)
+    for key in rows:
+        rows[key] += more[key]
+    df = (
+        pl.DataFrame(rows, schema_overrides={"sample_idx": pl.Int64})
+        .join(problems.select("problem_id", "category", "answer"), on="problem_id", how="left")
+        .sort("problem_id", "sample_idx")
+    )
+    results = verifier(df["completion"].to_list(), df["answer"].to_list())
+    return df.select(
+        pl.lit(round_, pl.Int64).alias("round"), "problem_id", "category", "sample_idx", "completion",
+        extracted=pl.Series([r.extracted for r in results], dtype=pl.String),
+        correct=pl.Series([r.correct for r in results], dtype=pl.Boolean),
+    )
