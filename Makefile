@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup  ## one ReST-EM round on the embedded default: base model, generate, verify, filter, train, evaluate
 	dvc repro
-	dvc metrics show
+	sharpen rounds
 
 test: setup  ## the test suite (fast tests; `pytest -m slow` for the long ones)
 	$(BIN)/pytest

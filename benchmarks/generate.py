@@ -44,7 +44,8 @@ def main() -> None:
         b = params.base
         tok = tiny_lm.build_tokenizer()
         tiny_lm.save(tiny_lm.build_model(tok, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size,
-                                         num_layers=b.num_layers, num_heads=b.num_heads), tok, model_dir)
+                                         num_layers=b.num_layers, num_heads=b.num_heads, seed=b.seed),
+                      tok, model_dir)
         print(f"(no data/base/model: using an untrained model of the same size)")
     pool, _ = arithmetic.make_splits(pool_size=args.prompts, eval_size=1, min_digits=1, max_digits=3, seed=0)
     prompts = pool["prompt"].to_list()

@@ -6,6 +6,7 @@ Run: `sharpen --help`, `sharpen advance`, `sharpen rounds`, `sharpen params`.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -13,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
-console = Console()
+# a table piped to a file or CI log keeps its columns instead of squeezing them to 80 characters
+console = Console(width=None if sys.stdout.isatty() else 240)
 
 
 def _fail(message: str) -> None:
@@ -53,9 +55,10 @@ def rounds(as_json: bool = typer.Option(False, "--json", help="print JSON rows i
                          key=lambda k: (not k.startswith("greedy"), k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
     cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept",
             "generate_s", "verify_s", "filter_s", "train_s", "evaluate_s", "total_s"]
-    table = Table(title="sharpen rounds")
+    table = Table(title="sharpen rounds (times in seconds)")
     for c in cols:
-        table.add_column(c.replace("greedy_accuracy", "greedy"), justify="right" if c not in ("tag", "policy", "gate") else "left")
+        table.add_column(c.replace("greedy_accuracy", "greedy").removesuffix("_s"), no_wrap=True,
+                         justify="left" if c in ("tag", "policy", "gate") else "right")
     for r in rows:
         cells = []
         for c in cols:

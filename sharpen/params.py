@@ -49,7 +49,7 @@ class BaseParams(_Section):
     intermediate_size: int = Field(512, ge=8)
     num_layers: int = Field(4, ge=1)
     num_heads: int = Field(4, ge=1)
-    steps: int = Field(330, ge=1)
+    steps: int = Field(350, ge=1)
     batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)

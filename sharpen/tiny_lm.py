@@ -33,8 +33,11 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_model(
-    tokenizer, *, hidden_size: int, intermediate_size: int, num_layers: int, num_heads: int, max_positions: int = 128
+    tokenizer, *, hidden_size: int, intermediate_size: int, num_layers: int, num_heads: int, seed: int,
+    max_positions: int = 128,
 ) -> LlamaForCausalLM:
+    """A freshly initialised Llama; the initial weights are determined by `seed`."""
+    torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,

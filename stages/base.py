@@ -37,7 +37,7 @@ def main() -> None:
     tokenizer = tiny_lm.build_tokenizer()
     model = tiny_lm.build_model(
         tokenizer, hidden_size=b.hidden_size, intermediate_size=b.intermediate_size,
-        num_layers=b.num_layers, num_heads=b.num_heads,
+        num_layers=b.num_layers, num_heads=b.num_heads, seed=b.seed,
     )
     bar = progress(b.steps, "base: pretrain", "step")
 

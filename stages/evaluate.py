@@ -1,5 +1,7 @@
 """Evaluate a policy on the held-out set: greedy accuracy, pass@k and maj@k, per category.
 
+Headline metrics go to metrics.json (`dvc metrics`), the per-category breakdown to
+categories.csv (`dvc plots`), every verified sample to samples.parquet.
 `--baseline` evaluates the base model as round 0, so every round has a baseline. Sampling uses
 the same seed every round, so rounds differ only by their policy.
 
@@ -48,11 +50,7 @@ def main() -> None:
     summary = summarize(table, e.pass_k, e.k)
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")
-    metrics = {"round": round_, **summary,
-               "by_category": {r["category"]: {k: v for k, v in r.items() if k not in ("category", "round")}
-                               for r in categories.iter_rows(named=True)},
-               "wall_s": timer.seconds}
-    write_json(metrics, args.out / "metrics.json")
+    write_json({"round": round_, **summary, "wall_s": timer.seconds}, args.out / "metrics.json")
     print(f"evaluate: round {round_} on {summary['problems']} held-out problems")
     print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems"))
     print("  greedy by category: " + "  ".join(f"{r['category']} {r['greedy_accuracy']:.2f}" for r in categories.iter_rows(named=True)))

@@ -25,7 +25,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     tok = tiny_lm.build_tokenizer()
-    model = tiny_lm.build_model(tok, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2)
+    model = tiny_lm.build_model(tok, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, seed=0)
     out = tmp_path_factory.mktemp("tiny") / "model"
     tiny_lm.save(model, tok, out)
     return out

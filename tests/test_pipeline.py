@@ -19,6 +19,11 @@ def two_rounds(tmp_path_factory):
     logs = {}
     logs["repro1"] = run(ws, "dvc", "repro").stdout
     logs["repro1_again"] = run(ws, "dvc", "repro").stdout
+    (ws / "scratch.txt").write_text("not an output of the round")
+    head = run(ws, "git", "rev-parse", "HEAD").stdout
+    logs["dirty"] = sharpen(ws, "advance", check=False)
+    logs["dirty_head_unchanged"] = run(ws, "git", "rev-parse", "HEAD").stdout == head
+    (ws / "scratch.txt").unlink()
     logs["advance1"] = sharpen(ws, "advance").stdout
     logs["repro2"] = run(ws, "dvc", "repro").stdout
     logs["advance2"] = sharpen(ws, "advance").stdout
@@ -105,3 +110,23 @@ def test_advance_refuses_unfinished_round(two_rounds):
     proc = sharpen(ws, "advance", check=False)
     assert proc.returncode == 1 and "round 3 has not finished" in proc.stdout
     assert git(ws, "rev-parse", "HEAD") == head
+
+
+def test_advance_refuses_unrelated_changes(two_rounds):
+    _, logs = two_rounds
+    assert logs["dirty"].returncode == 1
+    assert "scratch.txt" in logs["dirty"].stdout and "not outputs of this round" in logs["dirty"].stdout
+    assert logs["dirty_head_unchanged"]
+
+
+def test_advance_refuses_an_existing_tag(two_rounds):
+    ws, _ = two_rounds
+    params = (ws / "params.yaml").read_text()
+    head = git(ws, "rev-parse", "HEAD")
+    try:
+        (ws / "params.yaml").write_text(params.replace("round: 3", "round: 2"))
+        proc = sharpen(ws, "advance", check=False)
+    finally:
+        (ws / "params.yaml").write_text(params)
+    assert proc.returncode == 1 and "tag round-2 already exists" in proc.stdout
+    assert git(ws, "rev-parse", "HEAD") == head and git(ws, "tag", "--list", "round-*").split() == ["round-1", "round-2"]
