@@ -182,10 +182,18 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
     )
     if accepted.accepted:
         atomic_write_dir(STATE_DIR / "policy", lambda tmp: shutil.copytree(ROUND_MODEL, tmp, dirs_exist_ok=True))
+        import logging
+
         from dvc.repo import Repo
 
-        with Repo(".") as repo:
-            repo.add(str(STATE_DIR / "policy"))
+        dvc_log = logging.getLogger("dvc")
+        level = dvc_log.level
+        dvc_log.setLevel(logging.WARNING)  # its "to track the changes with git, run..." hint: advance commits them
+        try:
+            with Repo(".") as repo:
+                repo.add(str(STATE_DIR / "policy"))
+        finally:
+            dvc_log.setLevel(level)
         state.policy, state.policy_round, state.policy_hash = "policy", n, new_hash
         state.policy_metrics = {k: float(v) for k, v in round_metrics.items() if isinstance(v, (int, float))}
     write_state(state)
