@@ -68,7 +68,7 @@ class SamplingParams(_Section):
     temperature: float = Field(1.0, ge=0, description="0 means greedy")
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(8, ge=1)
-    batch_size: int = Field(256, ge=1, description="prompts per forward batch (each expanded to k sequences)")
+    batch_size: int = Field(128, ge=1, description="prompts per forward batch (each expanded to k sequences)")
 
 
 class GenerateParams(SamplingParams):
