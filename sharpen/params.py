@@ -8,7 +8,7 @@ and the allowed values. Check a file by hand with `sharpen params` (or `sharpen 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -118,6 +118,27 @@ class AdvanceParams(_Section):
     tolerance: float = Field(0.0, ge=0)
 
 
+class PlateauParams(_Section):
+    """Stop when `metric` has not beaten its earlier best by more than `min_delta` for `patience` rounds."""
+
+    metric: str = "greedy_accuracy"
+    min_delta: float = Field(0.0, ge=0)
+    patience: int = Field(2, ge=1)
+
+
+class LoopParams(_Section):
+    """The Prefect loop (`python -m flows.loop`): stopping rules, per-stage timeouts and retries."""
+
+    max_rounds: int = Field(5, ge=1, description="rounds one loop run may advance (`--rounds` overrides)")
+    plateau: PlateauParams | None = PlateauParams()
+    budget_s: float | None = Field(None, gt=0, description="wall-clock budget; checked between rounds")
+    on_reject: Literal["stop", "continue"] = Field(
+        "continue", description="after a rejected gate: stop, or go on from the previous policy with a new seed"
+    )
+    stage_timeout_s: float | None = Field(3600, gt=0, description="kill a stage's process group after this")
+    stage_retries: int = Field(1, ge=0, description="reruns of a failed stage (DVC skips what finished)")
+
+
 class Params(_Section):
     round: int = Field(1, ge=1)
     seed: int = 0
@@ -131,6 +152,7 @@ class Params(_Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     advance: AdvanceParams = AdvanceParams()
+    loop: LoopParams = LoopParams()
 
 
 def _format(err: ValidationError, path: Path) -> str:
@@ -144,9 +166,11 @@ def _format(err: ValidationError, path: Path) -> str:
             model: type[BaseModel] = Params
             for part in parent:
                 field = model.model_fields.get(str(part))
-                if field is None or not isinstance(field.annotation, type):
+                candidates = [field.annotation, *get_args(field.annotation)] if field else []
+                sections = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+                if not sections:
                     break
-                model = field.annotation
+                model = sections[0]
             msg += f"; allowed: {', '.join(model.model_fields)}"
         lines.append(f"  {key}: {msg} (got {e['input']!r})" if e["type"] != "missing" else f"  {key}: {msg}")
     return "\n".join(lines)

@@ -85,6 +85,12 @@ def current_policy_dir(state_dir: Path = STATE_DIR, base_model: Path = BASE_MODE
     return path
 
 
+def current_policy_metrics(state_dir: Path = STATE_DIR) -> dict:
+    """The held-out metrics of the current policy: the base model's, or those recorded at promotion."""
+    state = read_state(state_dir)
+    return state.policy_metrics or {} if state.policy != "base" else read_json(BASE_METRICS)
+
+
 # --- git ---------------------------------------------------------------------------------------
 
 
@@ -219,8 +225,7 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
         raise AdvanceError(
             f"round {n} has not finished: {ROUND_METRICS} is from round {round_metrics.get('round')}; run `dvc repro`"
         )
-    state = read_state()
-    previous = state.policy_metrics if state.policy != "base" else read_json(BASE_METRICS)
+    previous = current_policy_metrics()
     decision = gate(params.advance.gate, params.advance.metric, params.advance.tolerance, round_metrics, previous)
 
     tagged = _tag_commit(tag)

@@ -59,7 +59,7 @@ def make_workspace(root: Path, overrides: dict | None = None) -> Path:
     """Copy the project's pipeline, code and initial state into `root`; git init, dvc init, commit."""
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(PROJECT / name, root / name)
-    for name in ("sharpen", "stages"):
+    for name in ("sharpen", "stages", "flows"):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "data" / "state").mkdir(parents=True)
     shutil.copy(PROJECT / "data" / "state" / "state.json", root / "data" / "state" / "state.json")

@@ -1,0 +1,1 @@
+"""Prefect flows that sequence sharpen rounds: `python -m flows.loop`."""

@@ -1,0 +1,126 @@
+"""The continuous loop on Prefect: one flow run = rounds back to back until a stopping rule fires.
+
+Each round runs every stage of dvc.yaml in order as `dvc repro <stage>` (its own process group,
+output streamed into the Prefect run logs, killed whole on timeout or cancel, retried on failure;
+DVC skips what already finished), then `sharpen advance`. Stopping rules, timeouts and retries
+come from the `loop` section of params.yaml. The flow only sequences: the logic is in
+`sharpen.runner`, `sharpen.loop` and `sharpen.state`. One loop per workspace (a file lock).
+
+Run:
+    python -m flows.loop --rounds 5                       # ephemeral Prefect, no server needed
+    python -m flows.loop serve --cron '0 * * * *'          # a deployment on a running Prefect server
+    python -m flows.loop serve --interval 600 --rounds 1   # or every 10 minutes, one round each
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from prefect import flow, get_run_logger, task
+
+from sharpen.io import read_json
+from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock
+from sharpen.params import load_params
+from sharpen.runner import kill_live_groups, run_command
+from sharpen.state import ROUND_METRICS, advance, current_policy_metrics
+
+
+def pipeline_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
+    """The stages of one round, in the order dvc.yaml lists them (which is topological)."""
+    return list((yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}))
+
+
+@task(task_run_name="dvc repro {stage}")
+def repro_stage(stage: str, timeout_s: float | None) -> None:
+    logger = get_run_logger()
+    rc = run_command(["dvc", "repro", stage], on_line=logger.info, timeout_s=timeout_s)
+    if rc != 0:
+        raise RuntimeError(f"`dvc repro {stage}` exited {rc}")
+
+
+@task(task_run_name="advance round {round_}", retries=2, retry_delay_seconds=[2, 10])
+def advance_round(round_: int) -> dict:
+    decision, state = advance()
+    logger = get_run_logger()
+    logger.info(f"round {round_}: gate {'accepted' if decision.accepted else 'rejected'} ({decision.reason})")
+    return {"accepted": decision.accepted, "metrics": read_json(ROUND_METRICS), "policy_round": state.policy_round}
+
+
+def _terminate(signum, frame):  # SIGTERM from a cancel: take the running stage's process group with us
+    kill_live_groups()
+    raise SystemExit(128 + signum)
+
+
+@flow(name="sharpen-loop", log_prints=True)
+def loop(rounds: int | None = None) -> str:
+    """Run rounds until a stopping rule fires; return (and record) the reason."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    logger = get_run_logger()
+    params = load_params()
+    lp = params.loop
+    max_rounds = rounds or lp.max_rounds
+    started, first_round = time.monotonic(), params.round
+    values: list[float] = []
+    done, reason = 0, "not started"
+    try:
+        with workspace_lock():
+            stages = pipeline_stages()
+            repro = repro_stage.with_options(retries=lp.stage_retries, retry_delay_seconds=5)
+            while True:
+                round_ = load_params().round
+                for stage in stages:
+                    repro(stage, lp.stage_timeout_s)
+                if not values:
+                    values.append(float(current_policy_metrics().get(_metric(lp), 0.0)))
+                result = advance_round(round_)
+                done += 1
+                values.append(float(result["metrics"].get(_metric(lp), 0.0)))
+                reason = stop_reason(lp, rounds_done=done, max_rounds=max_rounds, values=values,
+                                     rejected=not result["accepted"], elapsed_s=time.monotonic() - started)
+                if reason:
+                    break
+    except LoopBusy as e:
+        reason = str(e)
+        logger.error(reason)
+        raise
+    finally:
+        record_stop({"first_round": first_round, "rounds_done": done, "reason": reason, "values": values,
+                     "elapsed_s": round(time.monotonic() - started, 1)})
+    logger.info(f"loop stopped after {done} round(s): {reason}")
+    return reason
+
+
+def _metric(lp) -> str:
+    return lp.plateau.metric if lp.plateau else "greedy_accuracy"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.loop", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", choices=["run", "serve"], default="run")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds to run (default: loop.max_rounds)")
+    parser.add_argument("--cron", help="serve: a cron schedule, e.g. '0 * * * *'")
+    parser.add_argument("--interval", type=int, help="serve: seconds between scheduled runs")
+    parser.add_argument("--name", default="sharpen-loop", help="serve: the deployment's name")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        # limit=1: at most one run at a time from this server; the workspace lock refuses any other loop
+        loop.serve(name=args.name, cron=args.cron, interval=args.interval, limit=1,
+                   parameters={"rounds": args.rounds})
+        return
+    try:
+        print(loop(rounds=args.rounds))
+    except LoopBusy as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

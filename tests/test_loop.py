@@ -1,0 +1,89 @@
+"""The continuous loop: stopping rules, one loop per workspace, process-group kills, and the flow itself.
+
+Run: `pytest tests/test_loop.py` (the flow test runs 2 real rounds under Prefect's test harness).
+"""
+
+import json
+import os
+import time
+
+import psutil
+import pytest
+
+from sharpen.loop import LoopBusy, plateaued, stop_reason, workspace_lock
+from sharpen.params import LoopParams
+from sharpen.runner import StageTimeout, run_command
+from tests.workspace import env, make_workspace, run
+
+
+def stop(params=None, **kw):
+    args = dict(rounds_done=1, max_rounds=5, values=[0.3, 0.4], rejected=False, elapsed_s=1.0) | kw
+    return stop_reason(params or LoopParams(), **args)
+
+
+def test_keeps_going_while_improving():
+    assert stop() is None
+
+
+def test_stops_at_max_rounds():
+    assert stop(rounds_done=5) == "max rounds reached (5)"
+
+
+def test_stops_on_plateau():
+    assert stop(values=[0.3, 0.5, 0.49, 0.5]).startswith("plateau")
+
+
+def test_plateau_needs_patience_rounds():
+    assert not plateaued([0.5, 0.4], min_delta=0.0, patience=2)
+
+
+def test_stops_when_budget_spent():
+    assert "budget" in stop(LoopParams(budget_s=10), elapsed_s=11)
+
+
+def test_rejected_gate_stops_only_when_asked():
+    assert stop(rejected=True) is None
+    assert "rejected" in stop(LoopParams(on_reject="stop"), rejected=True)
+
+
+def test_second_loop_on_a_workspace_is_refused(tmp_path):
+    lock = tmp_path / "loop.lock"
+    with workspace_lock(lock):
+        with pytest.raises(LoopBusy, match=f"pid {os.getpid()}"):
+            with workspace_lock(lock):
+                pass
+    with workspace_lock(lock):  # released on exit
+        pass
+
+
+def test_timeout_kills_the_whole_process_group():
+    lines = []
+    with pytest.raises(StageTimeout):
+        run_command(["bash", "-c", "sleep 300 & echo $!; sleep 300"], on_line=lines.append, timeout_s=1.0)
+    child = int(lines[0])
+    time.sleep(0.2)
+    alive = psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE
+    assert not alive, "the stage's child survived the timeout"
+
+
+def test_output_is_streamed_line_by_line():
+    lines = []
+    assert run_command(["bash", "-c", "echo one; echo two >&2; exit 3"], on_line=lines.append) == 3
+    assert lines == ["one", "two"]
+
+
+def test_flow_runs_two_rounds(tmp_path, monkeypatch):
+    from prefect.testing.utilities import prefect_test_harness
+
+    ws = make_workspace(tmp_path, {"loop": {"plateau": None, "stage_retries": 0}})
+    for key, value in env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(ws)
+    from flows.loop import loop
+
+    with prefect_test_harness():
+        reason = loop(rounds=2)
+    assert reason == "max rounds reached (2)"
+    assert run(ws, "git", "tag", "--list", "round-*").stdout.split() == ["round-1", "round-2"]
+    record = json.loads((ws / ".sharpen/loops.jsonl").read_text().splitlines()[-1])
+    assert record["rounds_done"] == 2 and record["reason"] == reason and len(record["values"]) == 3
