@@ -72,3 +72,135 @@ def rounds_table() -> list[dict]:
         g = gates.get(row["round"])
         row["gate"] = ("accepted" if g["accepted"] else "rejected") if g else ""
     return rows
+
+
+# --- lineage ---------------------------------------------------------------------------------------
+
+
+def _tag_ref(tag: str) -> str:
+    if not re.fullmatch(r"round-\d+", tag):
+        raise ValueError(f"expected a round tag like round-3, got {tag!r}")
+    proc = subprocess.run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        known = ", ".join(t for _, t in round_tags()) or "none yet"
+        raise ValueError(f"no tag {tag}; rounds tagged so far: {known}")
+    return proc.stdout.strip()
+
+
+def _yaml_at(rev: str, path: str) -> dict:
+    import yaml
+
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return (yaml.safe_load(proc.stdout) or {}) if proc.returncode == 0 else {}
+
+
+def lineage(tag: str) -> dict:
+    """What produced round N: its commit, params, every stage's inputs and outputs, and the policy chain."""
+    commit = _tag_ref(tag)
+    lock = _yaml_at(tag, "dvc.lock").get("stages", {})
+    stages = {}
+    for name, entry in lock.items():
+        stages[name] = {
+            "cmd": entry.get("cmd"),
+            "deps": {d["path"]: d.get("md5") for d in entry.get("deps", [])},
+            "params": entry.get("params", {}).get("params.yaml", {}),
+            "outs": {o["path"]: o.get("md5") for o in entry.get("outs", [])},
+        }
+    chain = []
+    base_hash = (_show(tag, "data/base/metrics.json") or {}).get("model_hash")
+    tags = dict((t, n) for n, t in round_tags())
+    n = tags[tag]
+    producers = {base_hash: "base"}
+    for k in range(1, n + 1):
+        train = _show(f"round-{k}", "data/round/train/metrics.json") or {}
+        producers[train.get("model_hash")] = f"round {k}"
+    for k in range(n, 0, -1):
+        gen = _show(f"round-{k}", "data/round/generate/metrics.json") or {}
+        filt = _show(f"round-{k}", "data/round/filter/metrics.json") or {}
+        train = _show(f"round-{k}", "data/round/train/metrics.json") or {}
+        chain.append({
+            "round": k,
+            "policy": train.get("model_hash"),
+            "trained_from": producers.get(train.get("init_hash"), "unknown"),
+            "init_hash": train.get("init_hash"),
+            "examples": train.get("examples"),
+            "kept_of": gen.get("samples"),
+            "filter_rule": filt.get("rule"),
+            "generated_by": producers.get(gen.get("policy_hash"), "unknown"),
+            "generator_hash": gen.get("policy_hash"),
+        })
+    base = _show(tag, "data/base/metrics.json") or {}
+    chain.append({"round": 0, "policy": base_hash, "trained_from": "scratch (stage base)",
+                  "num_parameters": base.get("num_parameters")})
+    return {"tag": tag, "commit": commit, "params": _yaml_at(tag, "params.yaml"), "stages": stages, "chain": chain}
+
+
+# --- diff -----------------------------------------------------------------------------------------
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= _flatten(v, key + ".")
+        else:
+            out[key] = v
+    return out
+
+
+def _eval_samples(tag: str):
+    import polars as pl
+    from dvc.api import DVCFileSystem
+
+    from sharpen.io import ArtifactError, validate
+    from sharpen.schemas import EvalSample
+
+    path = "data/round/evaluate/samples.parquet"
+    try:
+        with DVCFileSystem(".", rev=tag).open(path, "rb") as f:
+            df = pl.read_parquet(f)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} at {tag}: not in the DVC cache (run `dvc pull -r <remote>` or `dvc fetch`)") from None
+    return validate(df, EvalSample, f"{path} at {tag}")
+
+
+def diff(tag_a: str, tag_b: str) -> dict:
+    """Metrics, params and data-volume deltas, and per-problem changes, between two tagged rounds."""
+    import polars as pl
+
+    for t in (tag_a, tag_b):
+        _tag_ref(t)
+    metrics = {}
+    for stage in ("evaluate", "generate", "filter", "train"):
+        a = _show(tag_a, f"data/round/{stage}/metrics.json") or {}
+        b = _show(tag_b, f"data/round/{stage}/metrics.json") or {}
+        for key in sorted(set(a) | set(b)):
+            va, vb = a.get(key), b.get(key)
+            if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and key != "round" and va != vb:
+                metrics[f"{stage}.{key}"] = {"a": va, "b": vb, "delta": vb - va}
+    pa, pb = _flatten(_yaml_at(tag_a, "params.yaml")), _flatten(_yaml_at(tag_b, "params.yaml"))
+    params = {k: {"a": pa.get(k), "b": pb.get(k)} for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)}
+
+    sa, sb = _eval_samples(tag_a), _eval_samples(tag_b)
+
+    def per_problem(df):
+        return df.group_by("problem_id", "category").agg(
+            greedy=pl.col("correct").filter(pl.col("sample_idx") == -1).any(),
+            pass_rate=pl.col("correct").filter(pl.col("sample_idx") >= 0).mean(),
+        )
+
+    joined = per_problem(sa).join(per_problem(sb), on=["problem_id", "category"], suffix="_b")
+    solved = joined.filter(~pl.col("greedy") & pl.col("greedy_b"))["problem_id"].sort().to_list()
+    failed = joined.filter(pl.col("greedy") & ~pl.col("greedy_b"))["problem_id"].sort().to_list()
+    categories = (
+        joined.group_by("category")
+        .agg(pass_rate_a=pl.col("pass_rate").mean(), pass_rate_b=pl.col("pass_rate_b").mean(),
+             greedy_a=pl.col("greedy").mean(), greedy_b=pl.col("greedy_b").mean(), problems=pl.len())
+        .with_columns(shift=pl.col("pass_rate_b") - pl.col("pass_rate_a"))
+        .sort("category")
+    )
+    return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params,
+            "newly_solved": solved, "newly_failed": failed,
+            "categories": categories.to_dicts()}

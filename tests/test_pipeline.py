@@ -130,3 +130,27 @@ def test_advance_refuses_an_existing_tag(two_rounds):
         (ws / "params.yaml").write_text(params)
     assert proc.returncode == 1 and "tag round-2 already exists" in proc.stdout
     assert git(ws, "rev-parse", "HEAD") == head and git(ws, "tag", "--list", "round-*").split() == ["round-1", "round-2"]
+
+
+def test_lineage_walks_the_policy_chain_to_base(two_rounds):
+    ws, _ = two_rounds
+    info = json.loads(sharpen(ws, "lineage", "round-2", "--json").stdout)
+    assert [link["round"] for link in info["chain"]] == [2, 1, 0]
+    assert info["chain"][0]["generated_by"] == "round 1" and info["chain"][1]["generated_by"] == "base"
+    assert info["chain"][0]["trained_from"] == "base"  # ReST-EM: init: base
+    assert info["stages"]["generate"]["params"]["round"] == 2
+
+
+def test_diff_per_problem_changes_add_up_to_the_metric_delta(two_rounds):
+    ws, _ = two_rounds
+    d = json.loads(sharpen(ws, "diff", "round-1", "round-2", "--json").stdout)
+    problems = sum(c["problems"] for c in d["categories"])
+    greedy = d["metrics"].get("evaluate.greedy_accuracy", {"delta": 0.0})["delta"]
+    assert len(d["newly_solved"]) - len(d["newly_failed"]) == round(greedy * problems)
+    assert d["params"]["round"] == {"a": 1, "b": 2}
+
+
+def test_lineage_of_an_unknown_round_is_a_clear_error(two_rounds):
+    ws, _ = two_rounds
+    proc = sharpen(ws, "lineage", "round-9", check=False)
+    assert proc.returncode == 1 and "no tag round-9" in proc.stdout and "round-1, round-2" in proc.stdout
