@@ -146,6 +146,18 @@ def show_diff(
         console.print(f"{label}: {len(ids)}" + (f"  e.g. {', '.join(ids[:8])}" if ids else ""), highlight=False)
 
 
+@app.command()
+def report(out: Path = typer.Option(Path("reports/sharpen.html"), help="where to write the HTML file")) -> None:
+    """Write one self-contained HTML file: the rounds table and plots across rounds."""
+    from sharpen.report import write_report
+
+    try:
+        path = write_report(out)
+    except ValueError as e:
+        _fail(str(e))
+    console.print(f"wrote {path}")
+
+
 @app.command("params")
 def check_params(path: Path = typer.Argument(Path("params.yaml"), help="params file to validate")) -> None:
     """Validate a params file and print the resolved values."""

@@ -4,6 +4,7 @@ Run: `pytest tests/test_pipeline.py` (about a minute: each stage is a real `dvc 
 """
 
 import json
+import shutil
 import subprocess
 
 import polars as pl
@@ -154,3 +155,25 @@ def test_lineage_of_an_unknown_round_is_a_clear_error(two_rounds):
     ws, _ = two_rounds
     proc = sharpen(ws, "lineage", "round-9", check=False)
     assert proc.returncode == 1 and "no tag round-9" in proc.stdout and "round-1, round-2" in proc.stdout
+
+
+def test_report_is_one_self_contained_html_file(two_rounds, tmp_path):
+    ws, _ = two_rounds
+    out = tmp_path / "report.html"
+    sharpen(ws, "report", "--out", str(out))
+    page = out.read_text()
+    assert page.count('<img alt="') == 5  # accuracy, per category, kept fraction, pass rates, loss curves
+    assert "http://" not in page and "https://" not in page  # nothing fetched when opened offline
+    assert "round-2" in page
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(two_rounds, tmp_path):
+    ws, _ = two_rounds
+    out, shot = tmp_path / "report.html", tmp_path / "report.png"
+    sharpen(ws, "report", "--out", str(out))
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000",
+                    f"--screenshot={shot}", out.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 50_000  # a blank page is a few kB

@@ -1,0 +1,167 @@
+"""One self-contained HTML report of the loop: the rounds table and the plots people look at.
+
+Plots (matplotlib, embedded as PNG): held-out accuracy and pass@k per round; greedy accuracy per
+category per round; kept fraction per round; the distribution of per-problem pass rates per
+round (how much reward varies, i.e. what is left to learn); the SFT loss curve of every round.
+Everything is read from git tags and DVC's cache, like `sharpen rounds`; no server, no CDN.
+
+Run: `sharpen report [--out reports/sharpen.html]`
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import polars as pl
+
+from sharpen.io import atomic_write
+from sharpen.lineage import _show, round_tags, rounds_table
+
+
+def _csv_at(rev: str | None, path: str) -> pl.DataFrame | None:
+    import subprocess
+
+    if rev is None:
+        return pl.read_csv(path) if Path(path).exists() else None
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True)
+    return pl.read_csv(io.BytesIO(proc.stdout)) if proc.returncode == 0 and proc.stdout else None
+
+
+def _pass_rates(tag: str) -> pl.Series | None:
+    from dvc.api import DVCFileSystem
+
+    try:
+        with DVCFileSystem(".", rev=tag).open("data/round/filter/stats.parquet", "rb") as f:
+            return pl.read_parquet(f)["pass_rate"]
+    except Exception:  # not in the local cache: the plot says so by leaving the round out
+        return None
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = []
+    rounds = [r["round"] for r in rows]
+    metric_keys = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))})
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for key in metric_keys:
+        ax.plot(rounds, [r.get(key) for r in rows], marker="o", label=key.replace("_accuracy", ""))
+    ax.set(xlabel="round (0 = base)", ylabel="held-out", title="Accuracy per round", ylim=(0, 1))
+    ax.set_xticks(rounds)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    figs.append(("Accuracy and pass@k per round", _png(fig)))
+    plt.close(fig)
+
+    per_cat = []
+    base_cat = _csv_at(tags[0][1] if tags else None, "data/base/evaluate/categories.csv")
+    if base_cat is not None:
+        per_cat.append(base_cat.with_columns(pl.lit(0).alias("round")))
+    for n, tag in tags:
+        df = _csv_at(tag, "data/round/evaluate/categories.csv")
+        if df is not None:
+            per_cat.append(df.with_columns(pl.lit(n).alias("round")))
+    if per_cat:
+        cats = pl.concat([d.select("round", "category", "greedy_accuracy") for d in per_cat])
+        fig, ax = plt.subplots(figsize=(6.4, 3.6))
+        for cat in sorted(cats["category"].unique()):
+            sub = cats.filter(pl.col("category") == cat).sort("round")
+            ax.plot(sub["round"], sub["greedy_accuracy"], marker=".", label=cat)
+        ax.set(xlabel="round", ylabel="greedy accuracy", title="Greedy accuracy per category", ylim=(0, 1))
+        ax.set_xticks(sorted(cats["round"].unique()))
+        ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        ax.grid(alpha=0.3)
+        figs.append(("Per category", _png(fig)))
+        plt.close(fig)
+
+    kept = [(n, _show(tag, "data/round/filter/metrics.json") or {}) for n, tag in tags]
+    if kept:
+        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+        ax.bar([n for n, _ in kept], [m.get("kept_fraction", 0) for _, m in kept], color="#4c72b0")
+        ax.set(xlabel="round", ylabel="kept / generated", title="Kept fraction")
+        ax.set_xticks([n for n, _ in kept])
+        figs.append(("Kept fraction", _png(fig)))
+        plt.close(fig)
+
+    rates = [(n, _pass_rates(tag)) for n, tag in tags]
+    rates = [(n, r) for n, r in rates if r is not None]
+    if rates:
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        bins = [i / 8 for i in range(9)]
+        for n, r in rates:
+            ax.hist(r.to_list(), bins=bins, histtype="step", linewidth=1.5, label=f"round {n}")
+        ax.set(xlabel="per-problem pass rate over k samples", ylabel="problems",
+               title="Pass-rate distribution (0 and 1: no reward variance)")
+        ax.legend(fontsize=8)
+        figs.append(("Pass-rate histogram", _png(fig)))
+        plt.close(fig)
+
+    losses = [(n, _csv_at(tag, "data/round/train/loss.csv")) for n, tag in tags]
+    losses = [(n, d) for n, d in losses if d is not None and d.height]
+    if losses:
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        for n, d in losses:
+            ax.plot(d["step"], d["loss"], linewidth=1, label=f"round {n}")
+        ax.set(xlabel="step", ylabel="loss", title="SFT loss per round")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        figs.append(("SFT loss", _png(fig)))
+        plt.close(fig)
+    return figs
+
+
+def _table(rows: list[dict]) -> str:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            text = "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def write_report(out: Path) -> Path:
+    rows = rounds_table()
+    if not rows:
+        raise ValueError("no rounds to report yet: run `dvc repro`")
+    tags = round_tags()
+    figures = _figures(rows, tags)
+    images = "".join(
+        f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{b64}"><figcaption>{html.escape(t)}'
+        "</figcaption></figure>" for t, b64 in figures
+    )
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sharpen report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85rem; margin-bottom: 2rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }}
+th {{ background: #f3f3f3; }}
+figure {{ display: inline-block; margin: 0 1rem 1rem 0; }}
+figcaption {{ font-size: 0.8rem; color: #555; }}
+</style></head><body>
+<h1>sharpen: {len(tags)} round(s)</h1>
+<p>Held-out metrics per round (round 0 is the base model); stage times in seconds.</p>
+{_table(rows)}
+{images}
+<script type="application/json" id="rounds">{html.escape(json.dumps(rows))}</script>
+</body></html>
+"""
+    return atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
