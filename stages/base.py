@@ -43,7 +43,7 @@ def main() -> None:
 
     def on_step(step, loss):
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
     curve = tiny_lm.pretrain(
         model, tokenizer, draw_batch, steps=b.steps, batch_size=b.batch_size, lr=b.lr,
