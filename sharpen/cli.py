@@ -55,10 +55,13 @@ def rounds(as_json: bool = typer.Option(False, "--json", help="print JSON rows i
                          key=lambda k: (not k.startswith("greedy"), k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
     cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept",
             "generate_s", "verify_s", "filter_s", "train_s", "evaluate_s", "total_s"]
+    if any("loop_stop" in r for r in rows):
+        cols.append("loop_stop")
     table = Table(title="sharpen rounds (times in seconds)")
     for c in cols:
-        table.add_column(c.replace("greedy_accuracy", "greedy").removesuffix("_s"), no_wrap=True,
-                         justify="left" if c in ("tag", "policy", "gate") else "right")
+        table.add_column(c.replace("greedy_accuracy", "greedy").replace("loop_stop", "loop stopped").removesuffix("_s"),
+                         no_wrap=c != "loop_stop",
+                         justify="left" if c in ("tag", "policy", "gate", "loop_stop") else "right")
     for r in rows:
         cells = []
         for c in cols:

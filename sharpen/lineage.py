@@ -68,10 +68,24 @@ def rounds_table() -> list[dict]:
         rows.append(workspace)
     state = _show(None, "data/state/state.json") or {}
     gates = {h["round"]: h for h in state.get("history", [])}
+    stops = _loop_stops()
     for row in rows:
         g = gates.get(row["round"])
         row["gate"] = ("accepted" if g["accepted"] else "rejected") if g else ""
+        if row["round"] in stops:
+            row["loop_stop"] = stops[row["round"]]
     return rows
+
+
+def _loop_stops(path: Path = Path(".sharpen/loops.jsonl")) -> dict[int, str]:
+    """round -> why the loop run that ended after it stopped (from this workspace's loop log)."""
+    stops = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("rounds_done"):
+                stops[entry["first_round"] + entry["rounds_done"] - 1] = entry["reason"]
+    return stops
 
 
 # --- lineage ---------------------------------------------------------------------------------------

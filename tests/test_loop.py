@@ -5,6 +5,7 @@ Run: `pytest tests/test_loop.py` (the flow test runs 2 real rounds under Prefect
 
 import json
 import os
+import sys
 import time
 
 import psutil
@@ -87,3 +88,5 @@ def test_flow_runs_two_rounds(tmp_path, monkeypatch):
     assert run(ws, "git", "tag", "--list", "round-*").stdout.split() == ["round-1", "round-2"]
     record = json.loads((ws / ".sharpen/loops.jsonl").read_text().splitlines()[-1])
     assert record["rounds_done"] == 2 and record["reason"] == reason and len(record["values"]) == 3
+    rows = json.loads(run(ws, sys.executable, "-m", "sharpen.cli", "rounds", "--json").stdout)
+    assert rows[-1]["round"] == 2 and rows[-1]["loop_stop"] == reason

@@ -57,6 +57,7 @@ def deep_update(base: dict, extra: dict) -> dict:
 
 def make_workspace(root: Path, overrides: dict | None = None) -> Path:
     """Copy the project's pipeline, code and initial state into `root`; git init, dvc init, commit."""
+    root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(PROJECT / name, root / name)
     for name in ("sharpen", "stages", "flows"):
