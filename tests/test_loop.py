@@ -90,3 +90,33 @@ def test_flow_runs_two_rounds(tmp_path, monkeypatch):
     assert record["rounds_done"] == 2 and record["reason"] == reason and len(record["values"]) == 3
     rows = json.loads(run(ws, sys.executable, "-m", "sharpen.cli", "rounds", "--json").stdout)
     assert rows[-1]["round"] == 2 and rows[-1]["loop_stop"] == reason
+
+
+def test_sigterm_to_the_flow_kills_the_running_stage(tmp_path):
+    """A cancel (SIGTERM to the flow process) must not leave the stage running behind it."""
+    import signal
+    import subprocess
+
+    ws = make_workspace(tmp_path / "ws", {"base": {"steps": 5000}})  # a base stage that runs for minutes
+    flow = subprocess.Popen([sys.executable, "-m", "flows.loop", "--rounds", "1"], cwd=ws, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stage_procs():
+        found = []
+        for p in psutil.process_iter(["cmdline", "cwd"]):
+            try:
+                if p.info["cwd"] == str(ws) and "stages.base" in " ".join(p.info["cmdline"] or []):
+                    found.append(p)
+            except psutil.Error:
+                pass
+        return found
+
+    deadline = time.time() + 120
+    while not stage_procs() and time.time() < deadline:
+        time.sleep(0.5)
+    assert stage_procs(), "the base stage never started"
+    flow.send_signal(signal.SIGTERM)
+    flow.wait(timeout=60)
+    time.sleep(1)
+    survivors = [p for p in stage_procs() if p.status() != psutil.STATUS_ZOMBIE]
+    assert not survivors, f"stage processes survived the flow: {[p.pid for p in survivors]}"
