@@ -16,12 +16,40 @@ from pathlib import Path
 STAGES = ("generate", "verify", "filter", "train", "evaluate")
 
 
-def _show(rev: str | None, path: str) -> dict | None:
+def file_at(rev: str | None, path: str) -> bytes | None:
+    """A git-tracked file's bytes at `rev` (None: the workspace), or None if it is not there."""
     if rev is None:
         p = Path(path)
-        return json.loads(p.read_text()) if p.exists() else None
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+        return p.read_bytes() if p.exists() else None
+    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def json_at(rev: str | None, path: str) -> dict | None:
+    data = file_at(rev, path)
+    return json.loads(data) if data else None
+
+
+def yaml_at(rev: str | None, path: str) -> dict:
+    import yaml
+
+    data = file_at(rev, path)
+    return (yaml.safe_load(data) or {}) if data else {}
+
+
+def frame_at(rev: str, path: str, schema):
+    """A DVC-tracked Parquet artifact at `rev`, read through DVC's filesystem API and validated."""
+    import polars as pl
+    from dvc.api import DVCFileSystem
+
+    from sharpen.io import ArtifactError, validate
+
+    try:
+        with DVCFileSystem(".", rev=rev).open(path, "rb") as f:
+            df = pl.read_parquet(f)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} at {rev}: not in the DVC cache (run `dvc pull` or `dvc fetch`)") from None
+    return validate(df, schema, f"{path} at {rev}")
 
 
 def round_tags() -> list[tuple[int, str]]:
@@ -31,14 +59,14 @@ def round_tags() -> list[tuple[int, str]]:
 
 
 def _row(rev: str | None, label: str) -> dict | None:
-    metrics = _show(rev, "data/round/evaluate/metrics.json")
+    metrics = json_at(rev, "data/round/evaluate/metrics.json")
     if metrics is None:
         return None
     row = {"round": metrics.get("round"), "tag": label}
     for key, value in metrics.items():
         if key.startswith(("greedy", "pass@", "maj@")):
             row[key] = value
-    stage_metrics = {s: _show(rev, f"data/round/{s}/metrics.json") or {} for s in STAGES}
+    stage_metrics = {s: json_at(rev, f"data/round/{s}/metrics.json") or {} for s in STAGES}
     row["generated"] = stage_metrics["generate"].get("samples")
     row["kept"] = stage_metrics["filter"].get("kept")
     row["policy"] = (stage_metrics["train"].get("model_hash") or "")[:8]
@@ -52,9 +80,9 @@ def rounds_table() -> list[dict]:
     """One row per round: round 0 (the base model), every tagged round, and an unadvanced round."""
     rows = []
     tags = round_tags()
-    base = _show(tags[0][1] if tags else None, "data/base/evaluate/metrics.json")
+    base = json_at(tags[0][1] if tags else None, "data/base/evaluate/metrics.json")
     if base:
-        model = _show(tags[0][1] if tags else None, "data/base/metrics.json") or {}
+        model = json_at(tags[0][1] if tags else None, "data/base/metrics.json") or {}
         rows.append(
             {"round": 0, "tag": "base", "policy": (model.get("model_hash") or "")[:8]}
             | {k: v for k, v in base.items() if k.startswith(("greedy", "pass@", "maj@"))}
@@ -66,7 +94,7 @@ def rounds_table() -> list[dict]:
     workspace = _row(None, "(not advanced)")
     if workspace and workspace["round"] not in {r["round"] for r in rows}:
         rows.append(workspace)
-    state = _show(None, "data/state/state.json") or {}
+    state = json_at(None, "data/state/state.json") or {}
     gates = {h["round"]: h for h in state.get("history", [])}
     stops = _loop_stops()
     for row in rows:
@@ -92,27 +120,21 @@ def _loop_stops(path: Path = Path(".sharpen/loops.jsonl")) -> dict[int, str]:
 
 
 def _tag_ref(tag: str) -> str:
+    from sharpen.state import tag_commit
+
     if not re.fullmatch(r"round-\d+", tag):
         raise ValueError(f"expected a round tag like round-3, got {tag!r}")
-    proc = subprocess.run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
+    commit = tag_commit(tag)
+    if commit is None:
         known = ", ".join(t for _, t in round_tags()) or "none yet"
         raise ValueError(f"no tag {tag}; rounds tagged so far: {known}")
-    return proc.stdout.strip()
-
-
-def _yaml_at(rev: str, path: str) -> dict:
-    import yaml
-
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
-    return (yaml.safe_load(proc.stdout) or {}) if proc.returncode == 0 else {}
+    return commit
 
 
 def lineage(tag: str) -> dict:
     """What produced round N: its commit, params, every stage's inputs and outputs, and the policy chain."""
     commit = _tag_ref(tag)
-    lock = _yaml_at(tag, "dvc.lock").get("stages", {})
+    lock = yaml_at(tag, "dvc.lock").get("stages", {})
     stages = {}
     for name, entry in lock.items():
         stages[name] = {
@@ -122,17 +144,17 @@ def lineage(tag: str) -> dict:
             "outs": {o["path"]: o.get("md5") for o in entry.get("outs", [])},
         }
     chain = []
-    base_hash = (_show(tag, "data/base/metrics.json") or {}).get("model_hash")
+    base_hash = (json_at(tag, "data/base/metrics.json") or {}).get("model_hash")
     tags = dict((t, n) for n, t in round_tags())
     n = tags[tag]
     producers = {base_hash: "base"}
     for k in range(1, n + 1):
-        train = _show(f"round-{k}", "data/round/train/metrics.json") or {}
+        train = json_at(f"round-{k}", "data/round/train/metrics.json") or {}
         producers[train.get("model_hash")] = f"round {k}"
     for k in range(n, 0, -1):
-        gen = _show(f"round-{k}", "data/round/generate/metrics.json") or {}
-        filt = _show(f"round-{k}", "data/round/filter/metrics.json") or {}
-        train = _show(f"round-{k}", "data/round/train/metrics.json") or {}
+        gen = json_at(f"round-{k}", "data/round/generate/metrics.json") or {}
+        filt = json_at(f"round-{k}", "data/round/filter/metrics.json") or {}
+        train = json_at(f"round-{k}", "data/round/train/metrics.json") or {}
         chain.append({
             "round": k,
             "policy": train.get("model_hash"),
@@ -144,10 +166,10 @@ def lineage(tag: str) -> dict:
             "generated_by": producers.get(gen.get("policy_hash"), "unknown"),
             "generator_hash": gen.get("policy_hash"),
         })
-    base = _show(tag, "data/base/metrics.json") or {}
+    base = json_at(tag, "data/base/metrics.json") or {}
     chain.append({"round": 0, "policy": base_hash, "trained_from": "scratch (stage base)",
                   "num_parameters": base.get("num_parameters")})
-    return {"tag": tag, "commit": commit, "params": _yaml_at(tag, "params.yaml"), "stages": stages, "chain": chain}
+    return {"tag": tag, "commit": commit, "params": yaml_at(tag, "params.yaml"), "stages": stages, "chain": chain}
 
 
 # --- diff -----------------------------------------------------------------------------------------
@@ -164,22 +186,6 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def _eval_samples(tag: str):
-    import polars as pl
-    from dvc.api import DVCFileSystem
-
-    from sharpen.io import ArtifactError, validate
-    from sharpen.schemas import EvalSample
-
-    path = "data/round/evaluate/samples.parquet"
-    try:
-        with DVCFileSystem(".", rev=tag).open(path, "rb") as f:
-            df = pl.read_parquet(f)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path} at {tag}: not in the DVC cache (run `dvc pull -r <remote>` or `dvc fetch`)") from None
-    return validate(df, EvalSample, f"{path} at {tag}")
-
-
 def diff(tag_a: str, tag_b: str) -> dict:
     """Metrics, params and data-volume deltas, and per-problem changes, between two tagged rounds."""
     import polars as pl
@@ -188,16 +194,18 @@ def diff(tag_a: str, tag_b: str) -> dict:
         _tag_ref(t)
     metrics = {}
     for stage in ("evaluate", "generate", "filter", "train"):
-        a = _show(tag_a, f"data/round/{stage}/metrics.json") or {}
-        b = _show(tag_b, f"data/round/{stage}/metrics.json") or {}
+        a = json_at(tag_a, f"data/round/{stage}/metrics.json") or {}
+        b = json_at(tag_b, f"data/round/{stage}/metrics.json") or {}
         for key in sorted(set(a) | set(b)):
             va, vb = a.get(key), b.get(key)
             if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and key != "round" and va != vb:
                 metrics[f"{stage}.{key}"] = {"a": va, "b": vb, "delta": vb - va}
-    pa, pb = _flatten(_yaml_at(tag_a, "params.yaml")), _flatten(_yaml_at(tag_b, "params.yaml"))
+    pa, pb = _flatten(yaml_at(tag_a, "params.yaml")), _flatten(yaml_at(tag_b, "params.yaml"))
     params = {k: {"a": pa.get(k), "b": pb.get(k)} for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)}
 
-    sa, sb = _eval_samples(tag_a), _eval_samples(tag_b)
+    from sharpen.schemas import EvalSample
+
+    sa, sb = (frame_at(t, "data/round/evaluate/samples.parquet", EvalSample) for t in (tag_a, tag_b))
 
     def per_problem(df):
         return df.group_by("problem_id", "category").agg(
@@ -215,6 +223,10 @@ def diff(tag_a: str, tag_b: str) -> dict:
         .with_columns(shift=pl.col("pass_rate_b") - pl.col("pass_rate_a"))
         .sort("category")
     )
-    return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params,
+    volumes = {}
+    for label, stage, key in (("generated", "generate", "samples"), ("kept", "filter", "kept"),
+                              ("trained_on", "train", "examples")):
+        volumes[label] = {t: (json_at(t, f"data/round/{stage}/metrics.json") or {}).get(key) for t in (tag_a, tag_b)}
+    return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params, "volumes": volumes,
             "newly_solved": solved, "newly_failed": failed,
             "categories": categories.to_dicts()}

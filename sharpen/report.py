@@ -19,25 +19,21 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write
-from sharpen.lineage import _show, round_tags, rounds_table
+from sharpen.lineage import file_at, frame_at, json_at, round_tags, rounds_table
+from sharpen.schemas import ProblemStats
 
 
 def _csv_at(rev: str | None, path: str) -> pl.DataFrame | None:
-    import subprocess
-
-    if rev is None:
-        return pl.read_csv(path) if Path(path).exists() else None
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True)
-    return pl.read_csv(io.BytesIO(proc.stdout)) if proc.returncode == 0 and proc.stdout else None
+    data = file_at(rev, path)
+    return pl.read_csv(io.BytesIO(data)) if data else None
 
 
 def _pass_rates(tag: str) -> pl.Series | None:
-    from dvc.api import DVCFileSystem
+    from sharpen.io import ArtifactError
 
     try:
-        with DVCFileSystem(".", rev=tag).open("data/round/filter/stats.parquet", "rb") as f:
-            return pl.read_parquet(f)["pass_rate"]
-    except Exception:  # not in the local cache: the plot says so by leaving the round out
+        return frame_at(tag, "data/round/filter/stats.parquet", ProblemStats)["pass_rate"]
+    except ArtifactError:  # not in the local cache: the plot leaves the round out
         return None
 
 
@@ -87,7 +83,7 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
         figs.append(("Per category", _png(fig)))
         plt.close(fig)
 
-    kept = [(n, _show(tag, "data/round/filter/metrics.json") or {}) for n, tag in tags]
+    kept = [(n, json_at(tag, "data/round/filter/metrics.json") or {}) for n, tag in tags]
     if kept:
         fig, ax = plt.subplots(figsize=(6.4, 3.0))
         ax.bar([n for n, _ in kept], [m.get("kept_fraction", 0) for _, m in kept], color="#4c72b0")

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -29,15 +30,13 @@ def kill_group(pgid: int, grace_s: float = 5.0) -> None:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = grace_s
-    step = 0.05
-    while deadline > 0:
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return
-        threading.Event().wait(step)
-        deadline -= step
+        time.sleep(0.05)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:

@@ -105,7 +105,7 @@ def _git(*args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def _tag_commit(tag: str) -> str | None:
+def tag_commit(tag: str) -> str | None:
     out = subprocess.run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"], capture_output=True, text=True)
     return out.stdout.strip() or None
 
@@ -228,7 +228,7 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
     previous = current_policy_metrics()
     decision = gate(params.advance.gate, params.advance.metric, params.advance.tolerance, round_metrics, previous)
 
-    tagged = _tag_commit(tag)
+    tagged = tag_commit(tag)
     if tagged is not None:
         head = _git("rev-parse", "HEAD").strip()
         if tagged != head:
@@ -246,7 +246,8 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
     if stale:
         raise AdvanceError(f"round {n} has not finished: `dvc status` shows changed stages {sorted(stale)}; run `dvc repro`")
     allowed = _pipeline_outputs()
-    unrelated = [p for p in _changed_paths() if p not in allowed and Path(p).name != ".gitignore"]
+    changed = _changed_paths()
+    unrelated = [p for p in changed if p not in allowed and Path(p).name != ".gitignore"]
     if unrelated:
         raise AdvanceError(
             "the work tree has changes that are not outputs of this round: "
@@ -254,7 +255,7 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
             + ("..." if len(unrelated) > 10 else "")
             + ". Commit or stash them, then rerun `sharpen advance`"
         )
-    _git("add", "-A", "--", *sorted(p for p in _changed_paths()))
+    _git("add", "-A", "--", *sorted(changed))
     summary = ", ".join(f"{k} {round_metrics[k]:.3f}" for k in ("greedy_accuracy",) if k in round_metrics)
     _git("commit", "-q", "--allow-empty", "-m", f"round {n}: {summary} (gate: {'accepted' if decision.accepted else 'rejected'})")
     _git("tag", "-a", tag, "-m", f"sharpen round {n}: {decision.reason}")

@@ -149,6 +149,7 @@ def test_diff_per_problem_changes_add_up_to_the_metric_delta(two_rounds):
     greedy = d["metrics"].get("evaluate.greedy_accuracy", {"delta": 0.0})["delta"]
     assert len(d["newly_solved"]) - len(d["newly_failed"]) == round(greedy * problems)
     assert d["params"]["round"] == {"a": 1, "b": 2}
+    assert d["volumes"]["generated"] == {"round-1": 96, "round-2": 96}
 
 
 def test_lineage_of_an_unknown_round_is_a_clear_error(two_rounds):
