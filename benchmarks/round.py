@@ -47,7 +47,7 @@ def in_process(ws: Path) -> float:
         max_new_tokens=g.max_new_tokens, seed=derive_seed(p.seed, p.round, 0))
     samples = sample_frame(pool, outs, round_=p.round, policy_hash="", temperature=g.temperature)
     verdicts = verify_frame(samples, pool, p.verify.verifier)
-    kept = kept_examples(samples, verdicts, decide(samples, verdicts, rule=f.rule, cap=f.cap, dedup=f.dedup))
+    kept = kept_examples(samples, verdicts, decide(samples, verdicts, f))
     with tempfile.TemporaryDirectory() as tmp:
         train_sft(kept, base, Path(tmp), lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
                   epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length, seed=t.seed)

@@ -53,8 +53,8 @@ def rounds(as_json: bool = typer.Option(False, "--json", help="print JSON rows i
         _fail("no rounds yet: run `dvc repro`")
     metric_cols = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))},
                          key=lambda k: (not k.startswith("greedy"), k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
-    cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept",
-            "generate_s", "verify_s", "filter_s", "train_s", "evaluate_s", "total_s"]
+    cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept", "synthesized",
+            "controller_s", "generate_s", "verify_s", "filter_s", "synthesize_s", "train_s", "evaluate_s", "total_s"]
     if any("loop_stop" in r for r in rows):
         cols.append("loop_stop")
     table = Table(title="sharpen rounds (times in seconds)")
@@ -160,6 +160,29 @@ def report(out: Path = typer.Option(Path("reports/sharpen.html"), help="where to
     except ValueError as e:
         _fail(str(e))
     console.print(f"wrote {path}")
+
+
+@app.command()
+def recipes(name: str = typer.Argument(None, help="show one recipe's parameters in full")) -> None:
+    """List the recipes (named methods) with their parameters and one-line descriptions."""
+    from sharpen.recipes import RECIPES, RecipeError, flatten, get_recipe
+
+    if name:
+        try:
+            chosen = [get_recipe(name)]
+        except RecipeError as e:
+            _fail(str(e))
+    else:
+        chosen = list(RECIPES.values())
+    for r in chosen:
+        console.print(f"[bold]{r.name}[/bold]  {r.summary}", highlight=False)
+        if r.sources:
+            console.print(f"  source: {r.sources}", highlight=False)
+        if r.on_default_task:
+            console.print(f"  on the embedded tiny task: {r.on_default_task}", highlight=False)
+        console.print("  " + ", ".join(f"{k}={v}" for k, v in flatten(r.defaults).items()), highlight=False)
+        console.print()
+    console.print("Pick one with `recipe: NAME` in params.yaml; any key set there overrides the recipe's.")
 
 
 @app.command("params")

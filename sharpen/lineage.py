@@ -13,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-STAGES = ("generate", "verify", "filter", "train", "evaluate")
+STAGES = ("controller", "generate", "verify", "filter", "synthesize", "train", "evaluate")
 
 
 def file_at(rev: str | None, path: str) -> bytes | None:
@@ -69,6 +69,7 @@ def _row(rev: str | None, label: str) -> dict | None:
     stage_metrics = {s: json_at(rev, f"data/round/{s}/metrics.json") or {} for s in STAGES}
     row["generated"] = stage_metrics["generate"].get("samples")
     row["kept"] = stage_metrics["filter"].get("kept")
+    row["synthesized"] = stage_metrics["synthesize"].get("examples")
     row["policy"] = (stage_metrics["train"].get("model_hash") or "")[:8]
     for s in STAGES:
         row[f"{s}_s"] = stage_metrics[s].get("wall_s")
@@ -162,7 +163,7 @@ def lineage(tag: str) -> dict:
             "init_hash": train.get("init_hash"),
             "examples": train.get("examples"),
             "kept_of": gen.get("samples"),
-            "filter_rule": filt.get("rule"),
+            "filter_rule": filt.get("select", filt.get("rule")),
             "generated_by": producers.get(gen.get("policy_hash"), "unknown"),
             "generator_hash": gen.get("policy_hash"),
         })

@@ -8,7 +8,7 @@ and the allowed values. Check a file by hand with `sharpen params` (or `sharpen 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -53,6 +53,9 @@ class BaseParams(_Section):
     batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)
     warmup_steps: int = Field(30, ge=0)
+    hint_fraction: float = Field(
+        0.0, ge=0, le=1, description="share of pretraining prompts carrying the answer as a hint (STaR rationalization)"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -77,15 +80,118 @@ class GenerateParams(SamplingParams):
 
 
 class VerifyParams(_Section):
+    """How samples are scored. `labels: majority` (TTRL) scores against each problem's majority
+    answer over its k samples instead of the gold answer, which the round then never reads."""
+
     verifier: Literal["exact_integer"] = "exact_integer"
+    labels: Literal["gold", "majority"] = "gold"
+
+
+class GroupBand(_Section):
+    """Keep problems whose pass rate over their k samples lies in [lo, hi] (DAPO, MASA, ReST-GRPO)."""
+
+    rule: Literal["group_band"]
+    lo: float = Field(0.0, ge=0, le=1)
+    hi: float = Field(1.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GroupBand:
+        if self.lo > self.hi:
+            raise ValueError(f"lo ({self.lo}) > hi ({self.hi})")
+        return self
+
+
+class StdMin(_Section):
+    """Keep problems whose reward std over their k samples exceeds eps (ReST-GRPO: 0.05)."""
+
+    rule: Literal["std_min"]
+    eps: float = Field(0.05, ge=0)
+
+
+class DifficultyBand(GroupBand):
+    """Keep problems whose accuracy in the last round that sampled them (the ledger) lies in
+    [lo, hi]; problems the ledger has not seen are kept. Judged before this round's samples."""
+
+    rule: Literal["difficulty_band"]  # type: ignore[assignment]
+
+
+GroupRule = Annotated[Union[GroupBand, StdMin, DifficultyBand], Field(discriminator="rule")]
 
 
 class FilterParams(_Section):
-    """Which samples teach. `correct_cap`: ReST-EM's rule. `keep_all`: the no-verifier control."""
+    """Which samples teach. Problem rules (`groups`) run first, then the sample rule `select`:
+    `correct` (ReST-EM), `threshold` (reward > tau; B-STaR), `all` (the no-verifier control).
+    Repeats are dropped (`dedup`) and at most `cap` samples kept per problem, best reward first."""
 
-    rule: Literal["correct_cap", "keep_all"] = "correct_cap"
+    select: Literal["correct", "threshold", "all"] = "correct"
+    tau: float | None = Field(None, ge=-1, le=1, description="threshold: keep reward > tau; null = the controller's")
     cap: int = Field(10, ge=1, description="most samples kept per problem")
     dedup: bool = Field(True, description="drop repeated completions of the same problem")
+    groups: tuple[GroupRule, ...] = Field((), description="problem rules, applied in order before `select`")
+
+
+class RationalizeParams(_Section):
+    """STaR: regenerate failed problems with the gold answer as a hint; keep rationales that reach it."""
+
+    k: int = Field(1, ge=1, description="hinted samples per failed problem")
+    temperature: float = Field(0.0, ge=0)
+    max_new_tokens: int = Field(40, ge=1)
+
+
+class WeaknessParams(_Section):
+    """SwS: find weak problems in the ledger, synthesize new ones in their categories, admit by difficulty."""
+
+    max_acc_below: float = Field(0.5, ge=0, le=1, description="weak if best accuracy over rounds < this")
+    slope_max: float = Field(0.0, description="... and its accuracy trend slope (per round) <= this")
+    budget: int = Field(256, ge=0, description="candidate problems per round, split by category failure ratio")
+    k: int = Field(8, ge=1, description="samples per candidate to measure its difficulty under the policy")
+    temperature: float = Field(1.0, ge=0)
+    band: tuple[float, float] = Field((0.125, 0.875), description="admit candidates with pass rate in [lo, hi]")
+    synthesizer: Literal["templated", "llm"] = "templated"
+
+    @model_validator(mode="after")
+    def _band_ordered(self) -> WeaknessParams:
+        lo, hi = self.band
+        if not 0 <= lo <= hi <= 1:
+            raise ValueError(f"band {list(self.band)} must satisfy 0 <= lo <= hi <= 1")
+        return self
+
+
+class SynthesizeParams(_Section):
+    """Extra training data made after the filter: none, STaR rationalization, or SwS problems."""
+
+    kind: Literal["none", "rationalize", "weakness"] = "none"
+    rationalize: RationalizeParams | None = None
+    weakness: WeaknessParams | None = None
+
+    @model_validator(mode="after")
+    def _kind_configured(self) -> SynthesizeParams:
+        if self.kind != "none" and getattr(self, self.kind) is None:
+            raise ValueError(f"kind {self.kind!r} needs a `{self.kind}` subsection")
+        return self
+
+
+class BStarParams(_Section):
+    """B-STaR: on a dev subset, pick the (temperature, tau) with the best mean balance score."""
+
+    dev_size: int = Field(128, ge=1, description="pool problems sampled for the search")
+    k: int = Field(16, ge=1, description="samples per dev problem and temperature")
+    temperatures: tuple[float, ...] = Field((0.5, 0.75, 1.0, 1.25, 1.5), min_length=1)
+    tau_step: float = Field(0.05, gt=0, le=1, description="taus swept over [-1, 1) in this step")
+    n_star: int = Field(8, ge=1, description="correct samples per query that count as enough")
+
+
+class ControllerParams(_Section):
+    """Sets the next round's sampling before it generates: none, or the B-STaR search."""
+
+    kind: Literal["none", "bstar"] = "none"
+    bstar: BStarParams | None = None
+
+    @model_validator(mode="after")
+    def _kind_configured(self) -> ControllerParams:
+        if self.kind != "none" and getattr(self, self.kind) is None:
+            raise ValueError(f"kind {self.kind!r} needs a `{self.kind}` subsection")
+        return self
 
 
 class TrainParams(_Section):
@@ -142,17 +248,25 @@ class LoopParams(_Section):
 class Params(_Section):
     round: int = Field(1, ge=1)
     seed: int = 0
-    recipe: Literal["rest-em"] = "rest-em"
+    recipe: str = "rest-em"
     model: Literal["tiny"] = Field("tiny", description="'tiny' = the embedded base stage's model")
     task: TaskParams = TaskParams()
     base: BaseParams = BaseParams()
     generate: GenerateParams = GenerateParams()
     verify: VerifyParams = VerifyParams()
     filter: FilterParams = FilterParams()
+    synthesize: SynthesizeParams = SynthesizeParams()
+    controller: ControllerParams = ControllerParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     advance: AdvanceParams = AdvanceParams()
     loop: LoopParams = LoopParams()
+
+    @model_validator(mode="after")
+    def _threshold_has_tau(self) -> Params:
+        if self.filter.select == "threshold" and self.filter.tau is None and self.controller.kind != "bstar":
+            raise ValueError("filter.tau: `select: threshold` needs a tau (or the b-star controller to choose one)")
+        return self
 
 
 def _format(err: ValidationError, path: Path) -> str:
@@ -189,6 +303,12 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    from sharpen.recipes import RecipeError, resolve
+
+    try:
+        raw = resolve(raw)
+    except RecipeError as e:
+        raise ParamsError(f"{path}: {e}") from None
     try:
         return Params.model_validate(raw)
     except ValidationError as e:

@@ -14,7 +14,10 @@ import pandera.polars as pa
 
 FINISH_REASONS = ["stop", "length"]
 VERDICT_REASONS = ["ok", "wrong", "unparseable"]
-DROP_REASONS = ["kept", "incorrect", "duplicate", "over_cap"]
+DROP_REASONS = [
+    "kept", "group_band", "std_min", "difficulty_band", "incorrect", "below_threshold", "duplicate", "over_cap",
+]
+ORIGINS = ["sampled", "rationalized", "synthesized"]
 
 
 class _Strict:
@@ -62,6 +65,10 @@ class Verdict(pa.DataFrameModel):
     correct: bool
     reason: str = pa.Field(isin=VERDICT_REASONS)
     verifier: str
+    label: Optional[str] = pa.Field(nullable=True, description="the reference scored against: gold or majority answer")
+    majority_ratio: Optional[float] = pa.Field(
+        nullable=True, ge=0.0, le=1.0, description="share of the problem's samples giving the majority answer"
+    )
 
     class Config(_Strict):
         unique = ["problem_id", "sample_idx"]
@@ -105,9 +112,39 @@ class TrainExample(pa.DataFrameModel):
     prompt: str
     completion: str
     reward: float = pa.Field(ge=0.0, le=1.0)
+    origin: str = pa.Field(isin=ORIGINS, description="plain sample, hint-guided rationale (STaR) or synthesized problem")
 
     class Config(_Strict):
         unique = ["problem_id", "sample_idx"]
+
+
+class LedgerRow(pa.DataFrameModel):
+    """A problem's pass rate in one round: the loop's memory of what the policy keeps failing (SwS)."""
+
+    round: int = pa.Field(ge=1)
+    problem_id: str
+    category: str
+    pass_rate: float = pa.Field(ge=0.0, le=1.0)
+
+    class Config(_Strict):
+        unique = ["round", "problem_id"]
+
+
+class SynthesizedProblem(pa.DataFrameModel):
+    """A problem the synthesize stage wrote, with where it came from and how hard the policy found it."""
+
+    round: int = pa.Field(ge=1)
+    problem_id: str = pa.Field(unique=True, str_length={"min_value": 1})
+    prompt: str
+    answer: str
+    category: str
+    source_id: str = pa.Field(description="the weak problem it was made from")
+    synthesizer: str
+    pass_rate: float = pa.Field(ge=0.0, le=1.0, description="the current policy's accuracy on it")
+    admitted: bool
+
+    class Config(_Strict):
+        pass
 
 
 class EvalSample(pa.DataFrameModel):

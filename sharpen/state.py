@@ -33,6 +33,12 @@ BASE_MODEL = Path("data/base/model")
 BASE_METRICS = Path("data/base/evaluate/metrics.json")
 ROUND_METRICS = Path("data/round/evaluate/metrics.json")
 ROUND_MODEL = Path("data/round/train/model")
+ROUND_STATS = Path("data/round/filter/stats.parquet")
+ROUND_SYNTHESIZED = Path("data/round/synthesize/problems.parquet")
+ROUND_CONTROLLER = Path("data/round/controller/metrics.json")
+LEDGER = "ledger.parquet"  # per-problem pass rate of every round (LedgerRow)
+SYNTHETIC = "problems.parquet"  # problems synthesized and admitted by earlier rounds (Problem)
+CONTROLLER = "controller.jsonl"  # every round's controller output
 
 
 class AdvanceError(RuntimeError):
@@ -83,6 +89,28 @@ def current_policy_dir(state_dir: Path = STATE_DIR, base_model: Path = BASE_MODE
     if not (path / "config.json").exists():
         raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no config.json")
     return path
+
+
+def round_pool(pool, state_dir: Path = STATE_DIR):
+    """The pool a round draws from: the task's pool plus the problems earlier rounds synthesized."""
+    import polars as pl
+
+    from sharpen.io import read_frame
+    from sharpen.schemas import Problem
+
+    path = state_dir / SYNTHETIC
+    if not path.exists():
+        return pool
+    return pl.concat([pool, read_frame(path, Problem)]).sort("problem_id")
+
+
+def read_ledger(state_dir: Path = STATE_DIR):
+    """Every round's per-problem pass rates so far (the SwS ledger), or None before the first advance."""
+    from sharpen.io import read_frame
+    from sharpen.schemas import LedgerRow
+
+    path = state_dir / LEDGER
+    return read_frame(path, LedgerRow) if path.exists() else None
 
 
 def current_policy_metrics(state_dir: Path = STATE_DIR) -> dict:
@@ -168,6 +196,38 @@ def _bump_round(path: Path, new_round: int) -> None:
     atomic_write(path, write)
 
 
+def _carry(n: int) -> None:
+    """Merge round n's loop-carried data into the state: ledger rows, admitted synthetic problems,
+    the controller's output. Idempotent (round n's earlier rows are replaced), so a rerun after a
+    crash never counts a round twice."""
+    import json
+
+    import polars as pl
+
+    from sharpen.io import read_frame, write_frame
+    from sharpen.schemas import LedgerRow, Problem, ProblemStats, SynthesizedProblem
+
+    if ROUND_STATS.exists():
+        rows = read_frame(ROUND_STATS, ProblemStats).select(pl.lit(n, pl.Int64).alias("round"), "problem_id", "category", "pass_rate")
+        old = read_ledger()
+        ledger = rows if old is None else pl.concat([old.filter(pl.col("round") != n), rows])
+        write_frame(ledger.sort("round", "problem_id"), STATE_DIR / LEDGER, LedgerRow)
+    if ROUND_SYNTHESIZED.exists():
+        new = read_frame(ROUND_SYNTHESIZED, SynthesizedProblem).filter("admitted").select("problem_id", "prompt", "answer", "category")
+        if new.height:
+            path = STATE_DIR / SYNTHETIC
+            old = read_frame(path, Problem) if path.exists() else new.clear()
+            merged = pl.concat([old.filter(~pl.col("problem_id").is_in(new["problem_id"].implode())), new])
+            write_frame(merged.sort("problem_id"), path, Problem)
+    if ROUND_CONTROLLER.exists():
+        choice = read_json(ROUND_CONTROLLER)
+        if choice.get("kind", "none") != "none":
+            path = STATE_DIR / CONTROLLER
+            lines = [ln for ln in (path.read_text().splitlines() if path.exists() else []) if json.loads(ln).get("round") != n]
+            lines.append(json.dumps(choice, sort_keys=True))
+            atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+
+
 def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
     """Step 2: copy the round's model into the state (if accepted), record the gate, bump the round."""
     state = read_state()
@@ -202,6 +262,7 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
             dvc_log.setLevel(level)
         state.policy, state.policy_round, state.policy_hash = "policy", n, new_hash
         state.policy_metrics = {k: float(v) for k, v in round_metrics.items() if isinstance(v, (int, float))}
+    _carry(n)
     write_state(state)
     _bump_round(PARAMS_FILE, n + 1)
     _git("add", "-A", "--", str(STATE_DIR), str(PARAMS_FILE))

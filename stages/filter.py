@@ -1,17 +1,22 @@
-"""Per-problem statistics, and the selection of samples to train on (rule from `filter` params).
+"""Per-problem statistics, and the selection of samples to train on (rules from `filter` params).
+
+Problem rules (`filter.groups`) drop whole problems first; `difficulty_band` reads the loop's
+ledger in data/state. `select: threshold` with no `tau` uses the one the b-star controller chose.
 
 Run: `python -m stages.filter --samples data/round/generate/samples.parquet \
-        --verdicts data/round/verify/verdicts.parquet --problems data/tasks/pool.parquet --out data/round/filter`
+        --verdicts data/round/verify/verdicts.parquet --problems data/round/generate/problems.parquet \
+        --state data/state --controller data/round/controller/metrics.json --out data/round/filter`
 """
 
 import argparse
 from pathlib import Path
 
 from sharpen.filters import decide, kept_examples, problem_stats
-from sharpen.io import read_frame, write_frame, write_json
+from sharpen.io import read_frame, read_json, write_frame, write_json
 from sharpen.params import load_params
-from sharpen.schemas import Decision, Problem, ProblemStats, Sample, TrainExample, Verdict
+from sharpen.schemas import DROP_REASONS, Decision, Problem, ProblemStats, Sample, TrainExample, Verdict
 from sharpen.stage import Timer, run_stage
+from sharpen.state import read_ledger
 
 
 def main() -> None:
@@ -19,6 +24,8 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, required=True)
     parser.add_argument("--verdicts", type=Path, required=True)
     parser.add_argument("--problems", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--controller", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
@@ -27,7 +34,9 @@ def main() -> None:
     samples = read_frame(args.samples, Sample)
     verdicts = read_frame(args.verdicts, Verdict)
     stats = problem_stats(samples, verdicts, read_frame(args.problems, Problem))
-    decisions = decide(samples, verdicts, rule=f.rule, cap=f.cap, dedup=f.dedup)
+    control = read_json(args.controller)
+    tau = f.tau if f.tau is not None else control.get("tau")
+    decisions = decide(samples, verdicts, f, stats=stats, ledger=read_ledger(args.state), tau=tau)
     kept = kept_examples(samples, verdicts, decisions)
     write_frame(stats, args.out / "stats.parquet", ProblemStats)
     write_frame(decisions, args.out / "decisions.parquet", Decision)
@@ -36,19 +45,20 @@ def main() -> None:
     write_json(
         {
             "round": params.round,
-            "rule": f.rule,
+            "select": f.select,
+            "tau": tau,
             "kept": kept.height,
             "kept_fraction": kept.height / max(samples.height, 1),
             "kept_correct_fraction": float(kept["reward"].mean()) if kept.height else 0.0,
             "problems_with_kept": kept["problem_id"].n_unique(),
-            "dropped": {r: int(reasons.get(r, 0)) for r in ("incorrect", "duplicate", "over_cap")},
+            "dropped": {r: int(reasons.get(r, 0)) for r in DROP_REASONS if r != "kept"},
             "problems_all_correct": int((stats["pass_rate"] == 1.0).sum()),
             "problems_none_correct": int((stats["pass_rate"] == 0.0).sum()),
             "wall_s": timer.seconds,
         },
         args.out / "metrics.json",
     )
-    print(f"filter ({f.rule}): kept {kept.height}/{samples.height} samples from {kept['problem_id'].n_unique()} problems")
+    print(f"filter ({f.select}): kept {kept.height}/{samples.height} samples from {kept['problem_id'].n_unique()} problems")
 
 
 if __name__ == "__main__":

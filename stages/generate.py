@@ -5,8 +5,12 @@ that determines the samples (policy, problems, sampling params, round, seed). A 
 resumes at its last finished shard; shards made from other inputs are deleted, never reused.
 Each shard has its own seed, so a resumed run writes the same samples as an uninterrupted one.
 
+The round's problems (the pool plus problems earlier rounds synthesized, or a draw from them)
+go to problems.parquet, which the later stages read. With a controller (b-star), the sampling
+temperature is the one it chose.
+
 Run: `python -m stages.generate --problems data/tasks/pool.parquet --state data/state \
-        --base data/base/model --out data/round/generate`
+        --base data/base/model --controller data/round/controller/metrics.json --out data/round/generate`
 """
 
 import argparse
@@ -16,12 +20,12 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.backends import load_backend
-from sharpen.io import hash_json, hash_path, read_frame, write_frame, write_json
+from sharpen.io import hash_json, hash_path, read_frame, read_json, write_frame, write_json
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.state import current_policy_dir
+from sharpen.state import current_policy_dir, round_pool
 
 
 def main() -> None:
@@ -29,14 +33,22 @@ def main() -> None:
     parser.add_argument("--problems", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--controller", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
     g = params.generate
+    control = read_json(args.controller)
+    if control.get("kind", "none") != params.controller.kind or control.get("round") != params.round:
+        raise ValueError(f"{args.controller}: written for another round or controller; run `dvc repro`")
+    if control["kind"] == "bstar":
+        g = g.model_copy(update={"temperature": control["temperature"]})
+        print(f"generate: temperature {g.temperature} (chosen by the b-star controller)")
     timer = Timer()
     policy = current_policy_dir(args.state, args.base)
     policy_hash = hash_path(policy)
-    problems = select_problems(read_frame(args.problems, Problem), g.problems_per_round, params.seed, params.round)
+    problems = select_problems(round_pool(read_frame(args.problems, Problem), args.state), g.problems_per_round,
+                               params.seed, params.round)
     fingerprint = hash_json(
         {"policy": policy_hash, "problems": problems["problem_id"].to_list(), "prompts": problems["prompt"].to_list(),
          "generate": g.model_dump(), "round": params.round, "seed": params.seed}
@@ -69,6 +81,7 @@ def main() -> None:
     bar.close()
 
     samples = pl.concat([read_frame(shard_dir / f"shard-{i:05d}.parquet", Sample) for i in range(len(starts))])
+    write_frame(problems, args.out / "problems.parquet", Problem)
     write_frame(samples.sort("problem_id", "sample_idx"), args.out / "samples.parquet", Sample)
     generated_s = timer.seconds
     write_json(
@@ -76,6 +89,7 @@ def main() -> None:
             "round": params.round,
             "problems": problems.height,
             "samples": samples.height,
+            "temperature": g.temperature,
             "tokens": int(samples["num_tokens"].sum()),
             "truncated": int((samples["finish_reason"] == "length").sum()),
             "distinct_completions_per_problem": samples.group_by("problem_id").agg(pl.col("completion").n_unique())["completion"].mean(),

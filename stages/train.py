@@ -1,8 +1,10 @@
-"""SFT the policy on the kept samples, from the base model or the current policy (`train.init`).
+"""SFT the policy on the kept samples plus the synthesize stage's examples, from the base model
+or the current policy (`train.init`).
 
-If the filter kept nothing, the init model is written unchanged and `steps: 0` says so.
+If there is nothing to learn from, the init model is written unchanged and `steps: 0` says so.
 
-Run: `python -m stages.train --kept data/round/filter/kept.parquet --state data/state \
+Run: `python -m stages.train --kept data/round/filter/kept.parquet \
+        --synthesized data/round/synthesize/examples.parquet --state data/state \
         --base data/base/model --out data/round/train`
 """
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.io import atomic_write_dir, hash_path, read_frame, write_csv, write_json
+from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_json
 from sharpen.params import load_params
 from sharpen.schemas import TrainExample
 from sharpen.sft import train_sft
@@ -23,6 +25,7 @@ from sharpen.state import current_policy_dir
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kept", type=Path, required=True)
+    parser.add_argument("--synthesized", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -30,7 +33,7 @@ def main() -> None:
     params = load_params()
     t = params.train
     timer = Timer()
-    examples = read_frame(args.kept, TrainExample)
+    examples = pl.concat([read_frame(args.kept, TrainExample), read_frame(args.synthesized, TrainExample)])
     init_dir = args.base if t.init == "base" else current_policy_dir(args.state, args.base)
     log: list[dict] = []
 
@@ -57,11 +60,12 @@ def main() -> None:
             "init": t.init,
             "init_hash": hash_path(init_dir),
             "examples": examples.height,
+            "examples_by_origin": dict(sorted(examples.group_by("origin").len().iter_rows())),
             "steps": curve.height,
             "first_loss": curve["loss"][0] if curve.height else None,
             "final_loss": curve["loss"][-1] if curve.height else None,
             "model_hash": hash_path(args.out / "model"),
-            "data_hash": hash_path(args.kept),
+            "data_hash": hash_json([hash_path(args.kept), hash_path(args.synthesized)]),
             "wall_s": timer.seconds,
         },
         args.out / "metrics.json",

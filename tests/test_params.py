@@ -25,7 +25,7 @@ def shipped() -> dict:
 def test_shipped_params_load_every_section():
     p = load_params(PROJECT / "params.yaml")
     assert isinstance(p, Params)
-    assert set(shipped()) == set(Params.model_fields)  # the file spells out every section
+    assert set(shipped()) == set(Params.model_fields)  # every section is there (DVC tracks them by name)
 
 
 @pytest.mark.parametrize(
@@ -36,14 +36,17 @@ def test_shipped_params_load_every_section():
         ("generate", "k", "eight", "generate.k"),
         ("generate", "backend", "tgi", "'hf' or 'vllm'"),
         ("train", "init", "scratch", "'base' or 'previous'"),
-        ("filter", "rule", "magic", "'correct_cap' or 'keep_all'"),
+        ("filter", "select", "magic", "'correct', 'threshold' or 'all'"),
+        ("filter", "groups", [{"rule": "group_band", "lo": 0.9, "hi": 0.1}], "filter.groups.0.group_band"),
+        ("filter", "groups", [{"rule": "bandd"}], "filter.groups.0"),
+        ("verify", "labels", "silver", "'gold' or 'majority'"),
         ("evaluate", "pass_k", [1, 64], "pass_k"),
         ("task", "min_digits", 5, "min_digits (5) > max_digits"),
     ],
 )
 def test_bad_value_names_the_key(tmp_path, section, key, value, expect):
     data = shipped()
-    data[section][key] = value
+    data.setdefault(section, {})[key] = value
     with pytest.raises(ParamsError, match=None) as err:
         load_params(write(tmp_path, data))
     assert expect in str(err.value)
@@ -94,3 +97,57 @@ def test_cli_reports_bad_params_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sharpen.cli", "params", str(path)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "generate.k" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_unknown_recipe_name_lists_recipes(tmp_path):
+    data = shipped()
+    data["recipe"] = "stars"
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, data))
+    assert "recipe: unknown recipe 'stars'" in str(err.value) and "'star'" in str(err.value)
+
+
+@pytest.mark.parametrize("recipe", ["rest-em", "star", "b-star", "sws", "ttrl"])
+def test_every_recipe_resolves_to_valid_params(tmp_path, recipe):
+    data = shipped()
+    data["recipe"] = recipe
+    assert load_params(write(tmp_path, data)).recipe == recipe
+
+
+def test_recipe_sets_its_defaults(tmp_path):
+    data = shipped()
+    data["recipe"] = "star"
+    p = load_params(write(tmp_path, data))
+    assert (p.synthesize.kind, p.task.scratchpad, p.generate.k, p.train.init) == ("rationalize", True, 1, "base")
+
+
+def test_params_file_overrides_the_recipe(tmp_path):
+    data = shipped()
+    data["recipe"] = "sws"
+    data["synthesize"] = {"weakness": {"budget": 17}}
+    data["filter"] = {"cap": 3}
+    p = load_params(write(tmp_path, data))
+    assert (p.synthesize.weakness.budget, p.synthesize.weakness.band, p.filter.cap) == (17, (0.125, 0.875), 3)
+
+
+def test_parameter_of_another_recipe_is_refused(tmp_path):
+    data = shipped()  # rest-em
+    data["synthesize"] = {"weakness": {"budget": 17}}
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, data))
+    assert "synthesize.weakness.budget: recipe 'rest-em' does not take this parameter (recipes that do: sws)" in str(err.value)
+
+
+def test_switching_a_method_kind_is_refused(tmp_path):
+    data = shipped()
+    data["recipe"] = "star"
+    data["synthesize"] = {"kind": "weakness"}
+    with pytest.raises(ParamsError, match="synthesize.kind: recipe 'star' uses 'rationalize'"):
+        load_params(write(tmp_path, data))
+
+
+def test_threshold_without_tau_or_controller_is_refused(tmp_path):
+    data = shipped()
+    data["filter"] = {"select": "threshold"}
+    with pytest.raises(ParamsError, match="filter.tau"):
+        load_params(write(tmp_path, data))

@@ -16,7 +16,7 @@ from tests.workspace import make_workspace, run, sharpen
 @pytest.fixture(scope="module")
 def two_rounds(tmp_path_factory):
     # keep_all: a 20-step base model answers almost nothing right, and train must still really train
-    ws = make_workspace(tmp_path_factory.mktemp("ws"), {"filter": {"rule": "keep_all"}})
+    ws = make_workspace(tmp_path_factory.mktemp("ws"), {"filter": {"select": "all"}})
     logs = {}
     logs["repro1"] = run(ws, "dvc", "repro").stdout
     logs["repro1_again"] = run(ws, "dvc", "repro").stdout

@@ -39,3 +39,41 @@ def test_length_mismatch_is_an_error():
 def test_unknown_verifier_lists_allowed():
     with pytest.raises(ValueError, match="allowed: " + ", ".join(VERIFIERS)):
         get_verifier("nope")
+
+
+def _samples(rows):
+    import polars as pl
+
+    return pl.DataFrame({"round": [1] * len(rows), "problem_id": [r[0] for r in rows],
+                         "sample_idx": list(range(len(rows))), "completion": [r[1] for r in rows]})
+
+
+def test_majority_label_is_the_most_common_readable_answer():
+    from sharpen.verifiers import majority_labels, verify_frame
+
+    samples = _samples([("p", "5"), ("p", "x"), ("p", "7"), ("p", "05"), ("q", "3"), ("q", "4")])
+    labels = dict(majority_labels(samples, exact_integer).select("problem_id", "label").iter_rows())
+    assert labels == {"p": "5", "q": "3"}  # "05" reads as 5; q ties, first seen wins
+    verdicts = verify_frame(samples, None, "exact_integer", labels="majority")
+    assert verdicts["correct"].to_list() == [True, False, False, True, True, False]
+    assert verdicts.filter(pl_col_eq("problem_id", "p"))["majority_ratio"].to_list() == [0.5] * 4
+
+
+def pl_col_eq(name, value):
+    import polars as pl
+
+    return pl.col(name) == value
+
+
+def test_label_accuracy_scores_pseudo_labels_against_the_hidden_truth():
+    import polars as pl
+
+    from sharpen.verifiers import label_accuracy, verify_frame
+
+    samples = _samples([("p", "5"), ("p", "5"), ("p", "6"), ("q", "3"), ("q", "3")])
+    verdicts = verify_frame(samples, None, "exact_integer", labels="majority")
+    truth = pl.DataFrame({"problem_id": ["p", "q"], "answer": ["6", "3"]})
+    acc = label_accuracy(verdicts, truth, "exact_integer")
+    assert acc["label_accuracy"] == 0.5
+    assert acc["true_sample_accuracy"] == 3 / 5
+    assert acc["reward_accuracy"] == 2 / 5  # p's three rewards are all wrong about the truth

@@ -7,6 +7,12 @@ drawn first; the training pool and the base model's pretraining stream exclude i
 Scratchpad (STaR's own arithmetic set-up): one step per digit from the right, carries written
 out, then `|` and the answer: `58+67=` → `8+7=15,5+6+1=12|125`.
 
+Hints (STaR's rationalization): `hinted_prompt` puts the gold answer in front of the prompt,
+`(125)58+67=`. A pretrained LLM uses such a hint from a few-shot prompt; the tiny base model can
+only use it if pretraining showed it some, so `base.hint_fraction` of its pretraining prompts
+carry one. The completion is the same scratchpad either way, so a rationalized sample is stored
+with the plain prompt.
+
 Run: `python -m stages.tasks --out data/tasks` (the DVC stage `tasks`).
 """
 
@@ -21,6 +27,14 @@ ANSWER_SEPARATOR = "|"
 
 def prompt_for(a: int, b: int) -> str:
     return f"{a}+{b}="
+
+
+HINT_OPEN, HINT_CLOSE = "(", ")"
+
+
+def hinted_prompt(prompt: str, answer: str) -> str:
+    """The prompt with the gold answer as a hint: `(125)58+67=`."""
+    return f"{HINT_OPEN}{answer}{HINT_CLOSE}{prompt}"
 
 
 def scratchpad(a: int, b: int) -> str:
@@ -99,12 +113,47 @@ def make_splits(
 
 
 def pretraining_texts(
-    rng: random.Random, n: int, *, min_digits: int, max_digits: int, use_scratchpad: bool, exclude: set[str]
+    rng: random.Random, n: int, *, min_digits: int, max_digits: int, use_scratchpad: bool, exclude: set[str],
+    hint_fraction: float = 0.0,
 ) -> list[tuple[str, str]]:
-    """`n` (prompt, completion) pairs for pretraining the base model, never from `exclude`."""
+    """`n` (prompt, completion) pairs for pretraining the base model, never from `exclude`.
+
+    A `hint_fraction` share of the prompts carry the answer as a hint (see `hinted_prompt`).
+    """
     out = []
     while len(out) < n:
         a, b = draw_pair(rng, min_digits, max_digits)
         if problem_id(a, b) not in exclude:
-            out.append((prompt_for(a, b), completion_for(a, b, use_scratchpad=use_scratchpad)))
+            prompt = prompt_for(a, b)
+            if hint_fraction and rng.random() < hint_fraction:
+                prompt = hinted_prompt(prompt, str(a + b))
+            out.append((prompt, completion_for(a, b, use_scratchpad=use_scratchpad)))
     return out
+
+
+def carries(a: int, b: int) -> int:
+    """How many digit positions of a+b produce a carry."""
+    da, db = str(a)[::-1], str(b)[::-1]
+    count, carry = 0, 0
+    for i in range(max(len(da), len(db))):
+        carry = (int(da[i]) if i < len(da) else 0) + (int(db[i]) if i < len(db) else 0) + carry >= 10
+        count += carry
+    return count
+
+
+def operands(pid: str) -> tuple[int, int]:
+    """The operands of a problem id `a+b`."""
+    a, b = pid.split("+")
+    return int(a), int(b)
+
+
+def similar(pid: str, rng: random.Random, tries: int = 200) -> tuple[str, str, str, str]:
+    """A new problem with the attributes of `pid` (operand digit lengths and number of carries):
+    SwS's templated stand-in for LLM problem writing. (problem_id, prompt, answer, category)."""
+    a, b = operands(pid)
+    want = carries(a, b)
+    for _ in range(tries):
+        x, y = _operand(rng, len(str(a))), _operand(rng, len(str(b)))
+        if carries(x, y) == want and (x, y) != (a, b):
+            break
+    return problem_id(x, y), prompt_for(x, y), str(x + y), category(x, y)

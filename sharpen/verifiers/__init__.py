@@ -33,17 +33,54 @@ def get_verifier(name: str) -> Verifier:
         raise ValueError(f"verify.verifier: unknown verifier {name!r}; allowed: {', '.join(VERIFIERS)}") from None
 
 
-def verify_frame(samples, problems, verifier_name: str):
-    """`Verdict` rows for a `Sample` frame, scored against the problems' gold answers."""
+def majority_labels(samples, verifier: Verifier):
+    """problem_id → (majority answer, its share of the problem's samples), read from completions alone.
+
+    Answers are extracted by the verifier itself (scored against no reference); unreadable ones
+    do not vote. Ties go to the answer seen first in sample order. No readable answer → null label.
+    """
+    import polars as pl
+
+    extracted = [r.extracted for r in verifier(samples["completion"].to_list(), [None] * samples.height)]
+    votes = samples.select("problem_id", "sample_idx").with_columns(answer=pl.Series(extracted, dtype=pl.String))
+    n = votes.group_by("problem_id").agg(n=pl.len())
+    counts = (
+        votes.drop_nulls("answer")
+        .group_by("problem_id", "answer")
+        .agg(count=pl.len(), first=pl.col("sample_idx").min())
+        .sort(["problem_id", "count", "first"], descending=[False, True, False])
+        .group_by("problem_id", maintain_order=True)
+        .first()
+    )
+    return n.join(counts, on="problem_id", how="left").select(
+        "problem_id", label="answer", majority_ratio=(pl.col("count").fill_null(0) / pl.col("n")).cast(pl.Float64)
+    )
+
+
+def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
+    """`Verdict` rows for a `Sample` frame, scored against gold answers or majority pseudo-labels.
+
+    With `labels="majority"` the problems' answers are never read: the verdicts of a problem
+    file with every answer blanked out are the same.
+    """
     import polars as pl
 
     from sharpen.io import ArtifactError
 
-    joined = samples.join(problems.select("problem_id", "answer"), on="problem_id", how="left")
-    missing = joined.filter(pl.col("answer").is_null())["problem_id"].unique().to_list()
-    if missing:
-        raise ArtifactError(f"verify: samples name problems missing from the problem file: {missing[:5]}")
-    results = get_verifier(verifier_name)(joined["completion"].to_list(), joined["answer"].to_list())
+    verifier = get_verifier(verifier_name)
+    if labels == "majority":
+        joined = samples.join(majority_labels(samples, verifier), on="problem_id", how="left")
+    elif labels == "gold":
+        joined = samples.join(problems.select("problem_id", label="answer"), on="problem_id", how="left").with_columns(
+            majority_ratio=pl.lit(None, dtype=pl.Float64)
+        )
+        known = set(problems["problem_id"].to_list())
+        missing = [p for p in joined["problem_id"].unique().to_list() if p not in known]
+        if missing:
+            raise ArtifactError(f"verify: samples name problems missing from the problem file: {missing[:5]}")
+    else:
+        raise ValueError(f"verify.labels: unknown {labels!r}; allowed: 'gold', 'majority'")
+    results = verifier(joined["completion"].to_list(), joined["label"].to_list())
     return pl.DataFrame(
         {
             "round": joined["round"],
@@ -54,5 +91,24 @@ def verify_frame(samples, problems, verifier_name: str):
             "correct": pl.Series([r.correct for r in results], dtype=pl.Boolean),
             "reason": [r.reason for r in results],
             "verifier": pl.Series([verifier_name] * joined.height, dtype=pl.String),
+            "label": joined["label"].cast(pl.String),
+            "majority_ratio": joined["majority_ratio"].cast(pl.Float64),
         }
     ).sort("problem_id", "sample_idx")
+
+
+def label_accuracy(verdicts, problems, verifier_name: str) -> dict:
+    """How well pseudo-labels match the hidden truth (TTRL's label and reward accuracy); logged only."""
+    import polars as pl
+
+    verifier = get_verifier(verifier_name)
+    joined = verdicts.join(problems.select("problem_id", "answer"), on="problem_id", how="left", maintain_order="left")
+    truly = pl.Series([r.correct for r in verifier(joined["extracted"].fill_null("").to_list(), joined["answer"].to_list())])
+    per_problem = joined.group_by("problem_id").agg(pl.col("label").first(), pl.col("answer").first())
+    label_ok = [r.correct for r in verifier(per_problem["label"].fill_null("").to_list(), per_problem["answer"].to_list())]
+    return {
+        "label_accuracy": sum(label_ok) / max(len(label_ok), 1),
+        "reward_accuracy": float((truly == joined["correct"]).mean()) if joined.height else 0.0,
+        "majority_ratio": float(joined["majority_ratio"].mean()) if joined.height else 0.0,
+        "true_sample_accuracy": float(truly.mean()) if joined.height else 0.0,
+    }

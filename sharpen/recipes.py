@@ -1,0 +1,167 @@
+"""Named methods as configuration of the shared stages: `recipe: star` in params.yaml picks one.
+
+A recipe is a set of defaults laid under params.yaml: whatever the file sets wins, so any of a
+recipe's parameters can be overridden. The method sections (`synthesize`, `controller`) belong
+to the recipe: a file may tune the parameters its recipe has there, but not add others or
+switch their `kind` (that would be a different recipe), so a typo or a leftover from another
+recipe is an error instead of a silently ignored setting. Specs and sources: shared/methods.md.
+
+Run: `sharpen recipes` lists them with their parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+METHOD_SECTIONS = ("synthesize", "controller")
+
+
+class RecipeError(ValueError):
+    """An unknown recipe, or a parameter the chosen recipe does not take."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    defaults: dict
+    on_default_task: str = ""  # what is approximated on the embedded tiny task, said plainly
+    sources: str = ""
+
+
+_NO_METHOD = {"synthesize": {"kind": "none"}, "controller": {"kind": "none"}}
+# STaR's rationales are the task's scratchpad; the tiny base model learns to read hints from a
+# share of hinted pretraining prompts (an LLM would take them from a few-shot prompt).
+_SCRATCHPAD = {
+    "task": {"scratchpad": True},
+    "base": {"hint_fraction": 0.2},
+    "generate": {"max_new_tokens": 40},
+    "evaluate": {"max_new_tokens": 40},
+    "train": {"max_length": 96},
+}
+
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in [
+        Recipe(
+            "rest-em",
+            "ReST-EM: keep correct samples (deduplicated, capped per problem), SFT from the base model each round.",
+            {**_NO_METHOD, "verify": {"labels": "gold"},
+             "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": []},
+             "train": {"init": "base"}},
+            sources="Singh et al. 2023",
+        ),
+        Recipe(
+            "star",
+            "STaR: failed problems are regenerated with the answer as a hint; rationales that reach it are kept "
+            "without the hint; SFT from base.",
+            {**_SCRATCHPAD, "synthesize": {"kind": "rationalize", "rationalize": {"k": 1, "temperature": 0.0,
+                                                                                 "max_new_tokens": 40}},
+             "controller": {"kind": "none"}, "verify": {"labels": "gold"},
+             "generate": {**_SCRATCHPAD["generate"], "k": 1, "temperature": 0.0},
+             "filter": {"select": "correct", "cap": 1, "dedup": True, "groups": []},
+             "train": {**_SCRATCHPAD["train"], "init": "base"}},
+            on_default_task="rationales are the task's scratchpad; the base model is pretrained with 20% hinted "
+            "prompts so it can use a hint (an LLM would use a few-shot prompt); greedy decoding, one rationale each",
+            sources="Zelikman et al. 2022",
+        ),
+        Recipe(
+            "b-star",
+            "B-STaR: each round a controller searches temperature and reward threshold on a dev subset for the best "
+            "balance score; keep samples above the threshold; SFT from the previous policy.",
+            {"synthesize": {"kind": "none"},
+             "controller": {"kind": "bstar", "bstar": {"dev_size": 128, "k": 16,
+                                                      "temperatures": [0.5, 0.75, 1.0, 1.25, 1.5],
+                                                      "tau_step": 0.05, "n_star": 8}},
+             "verify": {"labels": "gold"},
+             "filter": {"select": "threshold", "tau": None, "cap": 10, "dedup": False, "groups": []},
+             "train": {"init": "previous"}},
+            on_default_task="the reward is the exact-answer verifier alone (no PRM), so tau only separates "
+            "right from wrong; correct samples are counted with repeats, since an addition has one right answer",
+            sources="hkust-nlp/B-STaR",
+        ),
+        Recipe(
+            "sws",
+            "SwS: a per-problem accuracy ledger finds weak problems; new problems are synthesized in their "
+            "categories (budget by failure ratio) and admitted if their difficulty falls in a band; SFT from base.",
+            {"synthesize": {"kind": "weakness", "weakness": {"max_acc_below": 0.5, "slope_max": 0.0, "budget": 256,
+                                                            "k": 8, "temperature": 1.0, "band": [0.125, 0.875],
+                                                            "synthesizer": "templated"}},
+             "controller": {"kind": "none"}, "verify": {"labels": "gold"},
+             "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": []},
+             "train": {"init": "base"}},
+            on_default_task="problems are synthesized from templates of the weak problems' attributes (digit "
+            "lengths, carries), not by an LLM; answers are computed, so answer agreement is trivially met; SFT, not GRPO",
+            sources="MasterVito/SwS",
+        ),
+        Recipe(
+            "ttrl",
+            "TTRL: no gold labels; each problem's majority answer over its k samples is the pseudo-label, and "
+            "samples matching it are kept; SFT from base.",
+            {**_NO_METHOD, "verify": {"labels": "majority"},
+             "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": []},
+             "train": {"init": "base"}},
+            on_default_task="the pseudo-labels train by ReST-EM-style SFT, not GRPO; the round never reads gold "
+            "answers except to log pseudo-label accuracy",
+            sources="PRIME-RL/TTRL",
+        ),
+    ]
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise RecipeError(f"recipe: unknown recipe {name!r}; allowed: {', '.join(repr(r) for r in RECIPES)}") from None
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """{"a": {"b": 1}} → {"a.b": 1}; lists are values."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve(raw: dict) -> dict:
+    """params.yaml's mapping with its recipe's defaults laid underneath; RecipeError on a misfit."""
+    recipe = get_recipe(raw.get("recipe", "rest-em"))
+    raw = {k: ({} if v is None and k in recipe.defaults else v) for k, v in raw.items()}  # `filter:` alone = {}
+    for section in METHOD_SECTIONS:
+        given = raw.get(section)
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            raise RecipeError(f"{section}: expected a mapping, got {type(given).__name__}")
+        takes = flatten(recipe.defaults.get(section, {}), f"{section}.")
+        for key, value in flatten(given, f"{section}.").items():
+            if not any(key == t or key.startswith(t + ".") or t.startswith(key + ".") for t in takes):
+                owners = [r.name for r in RECIPES.values()
+                          if any(t == key or t.startswith(key + ".") for t in flatten(r.defaults.get(section, {}), f"{section}."))]
+                raise RecipeError(
+                    f"{key}: recipe {recipe.name!r} does not take this parameter"
+                    + (f" (recipes that do: {', '.join(owners)})" if owners else "")
+                    + f"; {recipe.name!r} takes: {', '.join(takes) or 'nothing here'}"
+                )
+            if key.endswith(".kind") and value != takes.get(key):
+                raise RecipeError(
+                    f"{key}: recipe {recipe.name!r} uses {takes.get(key)!r}; {value!r} belongs to another recipe "
+                    "(set `recipe:` instead)"
+                )
+    return _merge(recipe.defaults, raw)

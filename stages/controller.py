@@ -1,0 +1,84 @@
+"""Set this round's sampling before it generates (`controller` params; the recipe picks the kind).
+
+`none` writes only its kind. `bstar` samples a dev subset of the pool with the current policy at
+each candidate temperature, scores it with the round's verifier, and picks the temperature and
+reward threshold with the best B-STaR balance score (sharpen/controller.py); generate and filter
+read the choice from metrics.json. The choice is committed with the round (and copied into the
+loop state by `sharpen advance`), so a resumed loop knows every earlier choice.
+
+Run: `python -m stages.controller --problems data/tasks/pool.parquet --state data/state \
+        --base data/base/model --out data/round/controller`
+"""
+
+import argparse
+from pathlib import Path
+
+import polars as pl
+
+from sharpen.backends import load_backend
+from sharpen.controller import balance_grid, choose, exploration
+from sharpen.io import hash_path, read_frame, write_csv, write_json
+from sharpen.params import load_params
+from sharpen.sampling import derive_seed, sample_frame, select_problems
+from sharpen.schemas import Problem
+from sharpen.stage import Timer, progress, run_stage
+from sharpen.state import current_policy_dir, round_pool
+from sharpen.verifiers import verify_frame
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--problems", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    c = params.controller
+    timer = Timer()
+    if c.kind == "none":
+        write_csv(pl.DataFrame(schema={"temperature": pl.Float64, "tau": pl.Float64, "balance": pl.Float64}),
+                  args.out / "grid.csv")
+        write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
+        print("controller: none (the recipe's sampling params stand)")
+        return
+    b, g = c.bstar, params.generate
+    policy = current_policy_dir(args.state, args.base)
+    policy_hash = hash_path(policy)
+    pool = round_pool(read_frame(args.problems, Problem), args.state)
+    dev = select_problems(pool, b.dev_size, derive_seed(params.seed, "controller"), params.round)
+    backend = load_backend(g.backend, policy, batch_size=g.batch_size)
+    bar = progress(dev.height * b.k * len(b.temperatures), f"controller: b-star search, round {params.round}", "sample")
+    frames = []
+    for temperature in b.temperatures:
+        completions = backend.generate(
+            dev["prompt"].to_list(), n=b.k, temperature=temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
+            seed=derive_seed(params.seed, params.round, "controller", temperature), on_progress=bar.update,
+        )
+        samples = sample_frame(dev, completions, round_=params.round, policy_hash=policy_hash, temperature=temperature)
+        verdicts = verify_frame(samples, dev, params.verify.verifier, labels=params.verify.labels)
+        frames.append(verdicts.with_columns(temperature=pl.lit(float(temperature))))
+    bar.close()
+    dev_verdicts = pl.concat(frames)
+    grid = balance_grid(dev_verdicts, tau_step=b.tau_step, n_star=b.n_star)
+    choice = choose(grid)
+    write_csv(grid, args.out / "grid.csv")
+    write_json(
+        {
+            "round": params.round,
+            "kind": "bstar",
+            **choice,
+            "exploration": exploration(dev_verdicts, choice["temperature"]),
+            "exploitation": {"precision": choice["precision"]},
+            "dev_problems": dev.height,
+            "policy_hash": policy_hash,
+            "wall_s": timer.seconds,
+        },
+        args.out / "metrics.json",
+    )
+    print(f"controller: b-star chose temperature {choice['temperature']} and tau {choice['tau']} "
+          f"(balance {choice['balance']:.3f}, precision {choice['precision']:.3f}) in {timer.seconds:.0f}s")
+
+
+if __name__ == "__main__":
+    run_stage(main)
