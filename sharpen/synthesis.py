@@ -82,6 +82,21 @@ def category_budget(weak: pl.DataFrame, budget: int) -> dict[str, int]:
     return {c: n for c, n in parts.items() if n > 0}
 
 
+def admit(candidates: pl.DataFrame, verdicts: pl.DataFrame, band: tuple[float, float]) -> pl.DataFrame:
+    """Candidates with the policy's pass rate on them and `admitted` = pass rate in [lo, hi].
+
+    SwS's difficulty filter: too easy teaches nothing, too hard gives no correct sample.
+    """
+    lo, hi = band
+    rates = verdicts.group_by("problem_id").agg(pass_rate=pl.col("correct").cast(pl.Float64).mean())
+    return (
+        candidates.join(rates, on="problem_id", how="left")
+        .with_columns(pl.col("pass_rate").fill_null(0.0))
+        .with_columns(admitted=pl.col("pass_rate").is_between(lo, hi))
+        .sort("problem_id")
+    )
+
+
 Synthesizer = Callable[[pl.DataFrame, dict[str, int], random.Random, set[str]], pl.DataFrame]
 
 

@@ -30,7 +30,7 @@ from sharpen.sampling import derive_seed, sample_frame
 from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.state import current_policy_dir, read_ledger, round_pool
-from sharpen.synthesis import category_budget, rationalize_prompts, templated, weaknesses
+from sharpen.synthesis import admit, category_budget, rationalize_prompts, templated, weaknesses
 from sharpen.tasks import get_task
 from sharpen.verifiers import get_verifier, verify_frame
 
@@ -108,15 +108,9 @@ def main() -> None:
         bar.close()
         attempts = sample_frame(candidates, completions, round_=n, policy_hash=policy_hash, temperature=w.temperature)
         verdicts = verify_frame(attempts, candidates, verifier)
-        rates = verdicts.group_by("problem_id").agg(pass_rate=pl.col("correct").cast(pl.Float64).mean())
-        lo, hi = w.band
-        synthesized = (
-            candidates.join(rates, on="problem_id", how="left")
-            .with_columns(pl.col("pass_rate").fill_null(0.0))
-            .select(pl.lit(n, pl.Int64).alias("round"), "problem_id", "prompt", "answer", "category", "source_id",
-                    synthesizer=pl.lit(w.synthesizer), pass_rate="pass_rate",
-                    admitted=pl.col("pass_rate").is_between(lo, hi))
-            .sort("problem_id")
+        synthesized = admit(candidates, verdicts, w.band).select(
+            pl.lit(n, pl.Int64).alias("round"), "problem_id", "prompt", "answer", "category", "source_id",
+            synthesizer=pl.lit(w.synthesizer), pass_rate="pass_rate", admitted="admitted",
         )
         admitted = synthesized.filter("admitted")["problem_id"].implode()
         decisions = decide(attempts.filter(pl.col("problem_id").is_in(admitted)),
