@@ -71,6 +71,7 @@ def main() -> None:
             "exploration": exploration(dev_verdicts, choice["temperature"]),
             "exploitation": {"precision": choice["precision"]},
             "dev_problems": dev.height,
+            "samples": dev_verdicts.height,
             "policy_hash": policy_hash,
             "wall_s": timer.seconds,
         },

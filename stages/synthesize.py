@@ -129,7 +129,7 @@ def main() -> None:
     write_frame(synthesized, args.out / "problems.parquet", SynthesizedProblem)
     write_frame(attempts, args.out / "attempts.parquet", Sample)
     write_frame(examples, args.out / "examples.parquet", TrainExample)
-    write_json({**metrics, "examples": examples.height, "wall_s": timer.seconds}, args.out / "metrics.json")
+    write_json({**metrics, "samples": attempts.height, "examples": examples.height, "wall_s": timer.seconds}, args.out / "metrics.json")
     print(f"synthesize ({s.kind}): {examples.height} extra training examples in {timer.seconds:.0f}s")
 
 

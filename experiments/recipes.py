@@ -1,0 +1,137 @@
+"""Run recipes for N rounds each on the embedded task, same seed and settings, and print RESULTS.md's table.
+
+Each run is a fresh clone of this repository's HEAD in a temporary directory: `recipe:` (and the
+run's overrides) written to params.yaml and committed, then `dvc repro` + `sharpen advance` N
+times. Held-out greedy accuracy per round, per-category greedy accuracy at the last round,
+samples generated (generate + controller dev samples + synthesize attempts) and wall time come
+from the committed round metrics.
+
+Run: `python experiments/recipes.py --rounds 3 [--only rest-em ttrl] [--keep DIR]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+# (name, recipe, overrides). `rest-em (scratchpad)` is star's control: the same base, task and
+# decoding budget as star, with ReST-EM's selection instead of rationalization.
+RUNS = [
+    ("rest-em", "rest-em", {}),
+    ("ttrl", "ttrl", {}),
+    ("b-star", "b-star", {}),
+    ("sws", "sws", {}),
+    ("star", "star", {}),
+    ("rest-em (scratchpad)", "rest-em", {
+        "task": {"scratchpad": True}, "base": {"hint_fraction": 0.5, "steps": 180},
+        "generate": {"max_new_tokens": 40}, "evaluate": {"max_new_tokens": 40}, "train": {"max_length": 96},
+    }),
+]
+
+
+def sh(cwd: Path, *cmd: str) -> str:
+    env = os.environ | {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+                        "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed in {cwd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def deep_update(base: dict, extra: dict) -> None:
+    for k, v in extra.items():
+        if isinstance(v, dict):
+            deep_update(base.setdefault(k, {}), v)
+        else:
+            base[k] = v
+
+
+def show(ws: Path, rev: str, path: str):
+    out = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ws, capture_output=True, text=True)
+    return out.stdout if out.returncode == 0 else None
+
+
+def run_recipe(root: Path, name: str, recipe: str, overrides: dict, rounds: int) -> dict:
+    ws = root / name.replace(" ", "_").replace("(", "").replace(")", "")
+    sh(root, "git", "clone", "-q", str(PROJECT), str(ws))
+    params_path = ws / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["recipe"] = recipe
+    deep_update(params, overrides)
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(ws, "git", "-c", "user.name=sharpen", "-c", "user.email=sharpen@localhost", "commit", "-qam", f"recipe {name}")
+    start = time.perf_counter()
+    for _ in range(rounds):
+        sh(ws, "dvc", "repro")
+        sh(ws, sys.executable, "-m", "sharpen.cli", "advance")
+    wall = time.perf_counter() - start
+    base = json.loads(show(ws, "round-1", "data/base/evaluate/metrics.json"))
+    row = {"name": name, "recipe": recipe, "base": base["greedy_accuracy"], "greedy": [], "pass@8": [],
+           "samples": 0, "wall_s": wall}
+    for n in range(1, rounds + 1):
+        tag = f"round-{n}"
+        ev = json.loads(show(ws, tag, "data/round/evaluate/metrics.json"))
+        row["greedy"].append(ev["greedy_accuracy"])
+        row["pass@8"].append(ev.get("pass@8"))
+        for stage in ("generate", "controller", "synthesize"):
+            m = json.loads(show(ws, tag, f"data/round/{stage}/metrics.json") or "{}")
+            row["samples"] += int(m.get("samples", 0))
+        if n == 1:
+            row["round1"] = {s: json.loads(show(ws, tag, f"data/round/{s}/metrics.json") or "{}")
+                             for s in ("controller", "verify", "filter", "synthesize", "train")}
+    row["last"] = {s: json.loads(show(ws, f"round-{rounds}", f"data/round/{s}/metrics.json") or "{}")
+                   for s in ("controller", "verify", "filter", "synthesize", "train")}
+    cats = show(ws, f"round-{rounds}", "data/round/evaluate/categories.csv")
+    row["categories"] = {}
+    for line in cats.splitlines()[1:]:
+        cells = dict(zip(cats.splitlines()[0].split(","), line.split(",")))
+        row["categories"][cells["category"]] = float(cells["greedy_accuracy"])
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def table(rows: list[dict], rounds: int) -> str:
+    cats = sorted({c for r in rows for c in r["categories"]})
+    head = ["recipe", "base", *[f"round {n}" for n in range(1, rounds + 1)], *[f"r{rounds} {c}" for c in cats],
+            "samples", "wall (min)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["name"], f"{100 * r['base']:.1f}", *[f"{100 * g:.1f}" for g in r["greedy"]],
+                 *[f"{100 * r['categories'].get(c, float('nan')):.0f}" for c in cats],
+                 f"{r['samples']:,}", f"{r['wall_s'] / 60:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", help="run names to run (default: all)")
+    parser.add_argument("--keep", type=Path, help="keep the workspaces here instead of a temp dir")
+    parser.add_argument("--json", type=Path, help="append each run's row to this JSON-lines file")
+    args = parser.parse_args()
+    runs = [r for r in RUNS if not args.only or r[0] in args.only]
+    root = args.keep or Path(tempfile.mkdtemp(prefix="sharpen-recipes-"))
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, recipe, overrides in runs:
+        row = run_recipe(root, name, recipe, overrides, args.rounds)
+        rows.append(row)
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    print(table(rows, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
