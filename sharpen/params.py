@@ -157,18 +157,24 @@ class WeaknessParams(_Section):
         return self
 
 
-class SynthesizeParams(_Section):
+class _MethodSection(_Section):
+    """A section whose `kind` names the subsection holding that kind's parameters."""
+
+    kind: str = "none"
+
+    @model_validator(mode="after")
+    def _kind_configured(self):
+        if self.kind != "none" and getattr(self, self.kind) is None:
+            raise ValueError(f"kind {self.kind!r} needs a `{self.kind}` subsection")
+        return self
+
+
+class SynthesizeParams(_MethodSection):
     """Extra training data made after the filter: none, STaR rationalization, or SwS problems."""
 
     kind: Literal["none", "rationalize", "weakness"] = "none"
     rationalize: RationalizeParams | None = None
     weakness: WeaknessParams | None = None
-
-    @model_validator(mode="after")
-    def _kind_configured(self) -> SynthesizeParams:
-        if self.kind != "none" and getattr(self, self.kind) is None:
-            raise ValueError(f"kind {self.kind!r} needs a `{self.kind}` subsection")
-        return self
 
 
 class BStarParams(_Section):
@@ -181,17 +187,11 @@ class BStarParams(_Section):
     n_star: int = Field(8, ge=1, description="correct samples per query that count as enough")
 
 
-class ControllerParams(_Section):
+class ControllerParams(_MethodSection):
     """Sets the next round's sampling before it generates: none, or the B-STaR search."""
 
     kind: Literal["none", "bstar"] = "none"
     bstar: BStarParams | None = None
-
-    @model_validator(mode="after")
-    def _kind_configured(self) -> ControllerParams:
-        if self.kind != "none" and getattr(self, self.kind) is None:
-            raise ValueError(f"kind {self.kind!r} needs a `{self.kind}` subsection")
-        return self
 
 
 class TrainParams(_Section):

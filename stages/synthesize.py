@@ -41,6 +41,15 @@ def _empty(schema) -> pl.DataFrame:
     return pl.DataFrame(schema={c: col.dtype.type for c, col in schema.to_schema().columns.items()})
 
 
+def _sample(backend, problems, *, n, temperature, top_p, max_new_tokens, seed, round_, policy_hash, label):
+    """`Sample` rows of `n` completions per problem from the current policy, with a progress bar."""
+    bar = progress(problems.height * n, label, "sample")
+    completions = backend.generate(problems["prompt"].to_list(), n=n, temperature=temperature, top_p=top_p,
+                                   max_new_tokens=max_new_tokens, seed=seed, on_progress=bar.update)
+    bar.close()
+    return sample_frame(problems, completions, round_=round_, policy_hash=policy_hash, temperature=temperature)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--problems", type=Path, required=True)
@@ -68,13 +77,10 @@ def main() -> None:
         r = s.rationalize
         failed = problems.join(stats.filter(pl.col("n_correct") == 0).select("problem_id"), on="problem_id")
         hinted = failed.with_columns(prompt=pl.Series(rationalize_prompts(failed, task.hinted_prompt), dtype=pl.String))
-        bar = progress(hinted.height * r.k, f"synthesize: rationalize round {n}", "sample")
-        completions = backend.generate(hinted["prompt"].to_list(), n=r.k, temperature=r.temperature, top_p=g.top_p,
-                                       max_new_tokens=r.max_new_tokens, seed=derive_seed(params.seed, n, "rationalize"),
-                                       on_progress=bar.update)
-        bar.close()
+        attempts = _sample(backend, hinted, n=r.k, temperature=r.temperature, top_p=g.top_p,
+                           max_new_tokens=r.max_new_tokens, seed=derive_seed(params.seed, n, "rationalize"),
+                           round_=n, policy_hash=policy_hash, label=f"synthesize: rationalize round {n}")
         # sample_idx continues after the round's own samples, so (problem_id, sample_idx) stays a key
-        attempts = sample_frame(hinted, completions, round_=n, policy_hash=policy_hash, temperature=r.temperature)
         attempts = attempts.with_columns(pl.col("sample_idx") + g.k)
         verdicts = verify_frame(attempts, failed, verifier)
         decisions = decide(attempts, verdicts, FilterParams(select="correct", cap=params.filter.cap, dedup=True))
@@ -101,12 +107,10 @@ def main() -> None:
         candidates = templated(task.similar)(weak, budget, random.Random(derive_seed(params.seed, n, "sws")), exclude)
         answers_ok = [res.correct for res in get_verifier(verifier)(candidates["answer"].to_list(), candidates["answer"].to_list())]
         candidates = candidates.filter(pl.Series(answers_ok, dtype=pl.Boolean)) if candidates.height else candidates
-        bar = progress(candidates.height * w.k, f"synthesize: difficulty of {candidates.height} candidates", "sample")
-        completions = backend.generate(candidates["prompt"].to_list(), n=w.k, temperature=w.temperature, top_p=g.top_p,
-                                       max_new_tokens=g.max_new_tokens, seed=derive_seed(params.seed, n, "sws-probe"),
-                                       on_progress=bar.update)
-        bar.close()
-        attempts = sample_frame(candidates, completions, round_=n, policy_hash=policy_hash, temperature=w.temperature)
+        attempts = _sample(backend, candidates, n=w.k, temperature=w.temperature, top_p=g.top_p,
+                           max_new_tokens=g.max_new_tokens, seed=derive_seed(params.seed, n, "sws-probe"),
+                           round_=n, policy_hash=policy_hash,
+                           label=f"synthesize: difficulty of {candidates.height} candidates")
         verdicts = verify_frame(attempts, candidates, verifier)
         synthesized = admit(candidates, verdicts, w.band).select(
             pl.lit(n, pl.Int64).alias("round"), "problem_id", "prompt", "answer", "category", "source_id",

@@ -125,3 +125,24 @@ def test_admission_keeps_candidates_whose_pass_rate_is_in_the_band():
                              "correct": [True] * 4 + [True, False, True, False] + [False] * 4})
     out = admit(candidates, verdicts, (0.125, 0.875))
     assert dict(out.select("problem_id", "admitted").iter_rows()) == {"easy": False, "mid": True, "hard": False}
+
+
+def test_sharpen_recipes_lists_every_recipe_with_its_parameters():
+    from typer.testing import CliRunner
+
+    from sharpen.cli import app
+    from sharpen.recipes import RECIPES
+
+    out = CliRunner().invoke(app, ["recipes"]).output
+    for name in RECIPES:
+        assert f"\n{name} " in "\n" + out
+    assert "synthesize.weakness.band=" in out and "controller.bstar.n_star=" in out
+
+
+def test_sharpen_recipes_rejects_an_unknown_name():
+    from typer.testing import CliRunner
+
+    from sharpen.cli import app
+
+    result = CliRunner().invoke(app, ["recipes", "dpo"])
+    assert result.exit_code == 1 and "unknown recipe 'dpo'" in result.output
