@@ -24,14 +24,16 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
 
-# (name, recipe, overrides). `rest-em (scratchpad)` is star's control: the same base, task and
-# decoding budget as star, with ReST-EM's selection instead of rationalization.
+# (name, recipe, overrides). The last two are controls: b-star's training choices without its
+# controller, and star's base, task and decoding budget with ReST-EM's selection.
 RUNS = [
     ("rest-em", "rest-em", {}),
     ("ttrl", "ttrl", {}),
     ("b-star", "b-star", {}),
     ("sws", "sws", {}),
     ("star", "star", {}),
+    # b-star's control: its training choices (from the previous policy, repeats kept) without the controller
+    ("rest-em (previous, no dedup)", "rest-em", {"train": {"init": "previous"}, "filter": {"dedup": False}}),
     ("rest-em (scratchpad)", "rest-em", {
         "task": {"scratchpad": True}, "base": {"hint_fraction": 0.5, "steps": 180},
         "generate": {"max_new_tokens": 40}, "evaluate": {"max_new_tokens": 40}, "train": {"max_length": 96},
