@@ -21,8 +21,9 @@ demo: setup  ## one ReST-EM round on the embedded default: base model, generate,
 	dvc repro
 	sharpen rounds
 
-test: setup  ## the test suite (fast tests; `pytest -m slow` for the long ones)
+test: setup  ## the test suite: fast tests, then the reliability suite (`pytest -m slow` for the long ones)
 	$(BIN)/pytest
+	$(BIN)/pytest -m reliability
 
 bench: setup  ## benchmarks; results go in BENCHMARKS.md
 	$(BIN)/python benchmarks/generate.py

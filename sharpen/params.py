@@ -303,6 +303,9 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         raw = {}
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    missing = [name for name in Params.model_fields if name not in raw]
+    if missing:  # every stage's DVC params deps name these; a default here would hide a deleted section
+        raise ParamsError(f"{path}: missing {', '.join(missing)} (every section must be present, `{{}}` for defaults)")
     from sharpen.recipes import RecipeError, resolve
 
     try:

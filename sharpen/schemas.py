@@ -3,7 +3,9 @@
 Long format throughout: one row per problem, per sample or per kept example, keyed by
 (problem_id, sample_idx) and sorted by problem_id. Every round artifact carries `round`.
 `sharpen.io.read_frame` / `write_frame` validate against these on every read and write,
-on a collected DataFrame (pandera checks only the schema of a LazyFrame).
+on a collected DataFrame (pandera checks only the schema of a LazyFrame). Every model is
+`strict`: a foreign column is an error, not silently carried along. (Set in each Config:
+pandera does not read options a Config inherits from a plain class.)
 """
 
 from __future__ import annotations
@@ -20,11 +22,6 @@ DROP_REASONS = [
 ORIGINS = ["sampled", "rationalized", "synthesized"]
 
 
-class _Strict:
-    strict = True  # a foreign column is an error, not silently carried along
-    coerce = False
-
-
 class Problem(pa.DataFrameModel):
     """A problem in the pool or the held-out set."""
 
@@ -33,8 +30,8 @@ class Problem(pa.DataFrameModel):
     answer: str = pa.Field(description="gold answer, as the verifier compares it")
     category: str = pa.Field(description="breakdown key, e.g. operand digit lengths '2+3'")
 
-    class Config(_Strict):
-        pass
+    class Config:
+        strict = True
 
 
 class Sample(pa.DataFrameModel):
@@ -50,7 +47,8 @@ class Sample(pa.DataFrameModel):
     policy_hash: str
     temperature: float = pa.Field(ge=0)
 
-    class Config(_Strict):
+    class Config:
+        strict = True
         unique = ["problem_id", "sample_idx"]
 
 
@@ -70,7 +68,8 @@ class Verdict(pa.DataFrameModel):
         nullable=True, ge=0.0, le=1.0, description="share of the problem's samples giving the majority answer"
     )
 
-    class Config(_Strict):
+    class Config:
+        strict = True
         unique = ["problem_id", "sample_idx"]
 
 
@@ -86,8 +85,8 @@ class ProblemStats(pa.DataFrameModel):
     reward_mean: float = pa.Field(ge=0.0, le=1.0)
     reward_std: float = pa.Field(ge=0.0)
 
-    class Config(_Strict):
-        pass
+    class Config:
+        strict = True
 
 
 class Decision(pa.DataFrameModel):
@@ -99,7 +98,8 @@ class Decision(pa.DataFrameModel):
     keep: bool
     reason: str = pa.Field(isin=DROP_REASONS)
 
-    class Config(_Strict):
+    class Config:
+        strict = True
         unique = ["problem_id", "sample_idx"]
 
 
@@ -114,7 +114,8 @@ class TrainExample(pa.DataFrameModel):
     reward: float = pa.Field(ge=0.0, le=1.0)
     origin: str = pa.Field(isin=ORIGINS, description="plain sample, hint-guided rationale (STaR) or synthesized problem")
 
-    class Config(_Strict):
+    class Config:
+        strict = True
         unique = ["problem_id", "sample_idx"]
 
 
@@ -126,7 +127,8 @@ class LedgerRow(pa.DataFrameModel):
     category: str
     pass_rate: float = pa.Field(ge=0.0, le=1.0)
 
-    class Config(_Strict):
+    class Config:
+        strict = True
         unique = ["round", "problem_id"]
 
 
@@ -143,8 +145,8 @@ class SynthesizedProblem(pa.DataFrameModel):
     pass_rate: float = pa.Field(ge=0.0, le=1.0, description="the current policy's accuracy on it")
     admitted: bool
 
-    class Config(_Strict):
-        pass
+    class Config:
+        strict = True
 
 
 class EvalSample(pa.DataFrameModel):
@@ -158,5 +160,6 @@ class EvalSample(pa.DataFrameModel):
     extracted: Optional[str] = pa.Field(nullable=True)
     correct: bool
 
-    class Config(_Strict):
+    class Config:
+        strict = True
         unique = ["problem_id", "sample_idx"]

@@ -86,8 +86,12 @@ def current_policy_dir(state_dir: Path = STATE_DIR, base_model: Path = BASE_MODE
     """The directory of the policy the next round generates from."""
     state = read_state(state_dir)
     path = base_model if state.policy == "base" else state_dir / state.policy
+    recover = ("run `dvc repro base`" if state.policy == "base" else
+               f"restore it with `git checkout -- {path}.dvc && dvc checkout {path}.dvc`")
     if not (path / "config.json").exists():
-        raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no config.json")
+        raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no config.json; {recover}")
+    if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")):
+        raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no tokenizer; {recover}")
     return path
 
 
@@ -102,6 +106,18 @@ def round_pool(pool, state_dir: Path = STATE_DIR):
     if not path.exists():
         return pool
     return pl.concat([pool, read_frame(path, Problem)]).sort("problem_id")
+
+
+def check_policy_hash(policy_hash: str, state_dir: Path = STATE_DIR) -> None:
+    """Refuse a promoted policy whose files no longer hash to what advance recorded."""
+    state = read_state(state_dir)
+    if state.policy != "base" and state.policy_hash and policy_hash != state.policy_hash:
+        path = state_dir / state.policy
+        raise ArtifactError(
+            f"{path}: its files changed since `sharpen advance` promoted it (hash {policy_hash[:8]}, "
+            f"state.json says {state.policy_hash[:8]}); restore it with "
+            f"`git checkout -- {path}.dvc && dvc checkout {path}.dvc`"
+        )
 
 
 def read_ledger(state_dir: Path = STATE_DIR):
@@ -278,10 +294,12 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
     params = load_params(params_file)
     n = params.round
     tag = f"round-{n}"
+    if not ROUND_METRICS.exists():
+        raise AdvanceError(f"round {n} has not finished: {ROUND_METRICS} is missing; run `dvc repro`")
     try:
         round_metrics = read_json(ROUND_METRICS)
-    except ArtifactError:
-        raise AdvanceError(f"round {n} has not finished: {ROUND_METRICS} is missing; run `dvc repro`") from None
+    except ArtifactError as e:
+        raise AdvanceError(f"{e}; rerun `dvc repro evaluate` (or `git checkout -- {ROUND_METRICS}`)") from None
     if round_metrics.get("round") != n:
         raise AdvanceError(
             f"round {n} has not finished: {ROUND_METRICS} is from round {round_metrics.get('round')}; run `dvc repro`"
@@ -289,6 +307,11 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
     previous = current_policy_metrics()
     decision = gate(params.advance.gate, params.advance.metric, params.advance.tolerance, round_metrics, previous)
 
+    if subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], capture_output=True).returncode != 0:
+        raise AdvanceError(
+            "HEAD is detached (not on a branch): the round's commits would be lost when you switch away. "
+            "Check out the loop's branch (e.g. `git switch main`) and rerun `sharpen advance`"
+        )
     tagged = tag_commit(tag)
     if tagged is not None:
         head = _git("rev-parse", "HEAD").strip()

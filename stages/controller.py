@@ -36,6 +36,7 @@ def main() -> None:
     params = load_params()
     c = params.controller
     timer = Timer()
+    policy = current_policy_dir(args.state, args.base)  # the first stage of a round checks the loop state
     if c.kind == "none":
         write_csv(pl.DataFrame(schema={"temperature": pl.Float64, "tau": pl.Float64, "balance": pl.Float64}),
                   args.out / "grid.csv")
@@ -43,7 +44,6 @@ def main() -> None:
         print("controller: none (the recipe's sampling params stand)")
         return
     b, g = c.bstar, params.generate
-    policy = current_policy_dir(args.state, args.base)
     policy_hash = hash_path(policy)
     pool = round_pool(read_frame(args.problems, Problem), args.state)
     dev = select_problems(pool, b.dev_size, derive_seed(params.seed, "controller"), params.round)

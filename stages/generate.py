@@ -25,7 +25,7 @@ from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.state import current_policy_dir, round_pool
+from sharpen.state import check_policy_hash, current_policy_dir, round_pool
 
 
 def main() -> None:
@@ -47,6 +47,7 @@ def main() -> None:
     timer = Timer()
     policy = current_policy_dir(args.state, args.base)
     policy_hash = hash_path(policy)
+    check_policy_hash(policy_hash, args.state)
     problems = select_problems(round_pool(read_frame(args.problems, Problem), args.state), g.problems_per_round,
                                params.seed, params.round)
     fingerprint = hash_json(
