@@ -31,7 +31,8 @@ class LoopBusy(RuntimeError):
 
 
 @contextmanager
-def workspace_lock(path: Path = LOCK_FILE) -> Iterator[None]:
+def workspace_lock(path: Path = LOCK_FILE, what: str = "sharpen loop") -> Iterator[None]:
+    """Hold an exclusive flock on `path`; LoopBusy (naming `what` and the holder's pid) if taken."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -40,7 +41,7 @@ def workspace_lock(path: Path = LOCK_FILE) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             raise LoopBusy(
-                f"another sharpen loop is running in this workspace (pid {holder}, lock {path}); "
+                f"another {what} is running in this workspace (pid {holder}, lock {path}); "
                 "wait for it, or stop it, before starting another"
             ) from None
         os.ftruncate(fd, 0)

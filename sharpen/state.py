@@ -287,10 +287,33 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
     return state
 
 
+ADVANCE_LOCK = Path(".dvc/tmp/sharpen-advance.lock")
+
+
 def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
-    """Gate, commit and tag round N, promote its policy, bump to round N+1. Refuse cleanly otherwise."""
+    """Gate, commit and tag round N, promote its policy, bump to round N+1. Refuse cleanly otherwise.
+
+    One advance at a time per workspace (a flock), and never while `dvc repro` holds DVC's lock.
+    """
+    from dvc.lock import LockError
+
+    from sharpen.loop import LoopBusy, workspace_lock
+
     if not Path("dvc.yaml").exists():
         raise AdvanceError("no dvc.yaml here: run `sharpen advance` from the project root")
+    try:
+        with workspace_lock(ADVANCE_LOCK, "`sharpen advance`"):
+            return _advance(params_file)
+    except LoopBusy as e:
+        raise AdvanceError(str(e)) from None
+    except LockError:
+        raise AdvanceError(
+            "DVC's lock on this workspace is held: `dvc repro` (or another dvc command) is running. "
+            "Wait for it to finish, then rerun `sharpen advance`"
+        ) from None
+
+
+def _advance(params_file: Path) -> tuple[Gate, LoopState]:
     params = load_params(params_file)
     n = params.round
     tag = f"round-{n}"
