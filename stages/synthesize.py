@@ -24,7 +24,7 @@ import polars as pl
 
 from sharpen.backends import load_backend
 from sharpen.filters import decide, kept_examples
-from sharpen.io import hash_path, read_frame, write_frame, write_json
+from sharpen.io import hash_path, read_frame, validate, write_frame, write_json
 from sharpen.params import FilterParams, load_params
 from sharpen.sampling import derive_seed, sample_frame
 from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample
@@ -33,9 +33,6 @@ from sharpen.state import current_policy_dir, read_ledger, round_pool
 from sharpen.synthesis import admit, category_budget, rationalize_prompts, templated, weaknesses
 from sharpen.tasks import get_task
 from sharpen.verifiers import get_verifier, verify_frame
-
-SYNTH_COLUMNS = list(SynthesizedProblem.to_schema().columns)
-
 
 def _empty(schema) -> pl.DataFrame:
     return pl.DataFrame(schema={c: col.dtype.type for c, col in schema.to_schema().columns.items()})
@@ -93,7 +90,7 @@ def main() -> None:
         now = stats.select(pl.lit(n, pl.Int64).alias("round"), "problem_id", "category", "pass_rate")
         old = read_ledger(args.state)
         ledger = now if old is None else pl.concat([old.filter(pl.col("round") != n), now])
-        LedgerRow.validate(ledger)
+        validate(ledger, LedgerRow, "ledger (data/state + this round)")
         weak = weaknesses(ledger.filter(pl.col("problem_id").is_in(problems["problem_id"].implode())),
                           max_acc_below=w.max_acc_below, slope_max=w.slope_max)
         budget = category_budget(weak, w.budget)

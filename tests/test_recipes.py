@@ -4,7 +4,6 @@ Run: `pytest tests/test_recipes.py` (a few minutes: every stage is a real `dvc r
 """
 
 import json
-import shutil
 
 import polars as pl
 import pytest
