@@ -25,9 +25,12 @@ class _Section(BaseModel):
 
 
 class TaskParams(_Section):
-    """The problem source. `arithmetic` is the embedded default: integer addition."""
+    """The problem source: `arithmetic` (the embedded default: integer addition), `file` (the
+    user's JSONL/Parquet under data/problems/, see sharpen/tasks/files.py) or `humaneval`."""
 
-    name: Literal["arithmetic"] = "arithmetic"
+    name: Literal["arithmetic", "file", "humaneval"] = "arithmetic"
+    path: str | None = Field(None, description="file: the problem file, under data/problems/")
+    eval_path: str | None = Field(None, description="file: a held-out file; null = draw eval_size from `path`")
     min_digits: int = Field(1, ge=1, le=9, description="fewest digits in an operand")
     max_digits: int = Field(3, ge=1, le=9, description="most digits in an operand")
     scratchpad: bool = Field(False, description="answers carry a per-digit scratchpad before '|'")
@@ -37,6 +40,10 @@ class TaskParams(_Section):
 
     @model_validator(mode="after")
     def _digits_ordered(self) -> TaskParams:
+        if self.name == "file" and self.path is None:
+            raise ValueError("`name: file` needs `path` (a .jsonl or .parquet file under data/problems/)")
+        if self.name != "file" and (self.path, self.eval_path) != (None, None):
+            raise ValueError(f"path/eval_path are for `name: file`, not {self.name!r}")
         if self.min_digits > self.max_digits:
             raise ValueError(f"min_digits ({self.min_digits}) > max_digits ({self.max_digits})")
         return self
@@ -83,7 +90,7 @@ class VerifyParams(_Section):
     """How samples are scored. `labels: majority` (TTRL) scores against each problem's majority
     answer over its k samples instead of the gold answer, which the round then never reads."""
 
-    verifier: Literal["exact_integer"] = "exact_integer"
+    verifier: Literal["exact_integer", "math_equiv", "unit_tests"] = "exact_integer"
     labels: Literal["gold", "majority"] = "gold"
 
 
@@ -261,6 +268,19 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     advance: AdvanceParams = AdvanceParams()
     loop: LoopParams = LoopParams()
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> Params:
+        if self.model == "tiny" and self.task.name == "humaneval":
+            raise ValueError("task.name: `model: tiny` knows only addition; humaneval needs a pretrained model")
+        if self.synthesize.kind != "none" and self.task.name != "arithmetic":
+            raise ValueError(f"synthesize.kind: {self.synthesize.kind} (hinted prompts, templated problems) exists only "
+                             f"for the arithmetic task so far, not {self.task.name}")
+        code = self.task.name == "humaneval"
+        if code != (self.verify.verifier == "unit_tests") and self.task.name != "file":
+            raise ValueError(f"verify.verifier: task {self.task.name} is scored by "
+                             f"{'unit_tests' if code else 'an answer verifier'}, not {self.verify.verifier}")
+        return self
 
     @model_validator(mode="after")
     def _threshold_has_tau(self) -> Params:

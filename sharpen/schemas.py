@@ -15,7 +15,7 @@ from typing import Optional
 import pandera.polars as pa
 
 FINISH_REASONS = ["stop", "length"]
-VERDICT_REASONS = ["ok", "wrong", "unparseable"]
+VERDICT_REASONS = ["ok", "wrong", "unparseable", "timeout"]
 DROP_REASONS = [
     "kept", "group_band", "std_min", "difficulty_band", "incorrect", "below_threshold", "duplicate", "over_cap",
 ]
@@ -29,6 +29,7 @@ class Problem(pa.DataFrameModel):
     prompt: str
     answer: str = pa.Field(description="gold answer, as the verifier compares it")
     category: str = pa.Field(description="breakdown key, e.g. operand digit lengths '2+3'")
+    tests: Optional[str] = pa.Field(nullable=True, description="code tasks: test code run by the unit_tests verifier")
 
     class Config:
         strict = True

@@ -1,6 +1,6 @@
 """What every stage's `main()` shares: clean errors for bad input, its wall time, a progress bar.
 
-A stage that fails on bad params or a bad artifact prints one `error:` line naming the file,
+A stage that fails on bad params, a bad artifact or a sandbox it cannot use prints one `error:` line naming the file,
 key or column and exits 1, instead of a traceback. Anything else is a bug and keeps its traceback.
 """
 
@@ -14,12 +14,13 @@ from tqdm import tqdm
 
 from sharpen.io import ArtifactError
 from sharpen.params import ParamsError
+from sharpen.sandbox import SandboxError
 
 
 def run_stage(main: Callable[[], None]) -> None:
     try:
         main()
-    except (ParamsError, ArtifactError) as e:
+    except (ParamsError, ArtifactError, SandboxError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 

@@ -105,7 +105,7 @@ def round_pool(pool, state_dir: Path = STATE_DIR):
     path = state_dir / SYNTHETIC
     if not path.exists():
         return pool
-    return pl.concat([pool, read_frame(path, Problem)]).sort("problem_id")
+    return pl.concat([pool, read_frame(path, Problem)], how="diagonal").sort("problem_id")
 
 
 def check_policy_hash(policy_hash: str, state_dir: Path = STATE_DIR) -> None:

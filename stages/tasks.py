@@ -1,4 +1,4 @@
-"""Make the task's training pool and its disjoint held-out set.
+"""Make the task's training pool and its disjoint held-out set (arithmetic, a problem file or HumanEval).
 
 Run: `python -m stages.tasks --out data/tasks`
 """
@@ -18,9 +18,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     p = load_params().task
-    pool, held_out = get_task(p.name).make_splits(
-        pool_size=p.pool_size, eval_size=p.eval_size, min_digits=p.min_digits, max_digits=p.max_digits, seed=p.seed
-    )
+    task = get_task(p.name)
+    if p.name == "arithmetic":
+        pool, held_out = task.make_splits(
+            pool_size=p.pool_size, eval_size=p.eval_size, min_digits=p.min_digits, max_digits=p.max_digits, seed=p.seed
+        )
+    elif p.name == "file":
+        pool, held_out = task.make_splits(p.path, p.eval_path, p.eval_size, p.seed)
+    else:
+        pool, held_out = task.make_splits(p.eval_size, p.seed)
     write_frame(pool, args.out / "pool.parquet", Problem)
     write_frame(held_out, args.out / "eval.parquet", Problem)
     print(f"tasks: {pool.height} pool problems, {held_out.height} held-out, categories {sorted(pool['category'].unique())}")

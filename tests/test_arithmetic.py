@@ -49,7 +49,7 @@ def test_scratchpad_completion_verifies_and_shows_carries():
 
 def test_pretraining_texts_exclude_held_out():
     _, held_out = arithmetic.make_splits(pool_size=10, eval_size=90, min_digits=1, max_digits=1, seed=0)
-    exclude = set(held_out["problem_id"])
+    exclude = set(held_out["prompt"])
     texts = arithmetic.pretraining_texts(random.Random(0), 500, min_digits=1, max_digits=1,
                                          use_scratchpad=False, exclude=exclude)
-    assert not {p.rstrip("=") for p, _ in texts} & exclude
+    assert texts and not {p for p, _ in texts} & exclude

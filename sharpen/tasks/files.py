@@ -1,0 +1,177 @@
+"""Problems from the user's own file: JSONL or Parquet, one problem per row.
+
+Fields (the documented schema; README "Problem files"):
+
+    id        string (an integer is read as its decimal string), unique, non-empty
+    prompt    string, non-empty: what the model is given
+    answer    string (a number is read as its shortest decimal string): the gold answer the
+              verifier compares against; may be "" only when `tests` is given
+    category  optional string: the breakdown key in reports and SwS (default "all")
+    tests     optional string: Python test code ending in a call that raises on failure
+              (for the `unit_tests` verifier), e.g. HumanEval's `check(candidate)`
+
+Other fields are ignored and listed once in the stage's log. Every error names the file, the
+row (1-based line of a JSONL file, 1-based row of a Parquet file) and the field.
+
+The held-out set is a second file (`task.eval_path`) or, without one, `task.eval_size` rows
+drawn from the file with `task.seed`; the rest is the pool.
+
+Run: `python -m stages.tasks --out data/tasks` with `task: {name: file, path: data/problems/x.jsonl}`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import polars as pl
+
+from sharpen.io import ArtifactError
+
+FIELDS = ("id", "prompt", "answer", "category", "tests")
+REQUIRED = ("id", "prompt", "answer")
+DEFAULT_CATEGORY = "all"
+MAX_FIELD_CHARS = 1_000_000  # a larger field is an error, not a silent memory hog
+PROBLEMS_DIR = Path("data/problems")  # the `tasks` stage's DVC dependency
+
+
+class ProblemFileError(ArtifactError):
+    """A problem file that cannot be read as the documented schema; the message names the row and field."""
+
+
+def _as_text(value, field: str, where: str, *, number_ok: bool) -> str:
+    if isinstance(value, str):
+        text = value
+    elif number_ok and isinstance(value, bool):
+        raise ProblemFileError(f"{where}: field '{field}' must be a string, got a boolean ({value!r})")
+    elif number_ok and isinstance(value, int):
+        text = str(value)
+    elif number_ok and field == "answer" and isinstance(value, float) and math.isfinite(value):
+        text = str(int(value)) if value.is_integer() else repr(value)
+    else:
+        kind = "null" if value is None else type(value).__name__
+        raise ProblemFileError(f"{where}: field '{field}' must be a string, got {kind} ({str(value)[:40]!r})")
+    if len(text) > MAX_FIELD_CHARS:
+        raise ProblemFileError(f"{where}: field '{field}' has {len(text):,} characters (most allowed: {MAX_FIELD_CHARS:,})")
+    return text
+
+
+def _row(record, where: str) -> dict:
+    if not isinstance(record, dict):
+        raise ProblemFileError(f"{where}: expected an object with fields {', '.join(REQUIRED)}, got {type(record).__name__}")
+    for field in REQUIRED:
+        if field not in record:
+            raise ProblemFileError(f"{where}: missing field '{field}' (required: {', '.join(REQUIRED)})")
+    row = {
+        "problem_id": _as_text(record["id"], "id", where, number_ok=True),
+        "prompt": _as_text(record["prompt"], "prompt", where, number_ok=False),
+        "answer": _as_text(record["answer"], "answer", where, number_ok=True),
+        "category": DEFAULT_CATEGORY,
+        "tests": None,
+    }
+    if record.get("category") is not None:
+        row["category"] = _as_text(record["category"], "category", where, number_ok=True)
+    if record.get("tests") is not None:
+        row["tests"] = _as_text(record["tests"], "tests", where, number_ok=False)
+    for field in ("problem_id", "prompt", "category"):
+        if not row[field].strip():
+            name = "id" if field == "problem_id" else field
+            raise ProblemFileError(f"{where}: field '{name}' is empty")
+    if not row["answer"].strip() and row["tests"] is None:
+        raise ProblemFileError(f"{where}: field 'answer' is empty (allowed only when 'tests' is given)")
+    return row
+
+
+def _records(path: Path):
+    """(where, record) for each row of a JSONL or Parquet file."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, start=1):
+                where = f"{path} line {n}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise ProblemFileError(f"{where}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ProblemFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+                yield where, record
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise ProblemFileError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+        missing = [f for f in REQUIRED if f not in table.column_names]
+        if missing:
+            raise ProblemFileError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.column_names)})")
+        for n, record in enumerate(table.to_pylist(), start=1):
+            yield f"{path} row {n}", record
+    else:
+        raise ProblemFileError(f"{path}: unknown format {suffix!r}; use .jsonl or .parquet")
+
+
+def read_problem_file(path: Path | str) -> tuple[pl.DataFrame, list[str]]:
+    """(problems in the `Problem` schema sorted by id, ignored field names) of one file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemFileError(f"{path}: no such problem file")
+    rows, seen, ignored = [], {}, set()
+    for where, record in _records(path):
+        row = _row(record, where)
+        if row["problem_id"] in seen:
+            raise ProblemFileError(f"{where}: duplicate id {row['problem_id']!r} (first at {seen[row['problem_id']]})")
+        seen[row["problem_id"]] = where
+        ignored.update(k for k in record if k not in FIELDS)
+        rows.append(row)
+    if not rows:
+        raise ProblemFileError(f"{path}: no problems (the file is empty)")
+    schema = {"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String, "tests": pl.String}
+    frame = pl.DataFrame(rows, schema=schema, orient="row").sort("problem_id")
+    if frame["tests"].null_count() == frame.height:
+        frame = frame.drop("tests")
+    return frame, sorted(ignored)
+
+
+def split_held_out(problems: pl.DataFrame, eval_size: int, seed: int, what: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(pool, held-out): `eval_size` problems drawn with `seed`, the rest the pool; both sorted."""
+    if eval_size >= problems.height:
+        raise ProblemFileError(
+            f"task.eval_size: {eval_size} held-out problems leave none of {what}'s {problems.height} for the pool"
+        )
+    ids = sorted(problems["problem_id"].to_list())
+    held = set(random.Random(seed).sample(ids, eval_size))
+    mask = problems["problem_id"].is_in(list(held))
+    return problems.filter(~mask).sort("problem_id"), problems.filter(mask).sort("problem_id")
+
+
+def make_splits(path: str, eval_path: str | None, eval_size: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    for p in (path, eval_path):
+        if p is not None and not Path(p).resolve().is_relative_to(PROBLEMS_DIR.resolve()):
+            raise ProblemFileError(
+                f"task.path/eval_path: {p} is outside {PROBLEMS_DIR}/, the tasks stage's DVC dependency, so "
+                f"editing it would not rerun the round; copy or link it into {PROBLEMS_DIR}/"
+            )
+    problems, ignored = read_problem_file(path)
+    if ignored:
+        print(f"tasks: ignored field(s) in {path}: {', '.join(ignored)}")
+    if eval_path is None:
+        return split_held_out(problems, eval_size, seed, path)
+    held_out, ignored = read_problem_file(eval_path)
+    if ignored:
+        print(f"tasks: ignored field(s) in {eval_path}: {', '.join(ignored)}")
+    overlap = set(problems["problem_id"].to_list()) & set(held_out["problem_id"].to_list())
+    if overlap:
+        raise ProblemFileError(f"{eval_path}: {len(overlap)} id(s) also in {path}, e.g. {sorted(overlap)[0]!r}; held-out must be disjoint")
+    if "tests" in problems.columns and "tests" not in held_out.columns:
+        held_out = held_out.with_columns(tests=pl.lit(None, dtype=pl.String))
+    if "tests" in held_out.columns and "tests" not in problems.columns:
+        problems = problems.with_columns(tests=pl.lit(None, dtype=pl.String))
+    return problems, held_out

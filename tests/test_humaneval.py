@@ -1,0 +1,55 @@
+"""HumanEval through the `unit_tests` verifier and the sandbox: the canonical solutions pass,
+wrong ones fail, and the splits are disjoint.
+
+Run: `pytest tests/test_humaneval.py`
+"""
+
+import polars as pl
+import pytest
+
+from sharpen.tasks import humaneval
+from sharpen.tasks.files import ProblemFileError
+from sharpen.verifiers import verify_frame
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return humaneval.load_problems()
+
+
+def samples_for(problems, completions):
+    return pl.DataFrame(
+        {
+            "round": 1, "problem_id": problems["problem_id"], "sample_idx": 0, "prompt": problems["prompt"],
+            "completion": completions, "num_tokens": 1, "finish_reason": "stop", "policy_hash": "x", "temperature": 0.0,
+        }
+    )  # fmt: skip
+
+
+def test_all_canonical_solutions_pass(problems):
+    verdicts = verify_frame(samples_for(problems, problems["answer"]), problems, "unit_tests")
+    assert problems.height == 164
+    failed = verdicts.filter(~pl.col("correct"))
+    assert failed.is_empty(), failed.select("problem_id", "extracted").head(5)
+
+
+def test_an_empty_body_fails_everywhere(problems):
+    verdicts = verify_frame(samples_for(problems, ["    pass\n"] * problems.height), problems, "unit_tests")
+    assert not verdicts["correct"].any()
+
+
+def test_another_problems_solution_fails(problems):
+    shifted = problems["answer"].shift(1, fill_value=problems["answer"][-1])
+    verdicts = verify_frame(samples_for(problems, shifted), problems, "unit_tests")
+    assert verdicts["correct"].sum() == 0
+
+
+def test_splits_are_disjoint_and_cover_the_set():
+    pool, held_out = humaneval.make_splits(eval_size=40, seed=3)
+    assert (pool.height, held_out.height) == (124, 40)
+    assert not set(pool["problem_id"]) & set(held_out["problem_id"])
+
+
+def test_eval_size_leaving_no_pool_is_refused():
+    with pytest.raises(ProblemFileError, match="task.eval_size"):
+        humaneval.make_splits(eval_size=500, seed=0)

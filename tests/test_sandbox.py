@@ -1,0 +1,193 @@
+"""The sandbox against adversarial programs: one property per test; the host must be unharmed.
+
+Each evil snippet is the body a model might write for `def add(a, b):`; it is scored by the
+`unit_tests` verifier (the path model-written code really takes), so the verdict is checked
+too: it must be "fail".
+
+Run: `pytest tests/test_sandbox.py`
+"""
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from sharpen import sandbox
+from sharpen.sandbox import Limits, isolation, run_program, run_programs
+from sharpen.verifiers.execution import unit_test_reference, unit_tests
+
+PROMPT = "def add(a, b):\n"
+TESTS = "def check(f):\n    assert f(2, 3) == 5\n    assert f(-1, 1) == 0\n\ncheck(add)\n"
+FAST = Limits(timeout_s=3, cpu_s=3)
+
+
+MODES = ["bwrap", "rlimits"] if isolation() == "bwrap" else ["rlimits"]
+
+
+@pytest.fixture(autouse=True, params=MODES)
+def mode(request, monkeypatch):
+    """Every property is checked under each isolation this machine has (bwrap, and its fallback)."""
+    monkeypatch.setattr("sharpen.verifiers.execution.LIMITS", FAST)
+    monkeypatch.setattr(sandbox, "isolation", lambda: request.param)
+    if request.param == "rlimits" and _refuses_rlimits() and request.function.__name__ != "test_refuses_root_it_cannot_drop":
+        pytest.skip("rlimits mode refuses to run as root here (Python is not reachable by an unprivileged uid)")
+    return request.param
+
+
+def _refuses_rlimits() -> bool:
+    try:
+        sandbox._check_can_drop_root("rlimits")
+    except sandbox.SandboxError:
+        return True
+    return False
+
+
+def test_refuses_root_it_cannot_drop(mode):
+    """Without bubblewrap, as root, model code runs as an unprivileged uid or not at all."""
+    if mode != "rlimits" or not _refuses_rlimits():
+        pytest.skip("applies to rlimits mode as root with a private Python installation")
+    with pytest.raises(sandbox.SandboxError, match="refusing to run it as root"):
+        run_program("print(1)", FAST)
+
+
+def verdict(body: str):
+    """The unit_tests verdict of `body` as the completion of `def add(a, b):`."""
+    return unit_tests([body], [unit_test_reference(PROMPT, TESTS)])[0]
+
+
+def indent(code: str) -> str:
+    return "".join(f"    {line}\n" for line in code.strip("\n").splitlines()) + "    return 0\n"
+
+
+def test_correct_body_passes():
+    assert verdict("    return a + b\n").correct
+
+
+def test_early_exit_fails():
+    """sys.exit(0) before the tests run is not a pass: the sentinel is missing."""
+    assert not verdict(indent("import os\nos._exit(0)")).correct
+
+
+def test_fenced_function_replaces_the_stub():
+    assert verdict("Here:\n```python\ndef add(a, b):\n    return a + b\n```\n").correct
+
+
+def test_infinite_loop_is_killed_at_the_timeout():
+    start = time.perf_counter()
+    result = verdict(indent("while True:\n    pass"))
+    assert (result.correct, result.reason) == (False, "timeout")
+    assert time.perf_counter() - start < FAST.timeout_s + 5
+
+
+def test_fork_bomb_is_contained():
+    result = verdict(indent("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"))
+    assert not result.correct
+    time.sleep(0.5)
+    if os.geteuid() == 0:  # every slot uid's process is gone (zombies wait for init to reap them)
+        left = [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) >= sandbox.SLOT_UID_BASE and _alive(p)]
+        assert not left
+    pid = os.fork()  # the host can still fork
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _uid(pid: str) -> int:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return -1
+
+
+def test_memory_bomb_fails_without_harming_the_host():
+    result = verdict(indent("x = bytearray(8 * 1024 ** 3)"))
+    assert not result.correct
+    assert "MemoryError" in result.extracted
+
+
+def test_writing_outside_the_temp_dir_is_blocked(tmp_path):
+    target = tmp_path / "escaped.txt"
+    body = indent(f"for p in [{str(target)!r}, '/escaped.txt', os.path.expanduser('~/escaped.txt')]:\n"
+                  "    try:\n        open(p, 'w').write('x')\n    except OSError:\n        pass")
+    assert not verdict("    import os\n" + body).correct
+    assert not target.exists() and not os.path.exists("/escaped.txt")
+    assert not os.path.exists(os.path.expanduser("~/escaped.txt"))
+
+
+def test_deleting_files_is_blocked(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    body = indent(f"import shutil\nshutil.rmtree({str(tmp_path)!r}, ignore_errors=True)\n"
+                  f"try:\n    os.remove({str(victim)!r})\nexcept OSError:\n    pass")
+    assert not verdict("    import os\n" + body).correct
+    assert victim.read_text() == "keep me"
+
+
+def test_environment_variables_are_not_visible(monkeypatch):
+    monkeypatch.setenv("SHARPEN_TEST_SECRET", "hunter2-secret")
+    out = run_program("import os\nprint(dict(os.environ))\nprint(open('/proc/self/environ').read())")
+    assert "hunter2-secret" not in out.stdout + out.stderr
+    assert not verdict(indent("import os\nassert 'SHARPEN_TEST_SECRET' in os.environ")).correct
+
+
+def test_socket_to_the_host_is_refused(mode):
+    if mode != "bwrap":
+        pytest.skip("no network namespace without bubblewrap")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(4)
+    port = server.getsockname()[1]
+    accepted = []
+    thread = threading.Thread(target=lambda: _accept(server, accepted))
+    thread.start()
+    body = indent(f"import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=2)\ns.sendall(b'hi')")
+    assert not verdict(body).correct
+    thread.join()
+    server.close()
+    assert not accepted
+
+
+def _accept(server, accepted):
+    try:
+        accepted.append(server.accept())
+    except OSError:
+        pass
+
+
+def test_spawned_shell_cannot_touch_the_host(tmp_path):
+    target = tmp_path / "from-shell.txt"
+    body = indent(f"import subprocess\nsubprocess.run(['/bin/sh', '-c', 'echo x > {target}; rm -rf {tmp_path}'])")
+    assert not verdict(body).correct
+    assert not target.exists() and tmp_path.is_dir()
+
+
+def test_huge_output_is_capped():
+    out = run_program("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)", FAST)
+    assert out.status != "passed"
+    assert len(out.stdout) <= FAST.output_chars
+    assert not verdict(indent("print('x' * 10 ** 9)")).correct
+
+
+def test_killing_its_parent_leaves_the_host_alive(mode):
+    if mode != "bwrap" and os.geteuid() != 0:
+        pytest.skip("as an ordinary user without bubblewrap the program may signal the user's processes")
+    body = indent("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(-1, signal.SIGKILL)")
+    assert not verdict(body).correct
+    assert os.getpid() > 0 and verdict("    return a + b\n").correct  # we are still here and working
+
+
+def test_results_keep_input_order_in_parallel():
+    outs = run_programs([f"print({i})" for i in range(12)], FAST, workers=4)
+    assert [o.stdout.split("\n")[0] for o in outs] == [str(i) for i in range(12)]
+    assert all(o.status == "passed" for o in outs)
