@@ -10,7 +10,7 @@ process's main thread, so batches are spread over worker processes (each runs it
 main thread) and each check has `TIMEOUT_S`. Small batches run in this process when it is on
 its main thread. A gold answer that cannot be parsed is an error naming it.
 
-Throughput: `python -m benchmarks.math_verify` (BENCHMARKS.md).
+Throughput: `python benchmarks/verify_math.py` (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from multiprocessing import get_context
 from sharpen.verifiers import VerifyResult
 
 TIMEOUT_S = 5  # per parse and per verify
-IN_PROCESS_BELOW = 64  # items; a pool's start-up costs more than this many checks
+IN_PROCESS_BELOW = 2048  # items; a pool of spawned processes costs ~1 s to start (BENCHMARKS.md)
 CHUNK = 64
 
 
