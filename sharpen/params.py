@@ -8,7 +8,7 @@ and the allowed values. Check a file by hand with `sharpen params` (or `sharpen 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,9 +28,11 @@ class TaskParams(_Section):
     """The problem source: `arithmetic` (the embedded default: integer addition), `file` (the
     user's JSONL/Parquet under data/problems/, see sharpen/tasks/files.py) or `humaneval`."""
 
-    name: Literal["arithmetic", "file", "humaneval"] = "arithmetic"
+    name: Literal["arithmetic", "file", "humaneval", "reasoning_gym"] = "arithmetic"
     path: str | None = Field(None, description="file: the problem file, under data/problems/")
     eval_path: str | None = Field(None, description="file: a held-out file; null = draw eval_size from `path`")
+    dataset: str | None = Field(None, description="reasoning_gym: the dataset name, e.g. basic_arithmetic")
+    config: dict[str, Any] = Field(default_factory=dict, description="reasoning_gym: the dataset's config")
     min_digits: int = Field(1, ge=1, le=9, description="fewest digits in an operand")
     max_digits: int = Field(3, ge=1, le=9, description="most digits in an operand")
     scratchpad: bool = Field(False, description="answers carry a per-digit scratchpad before '|'")
@@ -44,6 +46,10 @@ class TaskParams(_Section):
             raise ValueError("`name: file` needs `path` (a .jsonl or .parquet file under data/problems/)")
         if self.name != "file" and (self.path, self.eval_path) != (None, None):
             raise ValueError(f"path/eval_path are for `name: file`, not {self.name!r}")
+        if (self.name == "reasoning_gym") != (self.dataset is not None):
+            raise ValueError("`dataset` is needed by, and only by, `name: reasoning_gym`")
+        if self.config and self.name != "reasoning_gym":
+            raise ValueError(f"`config` is for `name: reasoning_gym`, not {self.name!r}")
         if self.min_digits > self.max_digits:
             raise ValueError(f"min_digits ({self.min_digits}) > max_digits ({self.max_digits})")
         return self
@@ -90,7 +96,7 @@ class VerifyParams(_Section):
     """How samples are scored. `labels: majority` (TTRL) scores against each problem's majority
     answer over its k samples instead of the gold answer, which the round then never reads."""
 
-    verifier: Literal["exact_integer", "math_equiv", "unit_tests"] = "exact_integer"
+    verifier: Literal["exact_integer", "math_equiv", "unit_tests", "reasoning_gym"] = "exact_integer"
     labels: Literal["gold", "majority"] = "gold"
 
 
@@ -276,10 +282,12 @@ class Params(_Section):
         if self.synthesize.kind != "none" and self.task.name != "arithmetic":
             raise ValueError(f"synthesize.kind: {self.synthesize.kind} (hinted prompts, templated problems) exists only "
                              f"for the arithmetic task so far, not {self.task.name}")
-        code = self.task.name == "humaneval"
-        if code != (self.verify.verifier == "unit_tests") and self.task.name != "file":
-            raise ValueError(f"verify.verifier: task {self.task.name} is scored by "
-                             f"{'unit_tests' if code else 'an answer verifier'}, not {self.verify.verifier}")
+        own = {"humaneval": "unit_tests", "reasoning_gym": "reasoning_gym"}  # tasks scored only one way
+        task, verifier = self.task.name, self.verify.verifier
+        if task in own and verifier != own[task]:
+            raise ValueError(f"verify.verifier: task {task} is scored by {own[task]}, not {verifier}")
+        if task == "arithmetic" and verifier in own.values():
+            raise ValueError(f"verify.verifier: task arithmetic is scored by exact_integer or math_equiv, not {verifier}")
         return self
 
     @model_validator(mode="after")

@@ -30,6 +30,7 @@ class Problem(pa.DataFrameModel):
     answer: str = pa.Field(description="gold answer, as the verifier compares it")
     category: str = pa.Field(description="breakdown key, e.g. operand digit lengths '2+3'")
     tests: Optional[str] = pa.Field(nullable=True, description="code tasks: test code run by the unit_tests verifier")
+    source: Optional[str] = pa.Field(nullable=True, description="generated tasks: JSON that rebuilds the problem")
 
     class Config:
         strict = True

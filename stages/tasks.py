@@ -1,4 +1,4 @@
-"""Make the task's training pool and its disjoint held-out set (arithmetic, a problem file or HumanEval).
+"""Make the task's training pool and its disjoint held-out set (arithmetic, a problem file, HumanEval or reasoning-gym).
 
 Run: `python -m stages.tasks --out data/tasks`
 """
@@ -25,6 +25,8 @@ def main() -> None:
         )
     elif p.name == "file":
         pool, held_out = task.make_splits(p.path, p.eval_path, p.eval_size, p.seed)
+    elif p.name == "reasoning_gym":
+        pool, held_out = task.make_splits(p.dataset, p.config, p.pool_size, p.eval_size, p.seed)
     else:
         pool, held_out = task.make_splits(p.eval_size, p.seed)
     write_frame(pool, args.out / "pool.parquet", Problem)

