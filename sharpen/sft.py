@@ -1,8 +1,13 @@
 """Supervised fine-tuning on kept samples with TRL's SFTTrainer, loss on the completion only.
 
-The data is TRL's prompt-completion format; SFTTrainer appends EOS to each completion and masks
-the prompt out of the loss. The init checkpoint (`train.init`: the base model, or the current
-policy) is loaded from its directory; the result is saved as a standard HF model directory.
+The data is TRL's prompt-completion format, the prompt rendered as generation renders it (the
+chat template, if the model has one: sharpen.prompting); SFTTrainer appends EOS to each
+completion and masks the prompt out of the loss.
+
+Full fine-tuning loads the init checkpoint (`train.init`: the base model, or the current policy)
+and saves a full model. With `train.lora`, the policy is a peft LoRA adapter over the base
+model: a fresh adapter (init base, or round 1) or the current policy's adapter trained on
+(init previous); only the adapter is saved, its config naming the base directory.
 
 Run: `python -m stages.train ...` (DVC stage `train`).
 """
@@ -30,17 +35,29 @@ def train_sft(
     batch_size: int,
     max_length: int,
     seed: int,
+    chat: str = "auto",
+    lora=None,
+    base_dir: Path | None = None,
 ) -> list[dict]:
-    """Fine-tune the model in `init_dir` on (prompt, completion) rows; save to `out_dir`; return the log."""
+    """Fine-tune the policy in `init_dir` on (prompt, completion) rows; save to `out_dir`; return the log.
+
+    `lora` (LoraParams) trains an adapter over `base_dir` instead of the full model.
+    """
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from sharpen.models import load_causal_lm
+    from sharpen.prompting import render
+
     torch.manual_seed(seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(init_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(init_dir))
-    dataset = Dataset.from_dict({"prompt": examples["prompt"].to_list(), "completion": examples["completion"].to_list()})
+    peft_config = None
+    if lora is None:
+        model, tokenizer = load_causal_lm(init_dir)  # an adapter policy is merged: full fine-tuning from here
+    else:
+        model, tokenizer, peft_config = _lora_model(init_dir, base_dir, lora)
+    prompts = render(tokenizer, examples["prompt"].to_list(), chat)
+    dataset = Dataset.from_dict({"prompt": prompts, "completion": examples["completion"].to_list()})
     with tempfile.TemporaryDirectory(prefix="sharpen-sft-") as scratch:
         config = SFTConfig(
             output_dir=scratch,
@@ -62,8 +79,36 @@ def train_sft(
             use_cpu=not torch.cuda.is_available(),
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         )
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+        trainer = SFTTrainer(
+            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+        )
         trainer.train()
     trainer.model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return [row for row in trainer.state.log_history if "loss" in row]
+
+
+def _lora_model(init_dir: Path, base_dir: Path | None, lora):
+    """(model, tokenizer, peft_config): the base with the init adapter made trainable, or a new one's config."""
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sharpen.models import ModelError, is_adapter
+
+    if base_dir is None:
+        raise ValueError("train_sft: LoRA needs base_dir")
+    tokenizer = AutoTokenizer.from_pretrained(str(init_dir))
+    base = AutoModelForCausalLM.from_pretrained(str(base_dir))
+    if is_adapter(init_dir):
+        return PeftModel.from_pretrained(base, str(init_dir), is_trainable=True), tokenizer, None
+    from sharpen.io import hash_path
+
+    if Path(init_dir).resolve() != Path(base_dir).resolve() and hash_path(init_dir) != hash_path(base_dir):
+        raise ModelError(
+            f"train.lora: the init policy {init_dir} is full weights, not the base; LoRA adapters sit on "
+            f"{base_dir}, so start LoRA from `train.init: base` or a fresh loop"
+        )
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                        task_type="CAUSAL_LM")
+    return base, tokenizer, config

@@ -88,8 +88,10 @@ def current_policy_dir(state_dir: Path = STATE_DIR, base_model: Path = BASE_MODE
     path = base_model if state.policy == "base" else state_dir / state.policy
     recover = ("run `dvc repro base`" if state.policy == "base" else
                f"restore it with `git checkout -- {path}.dvc && dvc checkout {path}.dvc`")
-    if not (path / "config.json").exists():
-        raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no config.json; {recover}")
+    if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
+        raise ArtifactError(
+            f"{path}: policy named by {state_dir / 'state.json'} has no config.json (nor adapter_config.json); {recover}"
+        )
     if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")):
         raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no tokenizer; {recover}")
     return path

@@ -1,4 +1,8 @@
-"""Train the embedded base model from scratch: a ~1M-parameter Llama on the arithmetic task.
+"""The base model: train the embedded tiny one from scratch, or bring in a pretrained one.
+
+`model: tiny` trains a ~1M-parameter Llama on the arithmetic task. Any other `model` (a preset,
+a directory, a .gguf file, a hub id in the local cache) is copied into data/base/model by
+`sharpen.models.materialize`, so the rounds depend on one DVC-hashed directory.
 
 Pretraining never sees a held-out prompt (the task's, which may come from a problem file). Deliberately short, so the base is only partly right.
 
@@ -12,6 +16,7 @@ import polars as pl
 
 from sharpen import tiny_lm
 from sharpen.io import atomic_write_dir, hash_path, read_frame, write_csv, write_json
+from sharpen.models import materialize
 from sharpen.params import load_params
 from sharpen.schemas import Problem
 from sharpen.stage import Timer, progress, run_stage
@@ -26,6 +31,9 @@ def main() -> None:
     params = load_params()
     t, b = params.task, params.base
     timer = Timer()
+    if params.model != "tiny":
+        _materialize(params.model, args.out, timer)
+        return
     exclude = set(read_frame(args.held_out, Problem)["prompt"].to_list())
     task = arithmetic  # the tiny model learns addition, whatever problems the loop then runs on
 
@@ -63,6 +71,24 @@ def main() -> None:
         args.out / "metrics.json",
     )
     print(f"base: {curve[-1]['loss']:.3f} final loss, {timer.seconds:.0f}s")
+
+
+def _materialize(model: str, out: Path, timer: Timer) -> None:
+    """A pretrained model: copy (or de-quantize) it into out/model; the base section does not apply."""
+    info: dict = {}
+
+    def write(tmp: Path) -> None:
+        info.update(materialize(model, tmp))
+
+    atomic_write_dir(out / "model", write)
+    write_csv(pl.DataFrame({"step": [], "loss": []}, schema={"step": pl.Int64, "loss": pl.Float64}), out / "loss.csv")
+    write_json(
+        {"final_loss": None, "num_parameters": info["parameters"], "source": info["source"],
+         "source_kind": info["source_kind"], "model_hash": hash_path(out / "model"), "wall_s": timer.seconds},
+        out / "metrics.json",
+    )
+    print(f"base: {model} ({info['source_kind']}, {info['parameters']:,} parameters) -> {out / 'model'}, "
+          f"{timer.seconds:.0f}s")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from sharpen.io import write_frame
 from sharpen.params import load_params
 from sharpen.schemas import Problem
 from sharpen.stage import run_stage
-from sharpen.tasks import get_task
+from sharpen.tasks import apply_template, get_task
 
 
 def main() -> None:
@@ -29,6 +29,7 @@ def main() -> None:
         pool, held_out = task.make_splits(p.dataset, p.config, p.pool_size, p.eval_size, p.seed)
     else:
         pool, held_out = task.make_splits(p.eval_size, p.seed)
+    pool, held_out = (apply_template(f, p.template, p.name) for f in (pool, held_out))
     write_frame(pool, args.out / "pool.parquet", Problem)
     write_frame(held_out, args.out / "eval.parquet", Problem)
     print(f"tasks: {pool.height} pool problems, {held_out.height} held-out, categories {sorted(pool['category'].unique())}")

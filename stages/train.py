@@ -45,7 +45,8 @@ def main() -> None:
             return
         log = train_sft(
             examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
-            batch_size=t.batch_size, max_length=t.max_length, seed=t.seed,
+            batch_size=t.batch_size, max_length=t.max_length, seed=t.seed, chat=params.task.chat, lora=t.lora,
+            base_dir=args.base,
         )
 
     atomic_write_dir(args.out / "model", write)
@@ -58,6 +59,7 @@ def main() -> None:
         {
             "round": params.round,
             "init": t.init,
+            "lora": t.lora is not None,
             "init_hash": hash_path(init_dir),
             "examples": examples.height,
             "examples_by_origin": dict(sorted(examples.group_by("origin").len().iter_rows())),

@@ -48,8 +48,8 @@ def sharpen(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedPr
 
 def deep_update(base: dict, extra: dict) -> dict:
     for key, value in extra.items():
-        if isinstance(value, dict):
-            deep_update(base.setdefault(key, {}), value)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
         else:
             base[key] = value
     return base

@@ -35,12 +35,12 @@ class Backend(Protocol):
     ) -> list[list[Completion]]: ...
 
 
-def load_backend(name: str, model_path: Path | str, *, batch_size: int) -> Backend:
-    """The backend `name` serving the model at `model_path` (a local directory or hub id)."""
+def load_backend(name: str, model_path: Path | str, *, batch_size: int, chat: str = "auto") -> Backend:
+    """The backend `name` serving the policy at `model_path` (full weights or a LoRA adapter)."""
     if name == "hf":
         from sharpen.backends.hf import HFBackend
 
-        return HFBackend(model_path, batch_size=batch_size)
+        return HFBackend(model_path, batch_size=batch_size, chat=chat)
     if name == "vllm":
         raise NotImplementedError(
             "generate.backend: 'vllm' is not implemented yet (it arrives with the real-models work); use 'hf'"

@@ -1,4 +1,8 @@
-"""The transformers backend: batched sampling with left padding and the KV cache, seeded per batch."""
+"""The transformers backend: batched sampling with left padding and the KV cache, seeded per batch.
+
+Loads full-weight policies and LoRA adapters alike (`sharpen.models.load_causal_lm` merges an
+adapter into its base once, at load).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sharpen.backends import Completion
+from sharpen.models import load_causal_lm
+from sharpen.prompting import render
 
 
 class HFBackend:
-    def __init__(self, model_path: Path | str, *, batch_size: int, device: str | None = None):
+    """`chat`: "auto" renders prompts in the tokenizer's chat template when it has one (sharpen.prompting)."""
+
+    def __init__(self, model_path: Path | str, *, batch_size: int, chat: str = "auto", device: str | None = None):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+        model, self.tokenizer = load_causal_lm(model_path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_path)).to(self.device).eval()
+        self.model = model.to(self.device).eval()
         self.batch_size = batch_size
+        self.chat = chat
 
     @torch.inference_mode()
     def generate(
@@ -36,8 +44,9 @@ class HFBackend:
         greedy = temperature == 0
         eos = self.tokenizer.eos_token_id
         out: list[list[Completion]] = []
+        prompts = render(self.tokenizer, prompts, self.chat)
         for start in range(0, len(prompts), self.batch_size):
-            batch = list(prompts[start : start + self.batch_size])
+            batch = prompts[start : start + self.batch_size]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             torch.manual_seed(seed * 1_000_003 + start)
             sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}

@@ -16,3 +16,23 @@ def get_task(name: str):
         return TASKS[name]
     except KeyError:
         raise ValueError(f"task.name: unknown task {name!r}; allowed: {', '.join(TASKS)}") from None
+
+
+def apply_template(problems, template: str, task_name: str):
+    """Problems whose prompt is `template` filled in: {prompt}, and {a} {b} (the operands) for arithmetic."""
+    import polars as pl
+
+    from sharpen.params import ParamsError
+
+    if template == "{prompt}":
+        return problems
+    prompts = []
+    for pid, prompt in problems.select("problem_id", "prompt").iter_rows():
+        fields = {"prompt": prompt}
+        if task_name == "arithmetic":
+            fields["a"], fields["b"] = arithmetic.operands(pid)
+        try:
+            prompts.append(template.format(**fields))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ParamsError(f"task.template: {template!r} cannot be filled for {task_name} ({e})") from None
+    return problems.with_columns(prompt=pl.Series(prompts, dtype=pl.String))
