@@ -89,6 +89,7 @@ class SamplingParams(_Section):
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(8, ge=1)
     batch_size: int = Field(128, ge=1, description="prompts per forward batch (each expanded to k sequences)")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over")
 
 
 class GenerateParams(SamplingParams):

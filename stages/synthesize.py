@@ -69,7 +69,8 @@ def main() -> None:
         verifier = params.verify.verifier
         task = get_task(params.task.name)
         g = params.generate
-        backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat)
+        backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
+                           tensor_parallel_size=g.tensor_parallel_size)
     if s.kind == "rationalize":
         r = s.rationalize
         failed = problems.join(stats.filter(pl.col("n_correct") == 0).select("problem_id"), on="problem_id")

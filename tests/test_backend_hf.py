@@ -51,8 +51,3 @@ def test_finish_reason_and_token_count(backend):
             assert 1 <= c.num_tokens <= 2
             if c.finish_reason == "length":
                 assert c.num_tokens == 2
-
-
-def test_vllm_is_a_clear_error_until_implemented(tiny_model_dir):
-    with pytest.raises(NotImplementedError, match="vllm"):
-        load_backend("vllm", tiny_model_dir, batch_size=1)

@@ -1,4 +1,4 @@
-"""Generation backends: one interface, transformers on CPU now, vLLM on GPU later.
+"""Generation backends: one interface, transformers (`hf`, CPU or GPU) and vLLM (`vllm`, GPU).
 
     backend.generate(prompts, n=k, temperature=..., top_p=..., max_new_tokens=..., seed=...)
         -> one list of n Completions per prompt, in prompt order
@@ -35,14 +35,16 @@ class Backend(Protocol):
     ) -> list[list[Completion]]: ...
 
 
-def load_backend(name: str, model_path: Path | str, *, batch_size: int, chat: str = "auto") -> Backend:
+def load_backend(
+    name: str, model_path: Path | str, *, batch_size: int, chat: str = "auto", tensor_parallel_size: int = 1
+) -> Backend:
     """The backend `name` serving the policy at `model_path` (full weights or a LoRA adapter)."""
     if name == "hf":
         from sharpen.backends.hf import HFBackend
 
         return HFBackend(model_path, batch_size=batch_size, chat=chat)
     if name == "vllm":
-        raise NotImplementedError(
-            "generate.backend: 'vllm' is not implemented yet (it arrives with the real-models work); use 'hf'"
-        )
+        from sharpen.backends.vllm import VLLMBackend
+
+        return VLLMBackend(model_path, batch_size=batch_size, chat=chat, tensor_parallel_size=tensor_parallel_size)
     raise ValueError(f"generate.backend: unknown backend {name!r}; allowed: hf, vllm")

@@ -1,0 +1,89 @@
+"""The vLLM backend: request building and result mapping against a fake engine (vLLM needs a GPU),
+the error without vLLM, and a real-engine test marked `gpu`.
+
+Run: `pytest tests/test_backend_vllm.py`; on a GPU with vLLM installed: `pytest -m gpu tests/test_backend_vllm.py`
+"""
+
+import importlib.util
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from sharpen.backends import load_backend
+from sharpen.backends.vllm import VLLMBackend, request_seed
+
+
+class FakeLLM:
+    """Records what the backend asks of vLLM's LLM and answers like it: one RequestOutput per prompt."""
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.calls = kwargs, []
+        self.tokenizer = SimpleNamespace(chat_template=None)
+
+    def get_tokenizer(self):
+        return self.tokenizer
+
+    def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+        self.calls.append((prompts, params, lora_request))
+        return [
+            SimpleNamespace(prompt=p, outputs=[
+                SimpleNamespace(text=f"{p}#{j}", token_ids=[0] * (j + 1), finish_reason="stop" if j % 2 else "length")
+                for j in range(sp.n)
+            ])
+            for p, sp in zip(prompts, params, strict=True)
+        ]  # fmt: skip
+
+
+FAKE = SimpleNamespace(LLM=FakeLLM, SamplingParams=lambda **kw: SimpleNamespace(**kw),
+                       LoRARequest=lambda name, id_, path: SimpleNamespace(name=name, id=id_, path=path))
+
+
+def test_sampling_requests_one_params_per_prompt_with_its_own_seed(tiny_model_dir):
+    backend = VLLMBackend(tiny_model_dir, batch_size=4, vllm_module=FAKE, tensor_parallel_size=2)
+    out = backend.generate(["1+1=", "2+2="], n=3, temperature=0.7, top_p=0.9, max_new_tokens=5, seed=11)
+    prompts, params, lora = backend.llm.calls[0]
+    assert backend.llm.kwargs == {"model": str(tiny_model_dir), "tensor_parallel_size": 2, "seed": 0}
+    assert [(p.n, p.temperature, p.top_p, p.max_tokens) for p in params] == [(3, 0.7, 0.9, 5)] * 2
+    assert [p.seed for p in params] == [request_seed(11, 0), request_seed(11, 1)] and lora is None
+    assert [[c.text for c in row] for row in out] == [["1+1=#0", "1+1=#1", "1+1=#2"], ["2+2=#0", "2+2=#1", "2+2=#2"]]
+    assert [(c.num_tokens, c.finish_reason) for c in out[0]] == [(1, "length"), (2, "stop"), (3, "length")]
+
+
+def test_greedy_asks_once_and_repeats(tiny_model_dir):
+    backend = VLLMBackend(tiny_model_dir, batch_size=4, vllm_module=FAKE)
+    out = backend.generate(["1+1="], n=4, temperature=0.0, top_p=0.5, max_new_tokens=5, seed=0)
+    params = backend.llm.calls[0][1]
+    assert (params[0].n, params[0].temperature) == (1, 0.0)
+    assert [c.text for c in out[0]] == ["1+1=#0"] * 4
+
+
+def test_a_lora_policy_loads_its_base_and_sends_the_adapter(tmp_path, tiny_model_dir):
+    ws = tmp_path / "ws"
+    base = ws / "data/base/model"
+    base.mkdir(parents=True)
+    for f in tiny_model_dir.iterdir():
+        (base / f.name).write_bytes(f.read_bytes())
+    adapter = ws / "data/state/policy"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text(json.dumps({"r": 16, "base_model_name_or_path": "data/base/model",
+                                                            "peft_type": "LORA"}))
+    backend = VLLMBackend(adapter, batch_size=4, vllm_module=FAKE)
+    assert backend.llm.kwargs["model"] == str(base) and backend.llm.kwargs["enable_lora"]
+    assert backend.llm.kwargs["max_lora_rank"] == 16
+    backend.generate(["1+1="], n=1, temperature=1.0, top_p=1.0, max_new_tokens=2, seed=0)
+    assert backend.llm.calls[0][2].path == str(adapter)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_without_vllm_choosing_it_is_a_clear_error(tiny_model_dir):
+    with pytest.raises(ImportError, match=r"generate.backend: 'vllm' needs the vllm package: pip install -e '\.\[vllm\]'"):
+        load_backend("vllm", tiny_model_dir, batch_size=1)
+
+
+@pytest.mark.gpu
+def test_real_vllm_engine_samples_k_per_prompt(tiny_model_dir):
+    backend = load_backend("vllm", tiny_model_dir, batch_size=4)
+    out = backend.generate(["1+1=", "2+2="], n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
+    again = backend.generate(["1+1=", "2+2="], n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
+    assert [len(r) for r in out] == [3, 3] and out == again
