@@ -97,12 +97,22 @@ class GenerateParams(SamplingParams):
     shard_size: int = Field(512, ge=1, description="problems per resumable shard")
 
 
+class JudgeParams(_Section):
+    """`labels: judge`: the policy scores its own samples with a rubric (sharpen/judge.py)."""
+
+    rubric: Literal["additive5"] = "additive5"
+    threshold: int = Field(4, ge=1, le=5, description="a sample is correct when the judge gives it at least this")
+    max_new_tokens: int = Field(64, ge=1)
+
+
 class VerifyParams(_Section):
     """How samples are scored. `labels: majority` (TTRL) scores against each problem's majority
-    answer over its k samples instead of the gold answer, which the round then never reads."""
+    answer over its k samples instead of the gold answer, which the round then never reads;
+    `labels: judge` has the policy score its own samples (Self-Rewarding)."""
 
     verifier: Literal["exact_integer", "math_equiv", "unit_tests", "reasoning_gym"] = "exact_integer"
-    labels: Literal["gold", "majority"] = "gold"
+    labels: Literal["gold", "majority", "judge"] = "gold"
+    judge: JudgeParams = JudgeParams()
 
 
 class GroupBand(_Section):

@@ -69,6 +69,7 @@ class Verdict(pa.DataFrameModel):
     majority_ratio: Optional[float] = pa.Field(
         nullable=True, ge=0.0, le=1.0, description="share of the problem's samples giving the majority answer"
     )
+    judge_text: Optional[str] = pa.Field(nullable=True, description="labels: judge — the policy's raw judgment")
 
     class Config:
         strict = True

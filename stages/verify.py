@@ -1,33 +1,49 @@
 """Score every sample with the task's verifier: extracted answer, reward, reason.
 
 References are the gold answers, or (`verify.labels: majority`, TTRL) each problem's majority
-answer over its samples; then the gold answers are read only to log pseudo-label accuracy.
+answer over its samples, or (`verify.labels: judge`, Self-Rewarding) the policy's own rubric
+score; with the last two, the gold answers are read only to log how often the labels are right.
 
 Run: `python -m stages.verify --samples data/round/generate/samples.parquet \
-        --problems data/round/generate/problems.parquet --out data/round/verify`
+        --problems data/round/generate/problems.parquet --state data/state --base data/base/model \
+        --out data/round/verify`
 """
 
 import argparse
 from pathlib import Path
 
+from sharpen.backends import load_backend
 from sharpen.io import read_frame, write_frame, write_json
+from sharpen.judge import judge_frame
+from sharpen.sampling import derive_seed
+from sharpen.state import current_policy_dir
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample, Verdict
 from sharpen.stage import Timer, run_stage
-from sharpen.verifiers import label_accuracy, verify_frame
+from sharpen.verifiers import judge_agreement, label_accuracy, verify_frame
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=Path, required=True)
     parser.add_argument("--problems", type=Path, required=True)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
     timer = Timer()
     v = params.verify
     samples = read_frame(args.samples, Sample)
-    if v.labels == "majority":
+    if v.labels == "judge":
+        problems = read_frame(args.problems, Problem)
+        policy = current_policy_dir(args.state, args.base)
+        backend = load_backend(params.generate.backend, policy, batch_size=params.generate.batch_size,
+                               chat=params.task.chat, tensor_parallel_size=params.generate.tensor_parallel_size)
+        verdicts = judge_frame(samples, problems, backend, rubric=v.judge.rubric, threshold=v.judge.threshold,
+                               max_new_tokens=v.judge.max_new_tokens, seed=derive_seed(params.seed, params.round, "judge"))
+        monitors = judge_agreement(verdicts, samples, problems, v.verifier)  # hidden truth, logged only
+    elif v.labels == "majority":
         verdicts = verify_frame(samples, None, v.verifier, labels="majority")
         monitors = label_accuracy(verdicts, read_frame(args.problems, Problem), v.verifier)  # hidden truth, logged only
     else:
@@ -49,8 +65,11 @@ def main() -> None:
         args.out / "metrics.json",
     )
     print(f"verify: {int(verdicts['correct'].sum())}/{verdicts.height} samples match their {v.labels} label")
-    if monitors:
+    if "label_accuracy" in monitors:
         print(f"  pseudo-labels right on {monitors['label_accuracy']:.1%} of problems (hidden truth, logged only)")
+    if "judge_precision" in monitors:
+        print(f"  judge agrees with {v.verifier} on {monitors['judge_agreement']:.1%} of samples; "
+              f"precision {monitors['judge_precision']:.1%} (hidden truth, logged only)")
 
 
 if __name__ == "__main__":

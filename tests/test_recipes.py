@@ -31,7 +31,7 @@ def test_ttrl_verdicts_do_not_depend_on_gold_answers(ttrl):
     blanked = ws / "blanked.parquet"
     problems.with_columns(answer=pl.lit("-1")).write_parquet(blanked)
     run(ws, "python", "-m", "stages.verify", "--samples", "data/round/generate/samples.parquet",
-        "--problems", str(blanked), "--out", "verify-blanked")
+        "--problems", str(blanked), "--state", "data/state", "--base", "data/base/model", "--out", "verify-blanked")
     again = pl.read_parquet(ws / "verify-blanked/verdicts.parquet")
     assert again.equals(pl.read_parquet(ws / "data/round/verify/verdicts.parquet"))
     assert json.loads((ws / "verify-blanked/metrics.json").read_text())["label_accuracy"] == 0.0  # truth is only logged

@@ -147,3 +147,18 @@ def label_accuracy(verdicts, problems, verifier_name: str) -> dict:
         "majority_ratio": float(joined["majority_ratio"].mean()) if joined.height else 0.0,
         "true_sample_accuracy": float(truly.mean()) if joined.height else 0.0,
     }
+
+
+def judge_agreement(verdicts, samples, problems, verifier_name: str) -> dict:
+    """How the judge's verdicts compare with the task's verifier on the gold answers; logged only."""
+    import polars as pl
+
+    truth = verify_frame(samples, problems, verifier_name).select("problem_id", "sample_idx", truly="correct")
+    joined = verdicts.join(truth, on=["problem_id", "sample_idx"])
+    judged = joined.filter(pl.col("correct"))
+    return {
+        "judge_agreement": float((joined["correct"] == joined["truly"]).mean()) if joined.height else 0.0,
+        "judge_precision": float(judged["truly"].mean()) if judged.height else 0.0,
+        "judge_unparseable": int((joined["reason"] == "unparseable").sum()),
+        "true_sample_accuracy": float(joined["truly"].mean()) if joined.height else 0.0,
+    }
