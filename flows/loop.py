@@ -27,8 +27,8 @@ from prefect import flow, get_run_logger, task
 from sharpen.io import read_json
 from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock
 from sharpen.params import load_params
-from sharpen.runner import kill_live_groups, run_command
-from sharpen.state import ROUND_METRICS, advance, current_policy_metrics
+from sharpen.runner import kill_live_groups, reap_orphans, run_command
+from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish_interrupted_advance
 
 
 def pipeline_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
@@ -71,6 +71,11 @@ def loop(rounds: int | None = None) -> str:
     done, reason = 0, "not started"
     try:
         with workspace_lock():
+            orphans = reap_orphans()  # stages a killed loop left running here
+            if orphans:
+                logger.warning(f"killed {len(orphans)} stage process(es) left by a killed loop: {orphans}")
+            if finish_interrupted_advance():
+                logger.warning("finished the advance a killed loop left half done")
             stages = pipeline_stages()
             repro = repro_stage.with_options(retries=lp.stage_retries, retry_delay_seconds=5)
             while True:

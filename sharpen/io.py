@@ -1,13 +1,16 @@
 """Atomic writes and validated reads of the files stages exchange.
 
 Every write goes to a temporary sibling, is flushed and fsynced, then renamed over the target,
-so a killed stage leaves either the previous artifact or the new one, never half of one.
+so a killed stage leaves either the previous artifact or the new one, never half of one. The
+next write of the same path removes what a killed writer left beside it (and puts back a
+directory caught between moving the old version aside and moving the new one in).
 Every Parquet read and write is validated against its pandera model from `sharpen.schemas`;
 a failure names the file and the failing columns.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,9 +23,35 @@ import pandera.errors
 import pandera.polars as pa
 import polars as pl
 
+from sharpen import faults
+
 
 class ArtifactError(ValueError):
     """An artifact is missing, unreadable, or does not match its schema."""
+
+
+class DiskFullError(ArtifactError):
+    """A write ran out of space; the previous version of the file is intact."""
+
+
+def _disk_full(error: BaseException) -> bool:
+    """ENOSPC/EDQUOT, from Python or from polars/pyarrow (which report it in their message)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(error)
+    return "No space left on device" in text or "os error 28" in text or "Disk quota exceeded" in text
+
+
+def _write_or_explain(path: Path, write: Callable[[Path], None], tmp: Path) -> None:
+    try:
+        write(tmp)
+    except Exception as e:
+        if not _disk_full(e):
+            raise
+        raise DiskFullError(
+            f"{path}: no space left on the device while writing it; the previous version is intact. "
+            f"Free space under {path.parent} and rerun"
+        ) from None
 
 
 def _tmp_sibling(path: Path) -> Path:
@@ -37,15 +66,45 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale_siblings(path: Path) -> None:
+    """Remove what a killed writer of `path` left beside it; put back a directory caught mid-swap.
+
+    `name.tmp-PID` is an unfinished new version: removed. `name.old-PID` is the previous version
+    moved aside; if the kill came before the new one moved in, `path` is missing and the old one
+    is put back, so the last good artifact is never lost."""
+    for sibling in path.parent.glob(f"{path.name}.*-*"):
+        kind, _, pid = sibling.name[len(path.name) + 1 :].partition("-")
+        if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not path.exists():
+            os.replace(sibling, path)
+        elif sibling.is_dir():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            sibling.unlink(missing_ok=True)
+
+
 def atomic_write(path: Path | str, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` on a temporary sibling of `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_siblings(path)
     tmp = _tmp_sibling(path)
     try:
-        write(tmp)
+        _write_or_explain(path, write, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        faults.point(f"write:{path.parent.name}/{path.name}")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -57,14 +116,16 @@ def atomic_write_dir(path: Path | str, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_dir)` to fill a fresh directory, then swap it in for `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_siblings(path)
     tmp = _tmp_sibling(path)
     old = path.with_name(f"{path.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        write(tmp)
+        _write_or_explain(path, write, tmp)
         if path.exists():
             os.replace(path, old)
+        faults.point(f"swap:{path.parent.name}/{path.name}")
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -89,7 +89,9 @@ def _from_gguf(gguf: Path):
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name)
     # save_pretrained refuses a GGUF-loaded model; a fresh model of the same config takes its weights
-    config = AutoConfig.for_model(**loaded.config.to_dict())
+    settings = loaded.config.to_dict()
+    settings.pop("quantization_config", None)  # the weights are de-quantized now; trainers refuse a GGUF config
+    config = AutoConfig.for_model(**settings)
     plain = AutoModelForCausalLM.from_config(config)
     plain.load_state_dict(loaded.state_dict(), strict=True)
     if getattr(loaded, "generation_config", None) is not None:

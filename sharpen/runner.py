@@ -4,6 +4,10 @@ A stage runs as its own session and process group, so a timeout, a cancel or a S
 loop kills the stage and everything it started (DVC, the Python stage, its workers), not just
 the process we spawned: a thread or an in-process DVC call would leave the stage running.
 
+A loop killed outright (SIGKILL, a crash) cannot kill its stage; the stage's process group is
+recorded in `.dvc/tmp/sharpen-stage-groups` while it runs, and the next loop in this workspace
+kills whatever of those groups is still running here (`reap_orphans`) before it starts.
+
 Used by the Prefect flow (`flows/loop.py`).
 """
 
@@ -18,6 +22,50 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 _live_groups: set[int] = set()
+GROUPS_FILE = Path(".dvc/tmp/sharpen-stage-groups")
+
+
+def _record_group(pgid: int, running: bool) -> None:
+    try:
+        known = set(GROUPS_FILE.read_text().split()) if GROUPS_FILE.exists() else set()
+    except OSError:
+        known = set()
+    (known.add if running else known.discard)(str(pgid))
+    GROUPS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    GROUPS_FILE.write_text("".join(f"{g}\n" for g in sorted(known)))
+
+
+def _processes_in_group(pgid: int, cwd: Path) -> list[int]:
+    """Live processes of group `pgid` whose working directory is `cwd` (so a reused id is left alone)."""
+    found = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == pgid and Path(os.readlink(f"/proc/{entry}/cwd")) == cwd:
+                found.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def reap_orphans() -> list[int]:
+    """Kill the stage processes a killed loop left running in this workspace; return their pids."""
+    if not GROUPS_FILE.exists():
+        return []
+    cwd = Path.cwd().resolve()
+    killed = []
+    for pgid in {int(g) for g in GROUPS_FILE.read_text().split() if g.isdigit()}:
+        for pid in _processes_in_group(pgid, cwd):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        _record_group(pgid, running=False)
+    return killed
 
 
 class StageTimeout(RuntimeError):
@@ -69,6 +117,7 @@ def run_command(
         stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
     )
     _live_groups.add(proc.pid)
+    _record_group(proc.pid, running=True)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -92,4 +141,5 @@ def run_command(
         reader.join(timeout=5)
         _live_groups.discard(proc.pid)
     kill_group(proc.pid, grace_s=0.5)  # stragglers the command left behind in its group
+    _record_group(proc.pid, running=False)
     return rc

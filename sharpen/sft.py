@@ -80,12 +80,26 @@ def train_sft(
             bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         )
         trainer = SFTTrainer(
-            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config
+            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
+            callbacks=[_fault_point_callback()],
         )
         trainer.train()
     trainer.model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return [row for row in trainer.state.log_history if "loss" in row]
+
+
+def _fault_point_callback():
+    """A callback reaching the `train-step` fault point (sharpen.faults) after each optimizer step."""
+    from transformers import TrainerCallback
+
+    from sharpen import faults
+
+    class FaultPoint(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            faults.point("train-step")
+
+    return FaultPoint()
 
 
 def _lora_model(init_dir: Path, base_dir: Path | None, lora):

@@ -1,6 +1,7 @@
 """What every stage's `main()` shares: clean errors for bad input, its wall time, a progress bar.
 
-A stage that fails on bad params, a bad artifact or a sandbox it cannot use prints one `error:` line naming the file,
+A stage that fails on bad params, a bad artifact, a full disk, generation out of memory or a
+sandbox it cannot use prints one `error:` line naming the file,
 key or column and exits 1, instead of a traceback. Anything else is a bug and keeps its traceback.
 """
 
@@ -12,17 +13,29 @@ from collections.abc import Callable
 
 from tqdm import tqdm
 
+from sharpen import faults
+from sharpen.backends import GenerationOOM
 from sharpen.io import ArtifactError
 from sharpen.params import ParamsError
 from sharpen.sandbox import SandboxError
 
 
 def run_stage(main: Callable[[], None]) -> None:
+    faults.point(f"start:{_stage_name(main)}")
     try:
         main()
-    except (ParamsError, ArtifactError, SandboxError) as e:
+    except (ParamsError, ArtifactError, SandboxError, GenerationOOM) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def _stage_name(main: Callable[[], None]) -> str:
+    """`generate` for stages/generate.py, whether imported or run as `python -m stages.generate`."""
+    module = main.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec else sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py")
+    return module.rsplit(".", 1)[-1]
 
 
 class Timer:

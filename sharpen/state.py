@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sharpen import faults
 from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_json, write_json
 from sharpen.params import PARAMS_FILE, Params, load_params
 
@@ -266,6 +267,7 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
     )
     if accepted.accepted:
         atomic_write_dir(STATE_DIR / "policy", lambda tmp: shutil.copytree(ROUND_MODEL, tmp, dirs_exist_ok=True))
+        faults.point("advance:policy-copied")
         import logging
 
         from dvc.repo import Repo
@@ -278,11 +280,14 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
                 repo.add(str(STATE_DIR / "policy"))
         finally:
             dvc_log.setLevel(level)
+        faults.point("advance:policy-added")
         state.policy, state.policy_round, state.policy_hash = "policy", n, new_hash
         state.policy_metrics = {k: float(v) for k, v in round_metrics.items() if isinstance(v, (int, float))}
     _carry(n)
     write_state(state)
+    faults.point("advance:state-written")
     _bump_round(PARAMS_FILE, n + 1)
+    faults.point("advance:round-bumped")
     _git("add", "-A", "--", str(STATE_DIR), str(PARAMS_FILE))
     verdict = "promoted" if accepted.accepted else f"rejected, keeping round {state.policy_round}'s policy"
     _git("commit", "-q", "-m", f"advance to round {n + 1}: round {n} {verdict}")
@@ -315,10 +320,40 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
         ) from None
 
 
+def _finish_interrupted(n: int) -> tuple[Gate, LoopState] | None:
+    """If the advance of round n-1 was killed after bumping `round` but before its last commit
+    (HEAD still at the round-(n-1) tag, only the state and params.yaml changed), commit it now."""
+    if n < 2 or tag_commit(f"round-{n - 1}") != _git("rev-parse", "HEAD").strip():
+        return None
+    changed = _changed_paths()
+    ours = [p for p in changed if p == str(PARAMS_FILE) or p.startswith(f"{STATE_DIR}/")]
+    if not changed or len(ours) != len(changed):
+        return None
+    state = read_state()
+    record = next((h for h in state.history if h.round == n - 1), None)
+    if record is None:
+        return None
+    _git("add", "-A", "--", str(STATE_DIR), str(PARAMS_FILE))
+    verdict = "promoted" if record.accepted else f"rejected, keeping round {state.policy_round}'s policy"
+    _git("commit", "-q", "-m", f"advance to round {n}: round {n - 1} {verdict} (finished an interrupted advance)")
+    return Gate(record.accepted, record.value, record.previous, f"{record.reason}; finished an interrupted advance"), state
+
+
+def finish_interrupted_advance(params_file: Path = PARAMS_FILE) -> bool:
+    """Complete an advance that was killed before its last commit (the loop calls this first)."""
+    from sharpen.loop import workspace_lock
+
+    with workspace_lock(ADVANCE_LOCK, "`sharpen advance`"):
+        return _finish_interrupted(load_params(params_file).round) is not None
+
+
 def _advance(params_file: Path) -> tuple[Gate, LoopState]:
     params = load_params(params_file)
     n = params.round
     tag = f"round-{n}"
+    finished = _finish_interrupted(n)
+    if finished is not None:
+        return finished
     if not ROUND_METRICS.exists():
         raise AdvanceError(f"round {n} has not finished: {ROUND_METRICS} is missing; run `dvc repro`")
     try:
@@ -367,5 +402,7 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
     _git("add", "-A", "--", *sorted(changed))
     summary = ", ".join(f"{k} {round_metrics[k]:.3f}" for k in ("greedy_accuracy",) if k in round_metrics)
     _git("commit", "-q", "--allow-empty", "-m", f"round {n}: {summary} (gate: {'accepted' if decision.accepted else 'rejected'})")
+    faults.point("advance:committed")
     _git("tag", "-a", tag, "-m", f"sharpen round {n}: {decision.reason}")
+    faults.point("advance:tagged")
     return decision, _promote(params, decision, round_metrics)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
+from sharpen import faults
 from sharpen.backends import load_backend
 from sharpen.io import hash_json, hash_path, read_frame, read_json, write_frame, write_json
 from sharpen.sampling import derive_seed, sample_frame, select_problems
@@ -80,6 +81,7 @@ def main() -> None:
         )
         rows = sample_frame(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
         write_frame(rows, shard_dir / f"shard-{i:05d}.parquet", Sample)
+        faults.point("shard")
     bar.close()
 
     samples = pl.concat([read_frame(shard_dir / f"shard-{i:05d}.parquet", Sample) for i in range(len(starts))])

@@ -15,6 +15,18 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 
+class GenerationOOM(RuntimeError):
+    """Generation ran out of memory at the configured batch size; the message says what to lower."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's CUDA/CPU allocation failures and Python's MemoryError."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or (
+        "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+    )
+
+
 class Completion(NamedTuple):
     text: str
     num_tokens: int

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sharpen.backends import Completion
+from sharpen.backends import Completion, GenerationOOM, is_out_of_memory
 from sharpen.models import load_causal_lm
 from sharpen.prompting import render
 
@@ -50,15 +50,25 @@ class HFBackend:
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             torch.manual_seed(seed * 1_000_003 + start)
             sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": 0}
-            seqs = self.model.generate(
-                **enc,
-                do_sample=not greedy,
-                num_return_sequences=1 if greedy else n,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=eos,
-                **sampling,
-            )
+            try:
+                seqs = self.model.generate(
+                    **enc,
+                    do_sample=not greedy,
+                    num_return_sequences=1 if greedy else n,
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=eos,
+                    **sampling,
+                )
+            except (MemoryError, RuntimeError) as e:  # torch.OutOfMemoryError is a RuntimeError
+                if not is_out_of_memory(e):
+                    raise
+                raise GenerationOOM(
+                    f"out of memory sampling {len(batch)} prompts x {1 if greedy else n} sequences of up to "
+                    f"{max_new_tokens} new tokens at once on {self.device} ({type(e).__name__}: {str(e)[:160]}). "
+                    f"Lower `batch_size` in the generate/evaluate section of params.yaml (now {self.batch_size}), "
+                    f"e.g. to {max(1, self.batch_size // 2)}; finished shards are kept"
+                ) from None
             new = seqs[:, enc["input_ids"].shape[1] :].tolist()
             for i in range(len(batch)):
                 rows = [new[i]] * n if greedy else new[i * n : (i + 1) * n]
