@@ -17,7 +17,9 @@ Isolation is probed once per process (`isolation()`), strongest first:
   directory and /tmp; new network (no interfaces but loopback), PID, IPC and UTS namespaces;
   dies with its parent. Killing it kills every process in the sandbox's PID namespace.
 - `rlimits`: the limits above with no namespaces, with a warning: the program can read the
-  host's files, write where its user may, and open sockets.
+  host's world-readable files and open sockets. As root it runs as its slot's uid, so it can
+  write only to world-writable directories, and what it leaves at the top of /tmp, /var/tmp
+  and /dev/shm is removed after it (with any process it left running).
 When sharpen runs as root, the program drops to an unprivileged uid of its own (one per
 parallel slot), so the process limit is enforced (root ignores RLIMIT_NPROC) and it cannot
 signal host processes; without bubblewrap that needs a Python an unprivileged user can reach
@@ -292,13 +294,38 @@ def _read_capped(path: Path, chars: int) -> str:
         return f.read().decode("utf-8", errors="replace")[-chars:]
 
 
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm")
+
+
 def _kill_uid(uid: int) -> None:
-    """rlimits mode as root: kill whatever the slot's uid left running (a setsid'd child)."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
+    """rlimits mode as root: kill whatever the slot's uid left running (a setsid'd child), then
+    remove what it created in the world-writable directories (the only host places it may write)."""
+    for _ in range(20):  # a process may fork while we kill: repeat until none is left
+        found = False
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.stat(f"/proc/{entry}").st_uid == uid:
+                        os.kill(int(entry), signal.SIGKILL)
+                        found = True
+                except OSError:
+                    pass
+        if not found:
+            break
+        time.sleep(0.01)
+    for directory in WORLD_WRITABLE:
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
             try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    os.kill(int(entry), signal.SIGKILL)
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    os.unlink(entry.path)
             except OSError:
                 pass
 
