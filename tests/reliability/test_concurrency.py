@@ -89,3 +89,25 @@ def test_advance_lock_names_what_holds_it(tmp_path):
                 f"with workspace_lock(Path({str(lock)!r}), '`sharpen advance`'): pass")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), cwd=PROJECT)
     assert proc.returncode != 0 and "another `sharpen advance` is running" in proc.stderr
+
+
+def test_two_loops_on_a_fresh_workspace_one_runs_the_other_is_refused(tmp_path):
+    """Two Prefect loops started together: the second is refused naming the first; the first goes on."""
+    import signal
+    import time
+
+    ws = make_workspace(tmp_path / "ws", {"base": {"steps": 2000}})  # keep the first loop busy
+    first = subprocess.Popen([sys.executable, "-m", "flows.loop", "--rounds", "1"], cwd=ws, env=env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lock = ws / ".dvc/tmp/sharpen-loop.lock"
+    deadline = time.time() + 60
+    while not (lock.exists() and lock.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.2)
+    second = run(ws, sys.executable, "-m", "flows.loop", "--rounds", "1", check=False)
+    out = second.stdout + second.stderr
+    assert second.returncode == 1 and "another sharpen loop is running in this workspace" in out, out[-2000:]
+    assert f"pid {first.pid}" in out and "Traceback" not in out
+    assert first.poll() is None  # the first loop was not disturbed
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=60)
+    assert not run(ws, "git", "tag", "--list").stdout.strip()
