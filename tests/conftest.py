@@ -37,3 +37,15 @@ def problems():
 
     pool, _ = arithmetic.make_splits(pool_size=12, eval_size=4, min_digits=1, max_digits=2, seed=7)
     return pool
+
+
+def samples_for(problems, completions):
+    """One `Sample` row per problem with the given completions (round 1, sample 0)."""
+    import polars as pl
+
+    return pl.DataFrame(
+        {
+            "round": 1, "problem_id": problems["problem_id"], "sample_idx": 0, "prompt": problems["prompt"],
+            "completion": completions, "num_tokens": 1, "finish_reason": "stop", "policy_hash": "x", "temperature": 0.0,
+        }
+    )  # fmt: skip

@@ -5,7 +5,6 @@ Run: `pytest tests/test_backend_hf.py`
 
 import pytest
 
-from sharpen.backends import load_backend
 from sharpen.backends.hf import HFBackend
 
 PROMPTS = ["1+2=", "34+5=", "678+90="]

@@ -3,11 +3,11 @@
 Run: `pytest tests/test_gym.py`
 """
 
-import polars as pl
 import pytest
 
 from sharpen.tasks import gym
 from sharpen.verifiers import verify_frame
+from tests.conftest import samples_for
 from sharpen.verifiers.gym import extract_gym_answer, reasoning_gym
 
 
@@ -15,14 +15,6 @@ from sharpen.verifiers.gym import extract_gym_answer, reasoning_gym
 def splits():
     return gym.make_splits("basic_arithmetic", {}, pool_size=30, eval_size=10, seed=5)
 
-
-def samples_for(problems, completions):
-    return pl.DataFrame(
-        {
-            "round": 1, "problem_id": problems["problem_id"], "sample_idx": 0, "prompt": problems["prompt"],
-            "completion": completions, "num_tokens": 1, "finish_reason": "stop", "policy_hash": "x", "temperature": 0.0,
-        }
-    )  # fmt: skip
 
 
 def test_splits_are_seeded_and_disjoint(splits):

@@ -10,20 +10,13 @@ import pytest
 from sharpen.tasks import humaneval
 from sharpen.tasks.files import ProblemFileError
 from sharpen.verifiers import verify_frame
+from tests.conftest import samples_for
 
 
 @pytest.fixture(scope="module")
 def problems():
     return humaneval.load_problems()
 
-
-def samples_for(problems, completions):
-    return pl.DataFrame(
-        {
-            "round": 1, "problem_id": problems["problem_id"], "sample_idx": 0, "prompt": problems["prompt"],
-            "completion": completions, "num_tokens": 1, "finish_reason": "stop", "policy_hash": "x", "temperature": 0.0,
-        }
-    )  # fmt: skip
 
 
 def test_all_canonical_solutions_pass(problems):

@@ -9,7 +9,6 @@ Run: `pytest -m reliability tests/reliability/test_resources.py`
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
