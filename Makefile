@@ -24,7 +24,7 @@ demo: setup  ## one ReST-EM round on the embedded default: base model, generate,
 
 test: setup  ## the test suite: fast tests, then the reliability suite (`pytest -m slow` for the long ones)
 	$(BIN)/pytest
-	$(BIN)/pytest -m reliability
+	$(BIN)/pytest -m "reliability and not slow"
 
 bench: setup  ## benchmarks; results go in BENCHMARKS.md
 	$(BIN)/python benchmarks/generate.py

@@ -4,9 +4,9 @@
 `point(name)` SIGKILL the whole process group: the stage, and the `dvc repro` or flow that started
 it, as a power cut or the OOM killer would. Unset (always, outside tests), `point` does nothing.
 
-Points: `start:<stage>` (a stage's first line), `write:<dir>/<file>` (an atomic write, after the
-temporary file is complete and before the rename), `swap:<dir>/<name>` (a directory swap, between
-moving the old one aside and moving the new one in), `shard` (generate, after each shard),
+Points: `start:<stage module>` (a stage's first line), `write:<a>/<b>/<file>` (an atomic write of
+a path ending in those three parts, after the temporary file is complete and before the rename),
+`swap:<a>/<b>/<dir>` (a directory swap, between moving the old one aside and moving the new one in), `shard` (generate, after each shard),
 `train-step` (each optimizer step), and `advance:<step>` (between advance's steps).
 
 Run: `pytest -m reliability tests/reliability/test_kill.py`

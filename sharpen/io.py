@@ -104,7 +104,7 @@ def atomic_write(path: Path | str, write: Callable[[Path], None]) -> Path:
         _write_or_explain(path, write, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        faults.point(f"write:{path.parent.name}/{path.name}")
+        faults.point(f"write:{'/'.join(path.parts[-3:])}")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -125,7 +125,7 @@ def atomic_write_dir(path: Path | str, write: Callable[[Path], None]) -> Path:
         _write_or_explain(path, write, tmp)
         if path.exists():
             os.replace(path, old)
-        faults.point(f"swap:{path.parent.name}/{path.name}")
+        faults.point(f"swap:{'/'.join(path.parts[-3:])}")
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -90,6 +90,7 @@ class SamplingParams(_Section):
     max_new_tokens: int = Field(8, ge=1)
     batch_size: int = Field(128, ge=1, description="prompts per forward batch (each expanded to k sequences)")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over")
+    autocast: Literal["none", "bfloat16"] = Field("none", description="hf: run generation under bf16 autocast")
 
 
 class GenerateParams(SamplingParams):

@@ -38,8 +38,9 @@ def main() -> None:
     if v.labels == "judge":
         problems = read_frame(args.problems, Problem)
         policy = current_policy_dir(args.state, args.base)
-        backend = load_backend(params.generate.backend, policy, batch_size=params.generate.batch_size,
-                               chat=params.task.chat, tensor_parallel_size=params.generate.tensor_parallel_size)
+        g = params.generate
+        backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
+                               tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast)
         verdicts = judge_frame(samples, problems, backend, rubric=v.judge.rubric, threshold=v.judge.threshold,
                                max_new_tokens=v.judge.max_new_tokens, seed=derive_seed(params.seed, params.round, "judge"))
         monitors = judge_agreement(verdicts, samples, problems, v.verifier)  # hidden truth, logged only

@@ -48,13 +48,14 @@ class Backend(Protocol):
 
 
 def load_backend(
-    name: str, model_path: Path | str, *, batch_size: int, chat: str = "auto", tensor_parallel_size: int = 1
+    name: str, model_path: Path | str, *, batch_size: int, chat: str = "auto", tensor_parallel_size: int = 1,
+    autocast: str = "none",
 ) -> Backend:
     """The backend `name` serving the policy at `model_path` (full weights or a LoRA adapter)."""
     if name == "hf":
         from sharpen.backends.hf import HFBackend
 
-        return HFBackend(model_path, batch_size=batch_size, chat=chat)
+        return HFBackend(model_path, batch_size=batch_size, chat=chat, autocast=autocast)
     if name == "vllm":
         from sharpen.backends.vllm import VLLMBackend
 
