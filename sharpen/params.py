@@ -31,6 +31,8 @@ class TaskParams(_Section):
     name: Literal["arithmetic", "file", "humaneval", "reasoning_gym"] = "arithmetic"
     path: str | None = Field(None, description="file: the problem file, under data/problems/")
     eval_path: str | None = Field(None, description="file: a held-out file; null = draw eval_size from `path`")
+    fields: dict[str, str] = Field(default_factory=dict, description="file: our field -> the source's column")
+    split: str = Field("train", description="file: the split of a saved DatasetDict")
     template: str = Field("{prompt}", description="the prompt the model reads; {prompt}, and {a} {b} for arithmetic")
     chat: Literal["auto", "never"] = Field("auto", description="auto: apply the tokenizer's chat template if it has one")
     dataset: str | None = Field(None, description="reasoning_gym: the dataset name, e.g. basic_arithmetic")
@@ -52,6 +54,8 @@ class TaskParams(_Section):
             raise ValueError("`dataset` is needed by, and only by, `name: reasoning_gym`")
         if "{prompt}" not in self.template and not (self.name == "arithmetic" and "{a}" in self.template):
             raise ValueError(f"template: {self.template!r} does not place the problem ({{prompt}}, or {{a}} {{b}})")
+        if self.fields and self.name != "file":
+            raise ValueError(f"`fields` is for `name: file`, not {self.name!r}")
         if self.config and self.name != "reasoning_gym":
             raise ValueError(f"`config` is for `name: reasoning_gym`, not {self.name!r}")
         if self.min_digits > self.max_digits:

@@ -24,7 +24,7 @@ def main() -> None:
             pool_size=p.pool_size, eval_size=p.eval_size, min_digits=p.min_digits, max_digits=p.max_digits, seed=p.seed
         )
     elif p.name == "file":
-        pool, held_out = task.make_splits(p.path, p.eval_path, p.eval_size, p.seed)
+        pool, held_out = task.make_splits(p.path, p.eval_path, p.eval_size, p.seed, p.fields, p.split)
     elif p.name == "reasoning_gym":
         pool, held_out = task.make_splits(p.dataset, p.config, p.pool_size, p.eval_size, p.seed)
     else:

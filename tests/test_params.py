@@ -39,7 +39,7 @@ def test_shipped_params_load_every_section():
         ("filter", "select", "magic", "'correct', 'threshold' or 'all'"),
         ("filter", "groups", [{"rule": "group_band", "lo": 0.9, "hi": 0.1}], "filter.groups.0.group_band"),
         ("filter", "groups", [{"rule": "bandd"}], "filter.groups.0"),
-        ("verify", "labels", "silver", "'gold' or 'majority'"),
+        ("verify", "labels", "silver", "'gold', 'majority' or 'judge'"),
         ("evaluate", "pass_k", [1, 64], "pass_k"),
         ("task", "min_digits", 5, "min_digits (5) > max_digits"),
     ],

@@ -82,7 +82,7 @@ def test_a_huge_field_is_refused(tmp_path):
 
 def test_parquet_missing_column_is_named(tmp_path):
     pl.DataFrame({"id": ["1"], "prompt": ["p"]}).write_parquet(tmp_path / "p.parquet")
-    with pytest.raises(ProblemFileError, match="missing column.*answer"):
+    with pytest.raises(ProblemFileError, match="row 1: missing field 'answer'"):
         read_problem_file(tmp_path / "p.parquet")
 
 
@@ -122,3 +122,28 @@ def test_a_file_outside_the_dvc_dependency_is_refused(tmp_path, monkeypatch):
     jsonl(tmp_path / "p.jsonl", *GOOD)
     with pytest.raises(ProblemFileError, match="outside data/problems"):
         make_splits("p.jsonl", None, eval_size=1, seed=0)
+
+
+def saved_gsm8k_like(tmp_path):
+    """A DatasetDict in GSM8K's shape (question, answer with a rationale, no id), saved to disk."""
+    from datasets import Dataset, DatasetDict
+
+    rows = {"question": ["What is 2+3?", "What is 4*5?"], "answer": ["2+3=5\n#### 5", "4*5=20\n#### 20"]}
+    DatasetDict({"train": Dataset.from_dict(rows), "test": Dataset.from_dict(rows)}).save_to_disk(str(tmp_path / "gsm"))
+    return tmp_path / "gsm"
+
+
+def test_a_saved_hf_dataset_is_read_with_field_mapping(tmp_path):
+    frame, ignored = read_problem_file(saved_gsm8k_like(tmp_path), {"prompt": "question", "id": "@row"}, split="test")
+    assert frame.select("problem_id", "prompt").rows() == [("1", "What is 2+3?"), ("2", "What is 4*5?")]
+    assert frame["answer"][1].endswith("#### 20") and ignored == []
+
+
+def test_an_unknown_split_names_the_ones_there(tmp_path):
+    with pytest.raises(ProblemFileError, match="task.split: .* has no split 'validation'; it has train, test"):
+        read_problem_file(saved_gsm8k_like(tmp_path), {"prompt": "question", "id": "@row"}, split="validation")
+
+
+def test_a_mapping_to_an_unknown_field_is_refused(tmp_path):
+    with pytest.raises(ProblemFileError, match="task.fields: question are not problem fields"):
+        read_problem_file(jsonl(tmp_path / "p.jsonl", *GOOD), {"question": "prompt"})

@@ -1,4 +1,4 @@
-"""Problems from the user's own file: JSONL or Parquet, one problem per row.
+"""Problems from the user's own file: JSONL, Parquet, or a Hugging Face dataset saved on disk.
 
 Fields (the documented schema; README "Problem files"):
 
@@ -11,7 +11,11 @@ Fields (the documented schema; README "Problem files"):
               (for the `unit_tests` verifier), e.g. HumanEval's `check(candidate)`
 
 Other fields are ignored and listed once in the stage's log. Every error names the file, the
-row (1-based line of a JSONL file, 1-based row of a Parquet file) and the field.
+row (1-based line of a JSONL file, 1-based row of a Parquet file or dataset) and the field.
+
+Data in another shape is mapped, not rewritten: `task.fields` names the source column for each of
+ours (e.g. GSM8K saved with `datasets`: `{prompt: question, id: "@row"}`; `@row` numbers the
+rows). A directory is read with `datasets.load_from_disk` (its `task.split` if it holds several).
 
 The held-out set is a second file (`task.eval_path`) or, without one, `task.eval_size` rows
 drawn from the file with `task.seed`; the rest is the pool.
@@ -84,10 +88,44 @@ def _row(record, where: str) -> dict:
     return row
 
 
-def _records(path: Path):
-    """(where, record) for each row of a JSONL or Parquet file."""
+ROW_NUMBER = "@row"  # `fields: {id: "@row"}`: ids are the 1-based row numbers
+
+
+def _mapped(records, fields: dict[str, str]):
+    """Rename the source's columns to ours (`task.fields`, ours -> theirs); `@row` numbers the rows."""
+    for n, (where, record) in enumerate(records, start=1):
+        if fields and isinstance(record, dict):
+            record = dict(record)
+            for ours, theirs in fields.items():
+                if theirs == ROW_NUMBER:
+                    record[ours] = str(n)
+                elif theirs in record:
+                    record[ours] = record.pop(theirs)
+        yield where, record
+
+
+def _dataset_records(path: Path, split: str):
+    """(where, record) for each row of a Hugging Face dataset saved with `save_to_disk`."""
+    import datasets
+
+    try:
+        data = datasets.load_from_disk(str(path))
+    except Exception as e:  # FileNotFoundError or datasets' own errors for a non-dataset folder
+        raise ProblemFileError(f"{path}: not a dataset saved with `save_to_disk` ({type(e).__name__}: {e})") from None
+    if isinstance(data, datasets.DatasetDict):
+        if split not in data:
+            raise ProblemFileError(f"task.split: {path} has no split {split!r}; it has {', '.join(data)}")
+        data = data[split]
+    for n, record in enumerate(data, start=1):
+        yield f"{path} row {n}", record
+
+
+def _records(path: Path, split: str = "train"):
+    """(where, record) for each row of a JSONL or Parquet file or a saved Hugging Face dataset."""
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
+    if path.is_dir():
+        yield from _dataset_records(path, split)
+    elif suffix in (".jsonl", ".json"):
         with open(path, "rb") as f:
             for n, raw in enumerate(f, start=1):
                 where = f"{path} line {n}"
@@ -109,22 +147,24 @@ def _records(path: Path):
             table = pq.read_table(path)
         except Exception as e:  # pyarrow raises several types for a damaged file
             raise ProblemFileError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
-        missing = [f for f in REQUIRED if f not in table.column_names]
-        if missing:
-            raise ProblemFileError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.column_names)})")
         for n, record in enumerate(table.to_pylist(), start=1):
             yield f"{path} row {n}", record
     else:
         raise ProblemFileError(f"{path}: unknown format {suffix!r}; use .jsonl or .parquet")
 
 
-def read_problem_file(path: Path | str) -> tuple[pl.DataFrame, list[str]]:
-    """(problems in the `Problem` schema sorted by id, ignored field names) of one file."""
+def read_problem_file(
+    path: Path | str, fields: dict[str, str] | None = None, split: str = "train"
+) -> tuple[pl.DataFrame, list[str]]:
+    """(problems in the `Problem` schema sorted by id, ignored field names) of one file or saved dataset."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ProblemFileError(f"{path}: no such problem file")
+    unknown = sorted(set(fields or {}) - set(FIELDS))
+    if unknown:
+        raise ProblemFileError(f"task.fields: {', '.join(unknown)} are not problem fields ({', '.join(FIELDS)})")
     rows, seen, ignored = [], {}, set()
-    for where, record in _records(path):
+    for where, record in _mapped(_records(path, split), fields or {}):
         row = _row(record, where)
         if row["problem_id"] in seen:
             raise ProblemFileError(f"{where}: duplicate id {row['problem_id']!r} (first at {seen[row['problem_id']]})")
@@ -152,19 +192,22 @@ def split_held_out(problems: pl.DataFrame, eval_size: int, seed: int, what: str)
     return problems.filter(~mask).sort("problem_id"), problems.filter(mask).sort("problem_id")
 
 
-def make_splits(path: str, eval_path: str | None, eval_size: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+def make_splits(
+    path: str, eval_path: str | None, eval_size: int, seed: int, fields: dict[str, str] | None = None,
+    split: str = "train",
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     for p in (path, eval_path):
         if p is not None and not Path(p).resolve().is_relative_to(PROBLEMS_DIR.resolve()):
             raise ProblemFileError(
                 f"task.path/eval_path: {p} is outside {PROBLEMS_DIR}/, the tasks stage's DVC dependency, so "
                 f"editing it would not rerun the round; copy or link it into {PROBLEMS_DIR}/"
             )
-    problems, ignored = read_problem_file(path)
+    problems, ignored = read_problem_file(path, fields, split)
     if ignored:
         print(f"tasks: ignored field(s) in {path}: {', '.join(ignored)}")
     if eval_path is None:
         return split_held_out(problems, eval_size, seed, path)
-    held_out, ignored = read_problem_file(eval_path)
+    held_out, ignored = read_problem_file(eval_path, fields, split)
     if ignored:
         print(f"tasks: ignored field(s) in {eval_path}: {', '.join(ignored)}")
     overlap = set(problems["problem_id"].to_list()) & set(held_out["problem_id"].to_list())
