@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
                    parameters={"rounds": args.rounds})
         return
     try:
-        print(loop(rounds=args.rounds))
+        with workspace_lock():  # held across the run: a second loop is refused here, before Prefect starts
+            print(loop(rounds=args.rounds))
     except LoopBusy as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

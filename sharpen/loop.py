@@ -30,9 +30,20 @@ class LoopBusy(RuntimeError):
     """Another sharpen loop holds this workspace."""
 
 
+_held: set[Path] = set()
+
+
 @contextmanager
 def workspace_lock(path: Path = LOCK_FILE, what: str = "sharpen loop") -> Iterator[None]:
-    """Hold an exclusive flock on `path`; LoopBusy (naming `what` and the holder's pid) if taken."""
+    """Hold an exclusive flock on `path`; LoopBusy (naming `what` and the holder's pid) if taken.
+
+    Re-entrant within one process: the CLI takes the loop lock before Prefect starts a flow run
+    (so a refusal is one clean line), and the flow, which also runs alone under `serve`, takes it again.
+    """
+    key = path.resolve()
+    if key in _held:
+        yield
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -46,7 +57,11 @@ def workspace_lock(path: Path = LOCK_FILE, what: str = "sharpen loop") -> Iterat
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
+        _held.add(key)
+        try:
+            yield
+        finally:
+            _held.discard(key)
     finally:
         os.close(fd)  # closing releases the flock
 

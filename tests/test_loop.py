@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from sharpen.loop import LoopBusy, plateaued, stop_reason, workspace_lock
+from sharpen.loop import plateaued, stop_reason, workspace_lock
 from sharpen.params import LoopParams
 from sharpen.runner import StageTimeout, run_command
 from tests.workspace import env, make_workspace, run
@@ -48,13 +48,17 @@ def test_rejected_gate_stops_only_when_asked():
 
 
 def test_second_loop_on_a_workspace_is_refused(tmp_path):
+    import subprocess
+
     lock = tmp_path / "loop.lock"
+    second = ("from pathlib import Path; from sharpen.loop import workspace_lock\n"
+              f"with workspace_lock(Path({str(lock)!r})): pass")
     with workspace_lock(lock):
-        with pytest.raises(LoopBusy, match=f"pid {os.getpid()}"):
-            with workspace_lock(lock):
-                pass
-    with workspace_lock(lock):  # released on exit
-        pass
+        with workspace_lock(lock):  # re-entrant in the holding process (the CLI, then the flow)
+            pass
+        proc = subprocess.run([sys.executable, "-c", second], capture_output=True, text=True, env=env())
+        assert proc.returncode != 0 and f"pid {os.getpid()}" in proc.stderr
+    assert subprocess.run([sys.executable, "-c", second], env=env()).returncode == 0  # released on exit
 
 
 def test_timeout_kills_the_whole_process_group():

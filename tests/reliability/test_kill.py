@@ -39,7 +39,6 @@ ROUND_FILES = ["data/round/generate/samples.parquet", "data/round/verify/verdict
 # (fault point, what is changed so that the stage reruns). CI runs the first list; the second
 # (marked slow too) completes the matrix: every stage killed at its start and at its final write.
 CASES = [
-    ("write:data/tasks/eval.parquet", "task"),
     ("swap:data/base/model", "base"),
     ("shard@1", "seed"),
     ("write:round/generate/samples.parquet", "seed"),
@@ -49,6 +48,7 @@ CASES = [
     ("write:round/evaluate/metrics.json", "seed"),
 ]
 MORE_CASES = [
+    ("write:data/tasks/eval.parquet", "task"),
     ("start:tasks", "task"),
     ("start:base", "base"),
     ("start:evaluate", "seed"),  # evaluate_base, the first stage a new seed reruns
