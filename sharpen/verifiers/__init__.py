@@ -27,12 +27,12 @@ Verifier = Callable[[Sequence[str], Sequence[str | None]], list[VerifyResult]]
 
 from sharpen.verifiers.exact import exact_integer  # noqa: E402
 from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa: E402
+from sharpen.verifiers.gym import reasoning_gym  # noqa: E402
 from sharpen.verifiers.math import math_equiv  # noqa: E402
 
-VERIFIERS: dict[str, Verifier] = {"exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests}
-from sharpen.verifiers.gym import reasoning_gym  # noqa: E402
-
-VERIFIERS["reasoning_gym"] = reasoning_gym
+VERIFIERS: dict[str, Verifier] = {
+    "exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests, "reasoning_gym": reasoning_gym,
+}
 # Verifiers whose reference is not the problem's answer: (the column it needs, how it is built).
 REFERENCES = {
     "unit_tests": ("tests", lambda r: unit_test_reference(r["prompt"], r["tests"])),
