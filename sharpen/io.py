@@ -66,7 +66,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+def _started_at(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), or None if it is gone or a zombie.
+
+    Read from /proc: a zombie still answers `kill(pid, 0)` until something reaps it (a killed
+    stage's orphans are reparented to PID 1, which in containers often never reaps)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X", "x"):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _alive(pid: int, since: float) -> bool:
+    """Is the writer `pid` of a sibling last touched at `since` still running?
+
+    A zombie is dead, and so is a process that started after the sibling was written: its pid
+    was reused."""
+    if Path("/proc/self/stat").exists():
+        started = _started_at(pid)
+        return started is not None and started <= since + 2.0
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -84,7 +108,14 @@ def _clean_stale_siblings(path: Path) -> None:
     is put back, so the last good artifact is never lost."""
     for sibling in path.parent.glob(f"{path.name}.*-*"):
         kind, _, pid = sibling.name[len(path.name) + 1 :].partition("-")
-        if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+        if kind not in ("tmp", "old") or not pid.isdigit():
+            continue
+        try:
+            st = sibling.lstat()
+        except FileNotFoundError:
+            continue
+        # a rename updates ctime, so an `old-PID` sibling is dated from when PID moved it aside
+        if _alive(int(pid), max(st.st_mtime, st.st_ctime)):
             continue
         if kind == "old" and not path.exists():
             os.replace(sibling, path)

@@ -3,8 +3,15 @@
 Run: `pytest tests/test_io.py`
 """
 
+import os
+import subprocess
+import time
+from pathlib import Path
+
 import polars as pl
 import pytest
+
+from sharpen import io
 
 from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_frame, write_frame
 from sharpen.schemas import Problem, Verdict
@@ -82,3 +89,32 @@ def test_hash_path_changes_with_content(tmp_path):
     h1 = hash_path(tmp_path / "d")
     (tmp_path / "d" / "x").write_text("2")
     assert hash_path(tmp_path / "d") != h1
+
+
+def _dead_writer() -> subprocess.Popen:
+    """A finished child that nobody has reaped yet: a zombie, as a killed stage's often are.
+
+    Keep the returned object alive: Popen reaps its child when it is garbage-collected."""
+    proc = subprocess.Popen(["true"])
+    while not Path(f"/proc/{proc.pid}/stat").read_text().split(") ")[1].startswith("Z"):
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_zombie_writers_moved_aside_dir_is_put_back(tmp_path):
+    target = tmp_path / "model"
+    writer = _dead_writer()
+    old = tmp_path / f"model.old-{writer.pid}"
+    old.mkdir()
+    (old / "w.bin").write_text("previous")
+    atomic_write_dir(target, lambda tmp: (tmp / "w.bin").write_text("new"))
+    assert (target / "w.bin").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    writer.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_pid_reused_after_the_sibling_was_written_is_not_its_writer():
+    assert io._alive(os.getpid(), since=time.time())
+    assert not io._alive(os.getpid(), since=time.time() - 10 * 365 * 86400)
