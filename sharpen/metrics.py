@@ -5,6 +5,7 @@ Computed from an `EvalSample` frame (sample_idx -1 = the greedy decode, 0..k-1 =
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import comb
 
 import polars as pl
@@ -25,11 +26,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def majority_correct(samples: pl.DataFrame) -> pl.DataFrame:
-    """Per problem: is the most frequent extracted answer (ties: earliest sample) correct?"""
+def majority_correct(samples: pl.DataFrame, vote: Callable[[list], list] | None = None) -> pl.DataFrame:
+    """Per problem: is the most frequent extracted answer (ties: earliest sample) correct?
+
+    `vote` maps extracted answers to the keys they vote under (`sharpen.verifiers.vote_keys`), so
+    equal values written differently count together; without it answers vote as written."""
+    sampled = samples.filter(pl.col("sample_idx") >= 0)
+    keys = vote(sampled["extracted"].to_list()) if vote else sampled["extracted"].to_list()
     votes = (
-        samples.lazy()
-        .filter(pl.col("sample_idx") >= 0)
+        sampled.lazy()
+        .with_columns(extracted=pl.Series(keys, dtype=pl.String))
         .group_by("problem_id", "extracted")
         .agg(votes=pl.len(), first=pl.col("sample_idx").min(), correct=pl.col("correct").any())
         .with_columns(votes=pl.when(pl.col("extracted").is_null()).then(0).otherwise(pl.col("votes")))
@@ -41,8 +47,8 @@ def majority_correct(samples: pl.DataFrame) -> pl.DataFrame:
     return votes.collect()
 
 
-def per_problem(samples: pl.DataFrame, pass_k: tuple[int, ...]) -> pl.DataFrame:
-    """One row per problem: greedy correctness, n, c, pass@k for each k, majority correctness."""
+def per_problem(samples: pl.DataFrame, pass_k: tuple[int, ...], vote: Callable[[list], list] | None = None) -> pl.DataFrame:
+    """One row per problem: greedy correctness, n, c, pass@k for each k, majority correctness (`vote`: see majority_correct)."""
     counts = (
         samples.lazy()
         .group_by("problem_id", "category")
@@ -59,7 +65,7 @@ def per_problem(samples: pl.DataFrame, pass_k: tuple[int, ...]) -> pl.DataFrame:
             .map_elements(lambda s, k=k: pass_at_k(s["n"], s["c"], k), return_dtype=pl.Float64)
             .alias(f"pass@{k}")
         )
-    return counts.join(majority_correct(samples), on="problem_id", how="left").sort("problem_id")
+    return counts.join(majority_correct(samples, vote), on="problem_id", how="left").sort("problem_id")
 
 
 def summarize(problems: pl.DataFrame, pass_k: tuple[int, ...], k: int) -> dict[str, float]:

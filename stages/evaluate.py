@@ -10,6 +10,7 @@ Run: `python -m stages.evaluate --model data/round/train/model --problems data/t
 """
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import polars as pl
@@ -21,7 +22,7 @@ from sharpen.params import load_params
 from sharpen.sampling import derive_seed, eval_frame
 from sharpen.schemas import EvalSample, Problem
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.verifiers import get_verifier
+from sharpen.verifiers import get_verifier, vote_keys
 
 
 def main() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
     bar.close()
     write_frame(samples, args.out / "samples.parquet", EvalSample)
 
-    table = per_problem(samples, e.pass_k)
+    table = per_problem(samples, e.pass_k, vote=partial(vote_keys, params.verify.verifier))
     summary = summarize(table, e.pass_k, e.k)
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")

@@ -52,7 +52,7 @@ def test_majority_label_is_the_most_common_readable_answer():
     from sharpen.verifiers import majority_labels, verify_frame
 
     samples = _samples([("p", "5"), ("p", "x"), ("p", "7"), ("p", "05"), ("q", "3"), ("q", "4")])
-    labels = dict(majority_labels(samples, exact_integer).select("problem_id", "label").iter_rows())
+    labels = dict(majority_labels(samples, "exact_integer").select("problem_id", "label").iter_rows())
     assert labels == {"p": "5", "q": "3"}  # "05" reads as 5; q ties, first seen wins
     verdicts = verify_frame(samples, None, "exact_integer", labels="majority")
     assert verdicts["correct"].to_list() == [True, False, False, True, True, False]
@@ -77,3 +77,27 @@ def test_label_accuracy_scores_pseudo_labels_against_the_hidden_truth():
     assert acc["label_accuracy"] == 0.5
     assert acc["true_sample_accuracy"] == 3 / 5
     assert acc["reward_accuracy"] == 2 / 5  # p's three rewards are all wrong about the truth
+
+
+def test_equal_values_written_differently_vote_together():
+    from sharpen.verifiers import majority_labels
+
+    # 1/2 three ways (3 votes) outnumbers 2 written alike (2 votes); the label is the first one's text
+    samples = _samples([("p", "so 2"), ("p", "it is 0.5"), ("p", "$\\frac{1}{2}$"), ("p", "2"), ("p", "$1/2$")])
+    label, ratio = majority_labels(samples, "math_equiv").select("label", "majority_ratio").row(0)
+    assert label == "0.5" and ratio == 3 / 5
+
+
+def test_maj_at_k_counts_equal_values_as_one_answer():
+    from functools import partial
+
+    import polars as pl
+
+    from sharpen.metrics import majority_correct
+    from sharpen.verifiers import vote_keys
+
+    samples = pl.DataFrame({"problem_id": ["p"] * 5, "sample_idx": list(range(5)),
+                            "extracted": ["2", "0.5", "\\frac{1}{2}", "2", "1/2"],
+                            "correct": [False, True, True, False, True]})
+    assert majority_correct(samples)["maj_correct"].to_list() == [False]  # as written, "2" wins 2 to 1
+    assert majority_correct(samples, partial(vote_keys, "math_equiv"))["maj_correct"].to_list() == [True]

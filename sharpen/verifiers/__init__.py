@@ -7,7 +7,8 @@ The same function scores samples for the filter and for evaluation:
 - `math_equiv`: math-verify's symbolic equivalence, across worker processes (sharpen/verifiers/math.py);
 - `unit_tests`: the problem's tests run in the sandbox (sharpen/verifiers/execution.py);
 - `reasoning_gym`: the dataset's own `score_answer`, a pass only at 1.0 (sharpen/verifiers/gym.py).
-Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction.
+Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction; answers vote by
+the verifier's `VOTE_KEYS` entry where equal answers can be written differently (math_equiv).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ Verifier = Callable[[Sequence[str], Sequence[str | None]], list[VerifyResult]]
 from sharpen.verifiers.exact import exact_integer  # noqa: E402
 from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa: E402
 from sharpen.verifiers.gym import reasoning_gym  # noqa: E402
-from sharpen.verifiers.math import math_equiv  # noqa: E402
+from sharpen.verifiers.math import math_equiv, vote_key  # noqa: E402
 
 VERIFIERS: dict[str, Verifier] = {
     "exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests, "reasoning_gym": reasoning_gym,
@@ -38,6 +39,18 @@ REFERENCES = {
     "unit_tests": ("tests", lambda r: unit_test_reference(r["prompt"], r["tests"])),
     "reasoning_gym": ("source", lambda r: r["source"]),
 }
+
+# How a verifier's extracted answers vote: equal values, one key. Absent: the answer as written.
+VOTE_KEYS: dict[str, Callable[[str], str]] = {"math_equiv": vote_key}
+
+
+def vote_keys(verifier_name: str, answers: Sequence[str | None]) -> list[str | None]:
+    """The key each extracted answer votes under (None stays None: it does not vote)."""
+    key = VOTE_KEYS.get(verifier_name)
+    if key is None:
+        return list(answers)
+    keys = {a: key(a) for a in set(answers) if a is not None}
+    return [None if a is None else keys[a] for a in answers]
 
 
 def references_for(verifier_name: str, problems):
@@ -63,21 +76,26 @@ def get_verifier(name: str) -> Verifier:
         raise ValueError(f"verify.verifier: unknown verifier {name!r}; allowed: {', '.join(VERIFIERS)}") from None
 
 
-def majority_labels(samples, verifier: Verifier):
+def majority_labels(samples, verifier_name: str):
     """problem_id → (majority answer, its share of the problem's samples), read from completions alone.
 
     Answers are extracted by the verifier itself (scored against no reference); unreadable ones
-    do not vote. Ties go to the answer seen first in sample order. No readable answer → null label.
+    do not vote. Answers vote by value (`vote_keys`); the label is the winning value as its first
+    sample wrote it. Ties go to the value seen first in sample order. No readable answer → null label.
     """
     import polars as pl
 
+    verifier = get_verifier(verifier_name)
     extracted = [r.extracted for r in verifier(samples["completion"].to_list(), [None] * samples.height)]
-    votes = samples.select("problem_id", "sample_idx").with_columns(answer=pl.Series(extracted, dtype=pl.String))
+    votes = samples.select("problem_id", "sample_idx").with_columns(
+        answer=pl.Series(extracted, dtype=pl.String), key=pl.Series(vote_keys(verifier_name, extracted), dtype=pl.String)
+    )
     n = votes.group_by("problem_id").agg(n=pl.len())
     counts = (
-        votes.drop_nulls("answer")
-        .group_by("problem_id", "answer")
-        .agg(count=pl.len(), first=pl.col("sample_idx").min())
+        votes.drop_nulls("key")
+        .sort("problem_id", "sample_idx")
+        .group_by("problem_id", "key")
+        .agg(count=pl.len(), first=pl.col("sample_idx").min(), answer=pl.col("answer").first())
         .sort(["problem_id", "count", "first"], descending=[False, True, False])
         .group_by("problem_id", maintain_order=True)
         .first()
@@ -104,7 +122,7 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
                              "majority labels need a verifier that compares answers")
         problems = problems.with_columns(answer=references_for(verifier_name, problems))
     if labels == "majority":
-        joined = samples.join(majority_labels(samples, verifier), on="problem_id", how="left")
+        joined = samples.join(majority_labels(samples, verifier_name), on="problem_id", how="left")
     elif labels == "gold":
         joined = samples.join(problems.select("problem_id", label="answer"), on="problem_id", how="left").with_columns(
             majority_ratio=pl.lit(None, dtype=pl.Float64)

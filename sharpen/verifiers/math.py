@@ -10,6 +10,10 @@ process's main thread, so batches are spread over worker processes (each runs it
 main thread) and each check has `TIMEOUT_S`. Small batches run in this process when it is on
 its main thread. A gold answer that cannot be parsed is an error naming it.
 
+`vote_key(extracted)` names an answer's value for majority voting (TTRL labels, maj@k), so `0.5`,
+`1/2` and `\\frac{2}{4}` vote together: numbers are made exact rationals (`nsimplify`), other
+expressions keep sympy's printed form; what math-verify cannot reread votes as written.
+
 Throughput: `python benchmarks/verify_math.py` (BENCHMARKS.md).
 """
 
@@ -73,3 +77,21 @@ def math_equiv(
     # spawn: a fork of a process holding torch threads or a DVC lock is not safe
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as pool:
         return [r for chunk in pool.map(_check_chunk, chunks) for r in chunk]
+
+
+def vote_key(extracted: str) -> str:
+    """The value `extracted` (a `math_equiv` answer) votes as; equal numbers get equal keys."""
+    import sympy
+    from math_verify import parse
+
+    on_main = threading.current_thread() is threading.main_thread()
+    try:
+        parsed = parse(f"${extracted}$", parsing_timeout=TIMEOUT_S if on_main else None)
+        if not parsed or not isinstance(parsed[0], sympy.Basic):
+            return extracted
+        value = parsed[0].doit()
+        if value.is_number:
+            value = sympy.nsimplify(value, rational=True)
+        return str(value)
+    except Exception:  # noqa: BLE001 - math-verify and sympy raise many kinds; the written form still votes
+        return extracted
