@@ -23,8 +23,8 @@ demo: setup  ## one ReST-EM round on the embedded default: base model, generate,
 	sharpen rounds
 
 test: setup  ## the test suite: fast tests, then the reliability suite (`pytest -m slow` for the long ones)
-	$(BIN)/pytest
-	$(BIN)/pytest -m "reliability and not slow"
+	$(BIN)/pytest --durations=15
+	$(BIN)/pytest -m "reliability and not slow" --durations=15
 
 bench: setup  ## benchmarks; results go in BENCHMARKS.md
 	$(BIN)/python benchmarks/generate.py
