@@ -15,9 +15,7 @@ Run:
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -52,16 +50,19 @@ def advance_round(round_: int) -> dict:
     return {"accepted": decision.accepted, "metrics": read_json(ROUND_METRICS), "policy_round": state.policy_round}
 
 
-def _terminate(signum, frame):  # SIGTERM from a cancel: take the running stage's process group with us
+def _kill_stages(flow, flow_run, state) -> None:
+    """Flow hook on cancel or crash: kill any stage process group still running.
+
+    `run_command` already kills its stage when Prefect's SIGTERM bridge raises TerminationSignal
+    in it; this catches a stage caught elsewhere. The flow installs no SIGTERM handler of its own:
+    Prefect acknowledges a runner's cancel only while its own handler is installed, and records a
+    cancel it could not acknowledge as a crash."""
     kill_live_groups()
-    raise SystemExit(128 + signum)
 
 
-@flow(name="sharpen-loop", log_prints=True)
+@flow(name="sharpen-loop", log_prints=True, on_cancellation=[_kill_stages], on_crashed=[_kill_stages])
 def loop(rounds: int | None = None) -> str:
     """Run rounds until a stopping rule fires; return (and record) the reason."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
     logger = get_run_logger()
     params = load_params()
     lp = params.loop

@@ -247,6 +247,9 @@ class TrainParams(_Section):
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(64, ge=8)
     seed: int = 0
+    checkpoint_steps: int = Field(
+        50, ge=0, description="save a resumable checkpoint every N optimizer steps (the last one is kept); "
+        "a killed train resumes from it. 0: none, a killed train starts over")
 
 
 class EvaluateParams(SamplingParams):

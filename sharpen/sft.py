@@ -9,6 +9,11 @@ and saves a full model. With `train.lora`, the policy is a peft LoRA adapter ove
 model: a fresh adapter (init base, or round 1) or the current policy's adapter trained on
 (init previous); only the adapter is saved, its config naming the base directory.
 
+With `checkpoint_steps`, the Trainer saves a resumable checkpoint (weights, optimizer, scheduler,
+RNG states) every N optimizer steps into `checkpoints`, keeping the last one; a rerun resumes from
+the latest complete one and ends where an uninterrupted run ends. The Trainer writes a checkpoint's
+`trainer_state.json` last, so a checkpoint without a readable one was cut short and is removed.
+
 Run: `python -m stages.train ...` (DVC stage `train`).
 """
 
@@ -38,10 +43,13 @@ def train_sft(
     chat: str = "auto",
     lora=None,
     base_dir: Path | None = None,
+    checkpoints: Path | None = None,
+    checkpoint_steps: int = 0,
 ) -> list[dict]:
     """Fine-tune the policy in `init_dir` on (prompt, completion) rows; save to `out_dir`; return the log.
 
-    `lora` (LoraParams) trains an adapter over `base_dir` instead of the full model.
+    `lora` (LoraParams) trains an adapter over `base_dir` instead of the full model. With
+    `checkpoints` and `checkpoint_steps`, training is resumable (see the module docstring).
     """
     import torch
     from datasets import Dataset
@@ -58,9 +66,13 @@ def train_sft(
         model, tokenizer, peft_config = _lora_model(init_dir, base_dir, lora)
     prompts = render(tokenizer, examples["prompt"].to_list(), chat)
     dataset = Dataset.from_dict({"prompt": prompts, "completion": examples["completion"].to_list()})
+    resumable = checkpoints is not None and checkpoint_steps > 0
     with tempfile.TemporaryDirectory(prefix="sharpen-sft-") as scratch:
+        resume = last_complete_checkpoint(checkpoints) if resumable else None
+        if resume:
+            print(f"train: resuming from {resume.name} ({checkpoints})")
         config = SFTConfig(
-            output_dir=scratch,
+            output_dir=str(checkpoints) if resumable else scratch,
             learning_rate=lr,
             lr_scheduler_type=lr_scheduler,
             warmup_steps=warmup_ratio,  # transformers 5: a float below 1 is a fraction of the steps
@@ -70,7 +82,9 @@ def train_sft(
             completion_only_loss=True,
             packing=False,
             logging_steps=1,
-            save_strategy="no",
+            save_strategy="steps" if resumable else "no",
+            save_steps=checkpoint_steps or 500,
+            save_total_limit=1,
             report_to="none",
             seed=seed,
             data_seed=seed,
@@ -83,10 +97,27 @@ def train_sft(
             model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
             callbacks=[_fault_point_callback()],
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return [row for row in trainer.state.log_history if "loss" in row]
+
+
+def last_complete_checkpoint(folder: Path) -> Path | None:
+    """The latest `checkpoint-N` in `folder` whose trainer state reads; later, unfinished ones are removed."""
+    import json
+    import shutil
+
+    if not folder.is_dir():
+        return None
+    steps = sorted((int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    for _, path in reversed(steps):
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return path
+        except (OSError, ValueError):
+            shutil.rmtree(path, ignore_errors=True)  # killed while it was being saved
+    return None
 
 
 def _fault_point_callback():

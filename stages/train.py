@@ -3,6 +3,11 @@ or the current policy (`train.init`).
 
 If there is nothing to learn from, the init model is written unchanged and `steps: 0` says so.
 
+Training checkpoints (`train.checkpoint_steps`) go to `<out>/.checkpoints/<fingerprint>/`, where the
+fingerprint hashes everything that determines the training (init and base models, the examples,
+the train params, the round): a killed train resumes from its last checkpoint, and checkpoints
+made from other inputs are deleted, never resumed. They are removed once the model is written.
+
 Run: `python -m stages.train --kept data/round/filter/kept.parquet \
         --synthesized data/round/synthesize/examples.parquet --state data/state \
         --base data/base/model --out data/round/train`
@@ -35,6 +40,17 @@ def main() -> None:
     timer = Timer()
     examples = pl.concat([read_frame(args.kept, TrainExample), read_frame(args.synthesized, TrainExample)])
     init_dir = args.base if t.init == "base" else current_policy_dir(args.state, args.base)
+    init_hash = hash_path(init_dir)
+    data_hash = hash_json([hash_path(args.kept), hash_path(args.synthesized)])
+    fingerprint = hash_json(
+        {"init": init_hash, "base": hash_path(args.base) if t.lora else None, "data": data_hash,
+         "train": t.model_dump(), "chat": params.task.chat, "round": params.round}
+    )[:16]
+    checkpoints = args.out / ".checkpoints"
+    if checkpoints.exists():
+        for stale in checkpoints.iterdir():
+            if stale.name != fingerprint:
+                shutil.rmtree(stale)
     log: list[dict] = []
 
     def write(tmp: Path) -> None:
@@ -46,10 +62,11 @@ def main() -> None:
         log = train_sft(
             examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
             batch_size=t.batch_size, max_length=t.max_length, seed=t.seed, chat=params.task.chat, lora=t.lora,
-            base_dir=args.base,
+            base_dir=args.base, checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
         )
 
     atomic_write_dir(args.out / "model", write)
+    shutil.rmtree(checkpoints, ignore_errors=True)
     curve = pl.DataFrame(
         [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r.get("learning_rate", 0.0))} for r in log],
         schema={"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64},
@@ -60,14 +77,14 @@ def main() -> None:
             "round": params.round,
             "init": t.init,
             "lora": t.lora is not None,
-            "init_hash": hash_path(init_dir),
+            "init_hash": init_hash,
             "examples": examples.height,
             "examples_by_origin": dict(sorted(examples.group_by("origin").len().iter_rows())),
             "steps": curve.height,
             "first_loss": curve["loss"][0] if curve.height else None,
             "final_loss": curve["loss"][-1] if curve.height else None,
             "model_hash": hash_path(args.out / "model"),
-            "data_hash": hash_json([hash_path(args.kept), hash_path(args.synthesized)]),
+            "data_hash": data_hash,
             "wall_s": timer.seconds,
         },
         args.out / "metrics.json",

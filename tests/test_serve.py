@@ -1,22 +1,32 @@
-"""The scheduled loop on a real Prefect server: serve the deployment, trigger a run, see it complete.
+"""The scheduled loop on a real Prefect server: serve the deployment, cancel a run mid-stage through
+Prefect, then run it again and see the round resume and complete once.
 
-Starts `prefect server start` on loopback with its own PREFECT_HOME, then
-`python -m flows.loop serve` in a tiny workspace, then `prefect deployment run`.
+The module fixture starts `prefect server start` on loopback with its own PREFECT_HOME, then
+`python -m flows.loop serve` in a tiny workspace, and plays the scenario with `prefect deployment
+run` and `prefect flow-run cancel`; each test checks one thing it observed.
 
-Run: `pytest tests/test_serve.py` (about a minute and a half).
+Run: `pytest tests/test_serve.py` (about two minutes).
 """
 
+from __future__ import annotations
+
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
+import psutil
 import pytest
+import yaml
 
 from tests.workspace import env, make_workspace, run
+
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
 def free_port() -> int:
@@ -38,25 +48,42 @@ def stop(proc):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wait_for(predicate, timeout_s: float, what: str, logs=()):
+def wait_for(predicate, timeout_s: float, what: str, logs=(), every_s: float = 1.0):
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if predicate():
             return
-        time.sleep(1)
+        time.sleep(every_s)
     tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs)
     pytest.fail(f"timed out waiting for {what}\n{tails}")
 
 
-def test_served_deployment_runs_a_round(tmp_path):
+def stage_processes(ws: Path) -> list[str]:
+    """Command lines of the live stage processes (`python -m stages.*`) working in `ws`."""
+    found = []
+    for p in psutil.process_iter(["cwd", "cmdline", "status"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+            if p.info["cwd"] == str(ws) and p.info["status"] != psutil.STATUS_ZOMBIE and "stages." in cmd:
+                found.append(cmd)
+        except psutil.Error:
+            pass
+    return found
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Cancel a served run while its base stage trains, then run the deployment again; what was seen."""
+    tmp = tmp_path_factory.mktemp("serve")
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    environ = env() | {"PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
+    environ = env() | {"PREFECT_HOME": str(tmp / "prefect-home"), "PREFECT_API_URL": api,
                        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
-    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
-    server = start(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], tmp_path, environ,
+    server_log, serve_log = tmp / "server.log", tmp / "serve.log"
+    server = start(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], tmp, environ,
                    server_log)
-    served = None
+    serving = None
+    seen: dict = {}
     try:
         def healthy():
             try:
@@ -65,29 +92,65 @@ def test_served_deployment_runs_a_round(tmp_path):
                 return False
 
         wait_for(healthy, 120, "the Prefect server", [server_log])
-        (tmp_path / "ws").mkdir()
-        ws = make_workspace(tmp_path / "ws", {"loop": {"plateau": None, "stage_retries": 0}})
-        served = start(["python", "-m", "flows.loop", "serve", "--rounds", "1"], ws, environ, serve_log)
+        (tmp / "ws").mkdir()
+        # a base stage long enough to cancel in the middle of
+        ws = make_workspace(tmp / "ws", {"base": {"steps": 600}, "loop": {"plateau": None, "stage_retries": 0}})
+        seen["ws"] = ws
+        serving = start(["python", "-m", "flows.loop", "serve", "--rounds", "1"], ws, environ, serve_log)
+        wait_for(lambda: httpx.get(f"{api}/deployments/name/sharpen-loop/sharpen-loop", timeout=5).status_code == 200,
+                 120, "the deployment", [serve_log])
 
-        def deployed():
-            r = httpx.get(f"{api}/deployments/name/sharpen-loop/sharpen-loop", timeout=5)
-            return r.status_code == 200
+        def prefect(*args):
+            out = subprocess.run(["prefect", *args], cwd=ws, env=environ, capture_output=True, text=True, timeout=60)
+            assert out.returncode == 0, out.stdout + out.stderr
+            return out.stdout
 
-        wait_for(deployed, 120, "the deployment", [serve_log])
-        out = subprocess.run(["prefect", "deployment", "run", "sharpen-loop/sharpen-loop"], cwd=ws, env=environ,
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stdout + out.stderr
-        run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out.stdout).group(1)
+        def state(run_id):
+            return httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["state"]["type"]
 
-        def finished():
-            state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["state"]["type"]
-            return state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        def deployment_run():
+            return re.search(r"UUID:\s*([0-9a-f-]{36})", prefect("deployment", "run", "sharpen-loop/sharpen-loop")).group(1)
 
-        wait_for(finished, 400, "the flow run", [serve_log])
-        state = httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["state"]
-        assert state["type"] == "COMPLETED", (state, serve_log.read_text()[-3000:])
-        assert run(ws, "git", "tag", "--list", "round-*").stdout.split() == ["round-1"]
+        first = deployment_run()
+        wait_for(lambda: any("stages.base" in c for c in stage_processes(ws)), 200, "the base stage", [serve_log],
+                 every_s=0.3)
+        prefect("flow-run", "cancel", first)
+        wait_for(lambda: state(first) in FINAL, 120, "the cancelled run to end", [serve_log])
+        seen["cancelled_state"] = state(first)
+        time.sleep(2)
+        seen["left_running"] = stage_processes(ws)
+        seen["tags_after_cancel"] = run(ws, "git", "tag", "--list").stdout.split()
+
+        second = deployment_run()
+        wait_for(lambda: state(second) in FINAL, 400, "the second run", [serve_log])
+        seen["second_state"] = state(second)
+        seen["tags"] = run(ws, "git", "tag", "--list").stdout.split()
+        seen["round"] = yaml.safe_load((ws / "params.yaml").read_text())["round"]
+        seen["stops"] = [json.loads(line) for line in (ws / ".sharpen/loops.jsonl").read_text().splitlines()]
+        seen["serve_log"] = serve_log.read_text()[-3000:]
     finally:
-        if served:
-            stop(served)
+        if serving:
+            stop(serving)
         stop(server)
+    return seen
+
+
+def test_a_cancelled_run_ends_cancelled(served):
+    assert served["cancelled_state"] == "CANCELLED", served["serve_log"]
+
+
+def test_a_cancel_leaves_no_stage_process_running(served):
+    assert served["left_running"] == []
+
+
+def test_a_cancelled_round_is_not_advanced(served):
+    assert served["tags_after_cancel"] == []
+
+
+def test_the_next_run_completes_the_cancelled_round(served):
+    assert served["second_state"] == "COMPLETED", served["serve_log"]
+    assert served["tags"] == ["round-1"] and served["round"] == 2
+
+
+def test_the_next_run_records_exactly_one_round(served):
+    assert served["stops"][-1]["rounds_done"] == 1 and served["stops"][-1]["first_round"] == 1

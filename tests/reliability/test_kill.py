@@ -11,7 +11,7 @@ cut or the OOM killer would. After each kill:
 And the Prefect loop killed outright (SIGKILL, no cleanup) mid-round: restarted, it kills the
 orphaned stage, resumes the round, advances it once, and leaves no stage process behind.
 
-Run: `pytest -m "reliability and not slow" tests/reliability/test_kill.py` (CI's subset, about 6 minutes);
+Run: `pytest -m "reliability and not slow" tests/reliability/test_kill.py` (CI's subset, about 4 minutes);
 `pytest -m reliability tests/reliability/test_kill.py` adds the rest of the matrix (about 25 minutes).
 """
 
@@ -37,16 +37,16 @@ pytestmark = pytest.mark.reliability
 ROUND_FILES = ["data/round/generate/samples.parquet", "data/round/verify/verdicts.parquet",
                "data/round/filter/kept.parquet", "data/round/filter/decisions.parquet"]
 # (fault point, what is changed so that the stage reruns). CI runs the first list, one case per
-# mechanism (directory swap, shard resume, file write, training step); the second
-# (marked slow too) completes the matrix: every stage killed at its start and at its final write.
+# write mechanism (directory swap, file write), and the fast suite kills generate and train mid-way;
+# the second (marked slow too) completes the matrix: every stage killed at its start and at its final write.
 CASES = [
     ("swap:data/base/model", "base"),
-    ("shard@1", "seed"),
     ("write:round/filter/kept.parquet", "seed"),
-    ("train-step@2", "seed"),
     ("swap:round/train/model", "seed"),
 ]
 MORE_CASES = [
+    ("shard@1", "seed"),  # the fast suite kills generate mid-shard too (tests/test_generate_resume.py)
+    ("train-step@2", "seed"),  # and train between checkpoints (tests/test_train_resume.py)
     ("write:round/generate/samples.parquet", "seed"),
     ("write:round/evaluate/metrics.json", "seed"),
     ("write:data/tasks/eval.parquet", "task"),
