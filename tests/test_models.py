@@ -57,3 +57,26 @@ def test_a_lora_round_trains_an_adapter_that_generation_loads(tmp_path):
     sharpen(ws, "advance")
     run(ws, "dvc", "repro", "generate")  # round 2 samples from base + the promoted adapter
     assert (ws / "data/round/generate/samples.parquet").exists()
+
+
+def test_a_hub_id_in_the_local_cache_is_loaded_offline(tiny_model_dir, tmp_path):
+    """`model: owner/name` reads the Hugging Face cache layout (refs/main -> snapshots/<rev>), never the network."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = tmp_path / "hub" / "models--sharpen-test--tiny-llama"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    code = ("import json, sys; from pathlib import Path; from sharpen.models import materialize, load_causal_lm; "
+            "info = materialize('sharpen-test/tiny-llama', Path(sys.argv[1])); load_causal_lm(sys.argv[1]); "
+            "print(json.dumps(info))")
+    env = os.environ | {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["source_kind"] == "hub" and info["parameters"] > 0
+    assert (tmp_path / "out" / "config.json").exists()
