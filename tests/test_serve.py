@@ -17,14 +17,12 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import yaml
 
-from tests.workspace import env, make_workspace, run
+from tests.workspace import env, make_workspace, run, stage_processes
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
@@ -56,19 +54,6 @@ def wait_for(predicate, timeout_s: float, what: str, logs=(), every_s: float = 1
         time.sleep(every_s)
     tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs)
     pytest.fail(f"timed out waiting for {what}\n{tails}")
-
-
-def stage_processes(ws: Path) -> list[str]:
-    """Command lines of the live stage processes (`python -m stages.*`) working in `ws`."""
-    found = []
-    for p in psutil.process_iter(["cwd", "cmdline", "status"]):
-        try:
-            cmd = " ".join(p.info["cmdline"] or [])
-            if p.info["cwd"] == str(ws) and p.info["status"] != psutil.STATUS_ZOMBIE and "stages." in cmd:
-                found.append(cmd)
-        except psutil.Error:
-            pass
-    return found
 
 
 @pytest.fixture(scope="module")

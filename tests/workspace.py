@@ -75,3 +75,18 @@ def make_workspace(root: Path, overrides: dict | None = None) -> Path:
     run(root, "git", "add", "-A")
     run(root, "git", "commit", "-q", "-m", "workspace")
     return root
+
+
+def stage_processes(ws: Path) -> list[str]:
+    """Command lines of the live stage processes (`python -m stages.*`) working in `ws`; zombies excluded."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["cwd", "cmdline", "status"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+            if p.info["cwd"] == str(ws) and p.info["status"] != psutil.STATUS_ZOMBIE and "stages." in cmd:
+                found.append(cmd)
+        except psutil.Error:
+            pass
+    return found

@@ -26,11 +26,10 @@ import time
 from pathlib import Path
 
 import polars as pl
-import psutil
 import pytest
 import yaml
 
-from tests.workspace import env, make_workspace, run, sharpen
+from tests.workspace import env, make_workspace, run, sharpen, stage_processes
 
 pytestmark = pytest.mark.reliability
 
@@ -187,25 +186,12 @@ def test_a_killed_advance_finishes_on_rerun(finished, advanced, tmp_path, point)
     assert (ws / "data/state/policy/config.json").exists()
 
 
-def stage_processes(ws: Path) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cwd", "cmdline", "status"]):
-        try:
-            if p.info["cwd"] == str(ws) and p.info["status"] != psutil.STATUS_ZOMBIE and "stages." in " ".join(
-                p.info["cmdline"] or []
-            ):
-                found.append(p)
-        except psutil.Error:
-            pass
-    return found
-
-
 def test_a_killed_loop_resumes_its_round_once_and_leaves_no_orphan(tmp_path):
     ws = make_workspace(tmp_path / "ws", {"base": {"steps": 400}})  # a base stage long enough to kill
     flow = subprocess.Popen([sys.executable, "-m", "flows.loop", "--rounds", "1"], cwd=ws, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not any("stages.base" in " ".join(p.cmdline()) for p in stage_processes(ws)) and time.time() < deadline:
+    while not any("stages.base" in c for c in stage_processes(ws)) and time.time() < deadline:
         time.sleep(0.3)
     flow.kill()  # SIGKILL: no handler runs, the stage's own process group lives on
     flow.wait()
