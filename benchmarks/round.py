@@ -46,12 +46,12 @@ def in_process(ws: Path) -> float:
         pool["prompt"].to_list(), n=g.k, temperature=g.temperature, top_p=g.top_p,
         max_new_tokens=g.max_new_tokens, seed=derive_seed(p.seed, p.round, 0))
     samples = sample_frame(pool, outs, round_=p.round, policy_hash="", temperature=g.temperature)
-    verdicts = verify_frame(samples, pool, p.verify.verifier)
+    verdicts = verify_frame(samples, pool, p.verify.verifier, answer_form=p.verify.answer_form)
     kept = kept_examples(samples, verdicts, decide(samples, verdicts, f))
     with tempfile.TemporaryDirectory() as tmp:
         train_sft(kept, base, Path(tmp), lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
                   epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length, seed=t.seed)
-        ev = eval_frame(HFBackend(tmp, batch_size=e.batch_size), held_out, get_verifier(p.verify.verifier),
+        ev = eval_frame(HFBackend(tmp, batch_size=e.batch_size), held_out, get_verifier(p.verify.verifier, p.verify.answer_form),
                         round_=p.round, k=e.k, temperature=e.temperature, top_p=e.top_p,
                         max_new_tokens=e.max_new_tokens, seed=derive_seed(p.seed, "evaluate"))
     summary = summarize(per_problem(ev, e.pass_k), e.pass_k, e.k)

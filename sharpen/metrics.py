@@ -80,3 +80,31 @@ def by_category(problems: pl.DataFrame, pass_k: tuple[int, ...], k: int) -> pl.D
     exprs += [pl.col(f"pass@{p}").mean().alias(f"pass@{p}") for p in pass_k]
     exprs += [pl.col("maj_correct").cast(pl.Float64).mean().alias(f"maj@{k}"), pl.len().alias("problems")]
     return problems.group_by("category").agg(exprs).sort("category")
+
+
+def form_monitors(samples: pl.DataFrame, lenient_ok: Callable[[list[str], list[str]], list[bool]] | None,
+                  answers: pl.DataFrame) -> dict[str, float]:
+    """How much a form-blind reward would have paid for answers that are not answers (greedy decodes).
+
+    `greedy_lenient_accuracy`: greedy accuracy if restated, unevaluated or multiple answers whose
+    value is right counted (what math-verify alone rewards); `greedy_form_hack_share`: of those
+    rewarded greedy answers, the share that only the form-blind reward accepts. A policy learning
+    to restate its questions shows as the share rising while `greedy_accuracy` falls.
+    `answers`: problem_id → answer (gold). `lenient_ok`: the verifier's form-blind check (None:
+    the verifier has no such notion, nothing is counted).
+    """
+    from sharpen.verifiers.answers import FORM_REASONS
+
+    greedy = samples.filter(pl.col("sample_idx") == -1)
+    n = max(greedy.height, 1)
+    correct = int(greedy["correct"].sum())
+    rejected = greedy.filter(pl.col("reason").is_in(FORM_REASONS)) if "reason" in greedy.columns else greedy.clear()
+    hacked = 0
+    if lenient_ok is not None and rejected.height:
+        rejected = rejected.join(answers, on="problem_id", how="left")
+        hacked = sum(lenient_ok(rejected["completion"].to_list(), rejected["answer"].to_list()))
+    return {
+        "greedy_lenient_accuracy": (correct + hacked) / n,
+        "greedy_form_hack_share": hacked / (correct + hacked) if correct + hacked else 0.0,
+        "greedy_form_rejected": rejected.height / n,
+    }

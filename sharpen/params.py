@@ -117,6 +117,9 @@ class VerifyParams(_Section):
 
     verifier: Literal["exact_integer", "math_equiv", "unit_tests", "reasoning_gym"] = "exact_integer"
     labels: Literal["gold", "majority", "judge"] = "gold"
+    answer_form: Literal["auto", "integer", "number", "expression", "latex"] = Field(
+        "auto", description="math_equiv: the form an answer must take; auto = integer/number where the gold is one"
+    )
     judge: JudgeParams = JudgeParams()
 
 
@@ -268,6 +271,10 @@ class AdvanceParams(_Section):
     gate: Literal["accept", "no_regression"] = "accept"
     metric: str = "greedy_accuracy"
     tolerance: float = Field(0.0, ge=0)
+    reject_form_hacking: bool = Field(
+        True, description="reject a round whose greedy accuracy falls while a form-blind reward's rises "
+        "(the policy learning to restate questions); applies under either gate"
+    )
 
 
 class PlateauParams(_Section):

@@ -69,9 +69,11 @@ def eval_frame(
         .join(problems.select("problem_id", "category", "answer"), on="problem_id", how="left")
         .sort("problem_id", "sample_idx")
     )
-    results = verifier(df["completion"].to_list(), df["answer"].to_list())
+    df = df.join(problems.select("problem_id", "prompt"), on="problem_id", how="left", maintain_order="left")
+    results = verifier(df["completion"].to_list(), df["answer"].to_list(), prompts=df["prompt"].to_list())
     return df.select(
         pl.lit(round_, pl.Int64).alias("round"), "problem_id", "category", "sample_idx", "completion",
         extracted=pl.Series([r.extracted for r in results], dtype=pl.String),
         correct=pl.Series([r.correct for r in results], dtype=pl.Boolean),
+        reason=pl.Series([r.reason for r in results], dtype=pl.String),
     )

@@ -15,7 +15,7 @@ from typing import Optional
 import pandera.polars as pa
 
 FINISH_REASONS = ["stop", "length"]
-VERDICT_REASONS = ["ok", "wrong", "unparseable", "timeout"]
+VERDICT_REASONS = ["ok", "wrong", "unparseable", "timeout", "restated", "not_final", "multiple"]
 DROP_REASONS = [
     "kept", "group_band", "std_min", "difficulty_band", "incorrect", "below_threshold", "duplicate", "over_cap",
 ]
@@ -162,6 +162,7 @@ class EvalSample(pa.DataFrameModel):
     completion: str
     extracted: Optional[str] = pa.Field(nullable=True)
     correct: bool
+    reason: Optional[str] = pa.Field(nullable=True, isin=VERDICT_REASONS, description="the verifier's reason (absent before answer forms)")
 
     class Config:
         strict = True

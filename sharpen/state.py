@@ -184,8 +184,24 @@ class Gate:
     reason: str
 
 
-def gate(rule: str, metric: str, tolerance: float, new: dict, previous: dict | None) -> Gate:
-    """`accept`: always. `no_regression`: new[metric] >= previous[metric] - tolerance."""
+def form_hacking(new: dict, previous: dict | None) -> str | None:
+    """Why a round looks like reward hacking: strict greedy accuracy fell while the form-blind one rose."""
+    keys = ("greedy_accuracy", "greedy_lenient_accuracy")
+    if not previous or not all(k in new and k in previous for k in keys):
+        return None
+    strict, lenient = (float(new[k]) - float(previous[k]) for k in keys)
+    if strict < 0 < lenient:
+        return (f"greedy_accuracy fell {-strict:.4f} while greedy_lenient_accuracy rose {lenient:.4f}: the policy is "
+                f"learning answers only a form-blind reward pays for (greedy_form_hack_share {float(new.get('greedy_form_hack_share', 0)):.3f})")
+    return None
+
+
+def gate(rule: str, metric: str, tolerance: float, new: dict, previous: dict | None, reject_form_hacking: bool = True) -> Gate:
+    """`accept`: always. `no_regression`: new[metric] >= previous[metric] - tolerance. Either way,
+    with `reject_form_hacking`, a round whose strict accuracy falls while the lenient one rises is rejected."""
+    if reject_form_hacking and (why := form_hacking(new, previous)):
+        prev = float(previous[metric]) if previous and metric in previous else None
+        return Gate(False, float(new[metric]) if metric in new else None, prev, why)
     if metric not in new:
         raise AdvanceError(f"advance.metric: {metric!r} is not in the round's metrics; allowed: {', '.join(sorted(new))}")
     value = float(new[metric])
@@ -365,7 +381,8 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
             f"round {n} has not finished: {ROUND_METRICS} is from round {round_metrics.get('round')}; run `dvc repro`"
         )
     previous = current_policy_metrics()
-    decision = gate(params.advance.gate, params.advance.metric, params.advance.tolerance, round_metrics, previous)
+    a = params.advance
+    decision = gate(a.gate, a.metric, a.tolerance, round_metrics, previous, a.reject_form_hacking)
 
     if subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], capture_output=True).returncode != 0:
         raise AdvanceError(

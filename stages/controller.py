@@ -57,7 +57,8 @@ def main() -> None:
             seed=derive_seed(params.seed, params.round, "controller", temperature), on_progress=bar.update,
         )
         samples = sample_frame(dev, completions, round_=params.round, policy_hash=policy_hash, temperature=temperature)
-        verdicts = verify_frame(samples, dev, params.verify.verifier, labels=params.verify.labels)
+        verdicts = verify_frame(samples, dev, params.verify.verifier, labels=params.verify.labels,
+                                answer_form=params.verify.answer_form)
         frames.append(verdicts.with_columns(temperature=pl.lit(float(temperature))))
     bar.close()
     dev_verdicts = pl.concat(frames)

@@ -1,7 +1,9 @@
 """Evaluate a policy on the held-out set: greedy accuracy, pass@k and maj@k, per category.
 
-Headline metrics go to metrics.json (`dvc metrics`), the per-category breakdown to
-categories.csv (`dvc plots`), every verified sample to samples.parquet.
+Headline metrics go to metrics.json (`dvc metrics`), with `greedy_lenient_accuracy` and
+`greedy_form_hack_share`: what a form-blind reward would have paid for restated or unevaluated
+answers (sharpen.metrics.form_monitors). The per-category breakdown goes to categories.csv
+(`dvc plots`), every verified sample to samples.parquet.
 `--baseline` evaluates the base model as round 0, so every round has a baseline. Sampling uses
 the same seed every round, so rounds differ only by their policy.
 
@@ -17,12 +19,12 @@ import polars as pl
 
 from sharpen.backends import load_backend
 from sharpen.io import read_frame, write_csv, write_frame, write_json
-from sharpen.metrics import by_category, per_problem, summarize
+from sharpen.metrics import by_category, form_monitors, per_problem, summarize
 from sharpen.params import load_params
 from sharpen.sampling import derive_seed, eval_frame
 from sharpen.schemas import EvalSample, Problem
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.verifiers import get_verifier, vote_keys
+from sharpen.verifiers import LENIENT, get_verifier, vote_keys
 
 
 def main() -> None:
@@ -41,7 +43,7 @@ def main() -> None:
                            tensor_parallel_size=e.tensor_parallel_size, autocast=e.autocast)
     bar = progress(problems.height * (1 + e.k), f"evaluate: round {round_}", "sample")
     samples = eval_frame(
-        backend, problems, get_verifier(params.verify.verifier), round_=round_, k=e.k, temperature=e.temperature,
+        backend, problems, get_verifier(params.verify.verifier, params.verify.answer_form), round_=round_, k=e.k, temperature=e.temperature,
         top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(params.seed, "evaluate"),
         on_progress=bar.update,
     )
@@ -50,11 +52,15 @@ def main() -> None:
 
     table = per_problem(samples, e.pass_k, vote=partial(vote_keys, params.verify.verifier))
     summary = summarize(table, e.pass_k, e.k)
+    summary |= form_monitors(samples, LENIENT.get(params.verify.verifier), problems.select("problem_id", "answer"))
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")
     write_json({"round": round_, **summary, "wall_s": timer.seconds}, args.out / "metrics.json")
     print(f"evaluate: round {round_} on {summary['problems']} held-out problems")
-    print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems"))
+    print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems" and "form" not in k))
+    if summary["greedy_form_rejected"]:
+        print(f"  {summary['greedy_form_rejected']:.1%} of greedy answers are not final answers (restated, unevaluated or several); "
+              f"a form-blind reward would score {summary['greedy_lenient_accuracy']:.1%}")
     print("  greedy by category: " + "  ".join(f"{r['category']} {r['greedy_accuracy']:.2f}" for r in categories.iter_rows(named=True)))
 
 

@@ -80,7 +80,7 @@ def main() -> None:
                            round_=n, policy_hash=policy_hash, label=f"synthesize: rationalize round {n}")
         # sample_idx continues after the round's own samples, so (problem_id, sample_idx) stays a key
         attempts = attempts.with_columns(pl.col("sample_idx") + g.k)
-        verdicts = verify_frame(attempts, failed, verifier)
+        verdicts = verify_frame(attempts, failed, verifier, answer_form=params.verify.answer_form)
         decisions = decide(attempts, verdicts, FilterParams(select="correct", cap=params.filter.cap, dedup=True))
         plain = attempts.drop("prompt").join(failed.select("problem_id", "prompt"), on="problem_id")  # the hint is not stored
         examples = kept_examples(plain, verdicts, decisions, origin="rationalized")
@@ -103,13 +103,13 @@ def main() -> None:
         exclude = set(round_pool(read_frame(args.tasks / "pool.parquet", Problem), args.state)["problem_id"].to_list())
         exclude |= set(read_frame(args.tasks / "eval.parquet", Problem)["problem_id"].to_list())
         candidates = templated(task.similar)(weak, budget, random.Random(derive_seed(params.seed, n, "sws")), exclude)
-        answers_ok = [res.correct for res in get_verifier(verifier)(candidates["answer"].to_list(), candidates["answer"].to_list())]
+        answers_ok = [res.correct for res in get_verifier(verifier, params.verify.answer_form)(candidates["answer"].to_list(), candidates["answer"].to_list())]
         candidates = candidates.filter(pl.Series(answers_ok, dtype=pl.Boolean)) if candidates.height else candidates
         attempts = _sample(backend, candidates, n=w.k, temperature=w.temperature, top_p=g.top_p,
                            max_new_tokens=g.max_new_tokens, seed=derive_seed(params.seed, n, "sws-probe"),
                            round_=n, policy_hash=policy_hash,
                            label=f"synthesize: difficulty of {candidates.height} candidates")
-        verdicts = verify_frame(attempts, candidates, verifier)
+        verdicts = verify_frame(attempts, candidates, verifier, answer_form=params.verify.answer_form)
         synthesized = admit(candidates, verdicts, w.band).select(
             pl.lit(n, pl.Int64).alias("round"), "problem_id", "prompt", "answer", "category", "source_id",
             synthesizer=pl.lit(w.synthesizer), pass_rate="pass_rate", admitted="admitted",

@@ -20,7 +20,7 @@ from sharpen.state import current_policy_dir
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample, Verdict
 from sharpen.stage import Timer, run_stage
-from sharpen.verifiers import judge_agreement, label_accuracy, verify_frame
+from sharpen.verifiers import FORM_REASONS, judge_agreement, label_accuracy, verify_frame
 
 
 def main() -> None:
@@ -43,12 +43,12 @@ def main() -> None:
                                tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast)
         verdicts = judge_frame(samples, problems, backend, rubric=v.judge.rubric, threshold=v.judge.threshold,
                                max_new_tokens=v.judge.max_new_tokens, seed=derive_seed(params.seed, params.round, "judge"))
-        monitors = judge_agreement(verdicts, samples, problems, v.verifier)  # hidden truth, logged only
+        monitors = judge_agreement(verdicts, samples, problems, v.verifier, v.answer_form)  # hidden truth, logged only
     elif v.labels == "majority":
-        verdicts = verify_frame(samples, None, v.verifier, labels="majority")
-        monitors = label_accuracy(verdicts, read_frame(args.problems, Problem), v.verifier)  # hidden truth, logged only
+        verdicts = verify_frame(samples, None, v.verifier, labels="majority", answer_form=v.answer_form)
+        monitors = label_accuracy(verdicts, read_frame(args.problems, Problem), v.verifier, v.answer_form)  # hidden truth, logged only
     else:
-        verdicts = verify_frame(samples, read_frame(args.problems, Problem), v.verifier)
+        verdicts = verify_frame(samples, read_frame(args.problems, Problem), v.verifier, answer_form=v.answer_form)
         monitors = {}
     write_frame(verdicts, args.out / "verdicts.parquet", Verdict)
     counts = dict(verdicts.group_by("reason").len().iter_rows())
@@ -59,6 +59,7 @@ def main() -> None:
             "correct": int(verdicts["correct"].sum()),
             "sample_accuracy": float(verdicts["correct"].mean()),
             "unparseable": int(counts.get("unparseable", 0)),
+            "form_rejected": int(sum(counts.get(r, 0) for r in FORM_REASONS)),
             "labels": v.labels,
             **monitors,
             "wall_s": timer.seconds,

@@ -1,10 +1,13 @@
 """Verifiers: plain functions with one signature, a batch in and one result per item out.
 
-    verifier(completions: Sequence[str], references: Sequence[str | None]) -> list[VerifyResult]
+    verifier(completions: Sequence[str], references: Sequence[str | None], *, prompts=None) -> list[VerifyResult]
 
-The same function scores samples for the filter and for evaluation:
+`prompts` (the problems' rendered prompts) lets a verifier refuse an answer that restates its
+question. The same function scores samples for the filter and for evaluation:
 - `exact_integer`: the integer after the last `|` (the embedded arithmetic task);
-- `math_equiv`: math-verify's symbolic equivalence, across worker processes (sharpen/verifiers/math.py);
+- `math_equiv`: one final answer in the task's `answer_form` (`verify.answer_form`: a restated
+  question, an unevaluated expression or several candidates earn nothing), then exact or
+  symbolic equality (sharpen/verifiers/math.py, sharpen/verifiers/answers.py);
 - `unit_tests`: the problem's tests run in the sandbox (sharpen/verifiers/execution.py);
 - `reasoning_gym`: the dataset's own `score_answer`, a pass only at 1.0 (sharpen/verifiers/gym.py).
 Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction; answers vote by
@@ -13,6 +16,7 @@ the verifier's `VOTE_KEYS` entry where equal answers can be written differently 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -24,12 +28,13 @@ class VerifyResult(NamedTuple):
     reason: str  # one of sharpen.schemas.VERDICT_REASONS
 
 
-Verifier = Callable[[Sequence[str], Sequence[str | None]], list[VerifyResult]]
+Verifier = Callable[..., list[VerifyResult]]
 
 from sharpen.verifiers.exact import exact_integer  # noqa: E402
 from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa: E402
 from sharpen.verifiers.gym import reasoning_gym  # noqa: E402
-from sharpen.verifiers.math import math_equiv, vote_key  # noqa: E402
+from sharpen.verifiers.answers import FORM_REASONS  # noqa: E402
+from sharpen.verifiers.math import lenient_math_equiv, math_equiv, vote_key  # noqa: E402
 
 VERIFIERS: dict[str, Verifier] = {
     "exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests, "reasoning_gym": reasoning_gym,
@@ -42,6 +47,11 @@ REFERENCES = {
 
 # How a verifier's extracted answers vote: equal values, one key. Absent: the answer as written.
 VOTE_KEYS: dict[str, Callable[[str], str]] = {"math_equiv": vote_key}
+# What a form-blind check of the same verifier accepts (monitoring only: evaluate's form_hack_share).
+LENIENT: dict[str, Callable[[Sequence[str], Sequence[str]], list[bool]]] = {"math_equiv": lenient_math_equiv}
+# Verifiers that take `answer_form` (the others fix their own form, e.g. exact_integer).
+TAKES_ANSWER_FORM = ("math_equiv",)
+NO_VOTE_REASONS = (*FORM_REASONS, "unparseable", "timeout")  # such answers never become a label
 
 
 def vote_keys(verifier_name: str, answers: Sequence[str | None]) -> list[str | None]:
@@ -69,14 +79,24 @@ def references_for(verifier_name: str, problems):
     return problems.select(pl.struct("prompt", column).map_elements(build, return_dtype=pl.String)).to_series()
 
 
-def get_verifier(name: str) -> Verifier:
+def get_verifier(name: str, answer_form: str = "auto") -> Verifier:
+    """The named verifier, with the task's answer form bound where it takes one."""
     try:
-        return VERIFIERS[name]
+        verifier = VERIFIERS[name]
     except KeyError:
         raise ValueError(f"verify.verifier: unknown verifier {name!r}; allowed: {', '.join(VERIFIERS)}") from None
+    if name in TAKES_ANSWER_FORM:
+        return functools.partial(verifier, answer_form=answer_form)
+    if answer_form != "auto":
+        raise ValueError(f"verify.answer_form: {name} fixes its own answer form; answer_form is for {', '.join(TAKES_ANSWER_FORM)}")
+    return verifier
 
 
-def majority_labels(samples, verifier_name: str):
+def _prompts(frame) -> list[str] | None:
+    return frame["prompt"].to_list() if "prompt" in frame.columns else None
+
+
+def majority_labels(samples, verifier_name: str, answer_form: str = "auto"):
     """problem_id → (majority answer, its share of the problem's samples), read from completions alone.
 
     Answers are extracted by the verifier itself (scored against no reference); unreadable ones
@@ -85,8 +105,9 @@ def majority_labels(samples, verifier_name: str):
     """
     import polars as pl
 
-    verifier = get_verifier(verifier_name)
-    extracted = [r.extracted for r in verifier(samples["completion"].to_list(), [None] * samples.height)]
+    verifier = get_verifier(verifier_name, answer_form)
+    results = verifier(samples["completion"].to_list(), [None] * samples.height, prompts=_prompts(samples))
+    extracted = [None if r.reason in NO_VOTE_REASONS else r.extracted for r in results]
     votes = samples.select("problem_id", "sample_idx").with_columns(
         answer=pl.Series(extracted, dtype=pl.String), key=pl.Series(vote_keys(verifier_name, extracted), dtype=pl.String)
     )
@@ -105,7 +126,7 @@ def majority_labels(samples, verifier_name: str):
     )
 
 
-def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
+def verify_frame(samples, problems, verifier_name: str, labels: str = "gold", answer_form: str = "auto"):
     """`Verdict` rows for a `Sample` frame, scored against gold answers or majority pseudo-labels.
 
     With `labels="majority"` the problems' answers are never read: the verdicts of a problem
@@ -115,14 +136,14 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
 
     from sharpen.io import ArtifactError
 
-    verifier = get_verifier(verifier_name)
+    verifier = get_verifier(verifier_name, answer_form)
     if verifier_name in REFERENCES:
         if labels != "gold":
             raise ValueError(f"verify.labels: {verifier_name} scores against each problem's {REFERENCES[verifier_name][0]}; "
                              "majority labels need a verifier that compares answers")
         problems = problems.with_columns(answer=references_for(verifier_name, problems))
     if labels == "majority":
-        joined = samples.join(majority_labels(samples, verifier_name), on="problem_id", how="left")
+        joined = samples.join(majority_labels(samples, verifier_name, answer_form), on="problem_id", how="left")
     elif labels == "gold":
         joined = samples.join(problems.select("problem_id", label="answer"), on="problem_id", how="left").with_columns(
             majority_ratio=pl.lit(None, dtype=pl.Float64)
@@ -133,7 +154,7 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
             raise ArtifactError(f"verify: samples name problems missing from the problem file: {missing[:5]}")
     else:
         raise ValueError(f"verify.labels: unknown {labels!r}; allowed: 'gold', 'majority'")
-    results = verifier(joined["completion"].to_list(), joined["label"].to_list())
+    results = verifier(joined["completion"].to_list(), joined["label"].to_list(), prompts=_prompts(joined))
     return pl.DataFrame(
         {
             "round": joined["round"],
@@ -150,11 +171,11 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold"):
     ).sort("problem_id", "sample_idx")
 
 
-def label_accuracy(verdicts, problems, verifier_name: str) -> dict:
+def label_accuracy(verdicts, problems, verifier_name: str, answer_form: str = "auto") -> dict:
     """How well pseudo-labels match the hidden truth (TTRL's label and reward accuracy); logged only."""
     import polars as pl
 
-    verifier = get_verifier(verifier_name)
+    verifier = get_verifier(verifier_name, answer_form)
     joined = verdicts.join(problems.select("problem_id", "answer"), on="problem_id", how="left", maintain_order="left")
     truly = pl.Series([r.correct for r in verifier(joined["extracted"].fill_null("").to_list(), joined["answer"].to_list())])
     per_problem = joined.group_by("problem_id").agg(pl.col("label").first(), pl.col("answer").first())
@@ -167,11 +188,11 @@ def label_accuracy(verdicts, problems, verifier_name: str) -> dict:
     }
 
 
-def judge_agreement(verdicts, samples, problems, verifier_name: str) -> dict:
+def judge_agreement(verdicts, samples, problems, verifier_name: str, answer_form: str = "auto") -> dict:
     """How the judge's verdicts compare with the task's verifier on the gold answers; logged only."""
     import polars as pl
 
-    truth = verify_frame(samples, problems, verifier_name).select("problem_id", "sample_idx", truly="correct")
+    truth = verify_frame(samples, problems, verifier_name, answer_form=answer_form).select("problem_id", "sample_idx", truly="correct")
     joined = verdicts.join(truth, on=["problem_id", "sample_idx"])
     judged = joined.filter(pl.col("correct"))
     return {

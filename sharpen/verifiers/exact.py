@@ -22,7 +22,9 @@ def extract_integer(completion: str) -> str | None:
     return str(int(tail))
 
 
-def exact_integer(completions: Sequence[str], references: Sequence[str | None]) -> list[VerifyResult]:
+def exact_integer(
+    completions: Sequence[str], references: Sequence[str | None], *, prompts: Sequence[str] | None = None
+) -> list[VerifyResult]:
     """Reward 1.0 when the extracted integer equals the reference, else 0.0."""
     if len(completions) != len(references):
         raise ValueError(f"exact_integer: {len(completions)} completions but {len(references)} references")

@@ -33,7 +33,9 @@ def program_for(completion: str, prompt: str, tests: str) -> str:
     return f"{body}\n\n{tests}\n"
 
 
-def unit_tests(completions: Sequence[str], references: Sequence[str | None]) -> list[VerifyResult]:
+def unit_tests(
+    completions: Sequence[str], references: Sequence[str | None], *, prompts: Sequence[str] | None = None
+) -> list[VerifyResult]:
     """Reward 1.0 when the program built from the completion passes its tests in the sandbox."""
     if len(completions) != len(references):
         raise ValueError(f"unit_tests: {len(completions)} completions but {len(references)} references")

@@ -25,7 +25,9 @@ def extract_gym_answer(completion: str) -> str | None:
     return lines[-1] if lines else None
 
 
-def reasoning_gym(completions: Sequence[str], references: Sequence[str | None]) -> list[VerifyResult]:
+def reasoning_gym(
+    completions: Sequence[str], references: Sequence[str | None], *, prompts: Sequence[str] | None = None
+) -> list[VerifyResult]:
     from sharpen.tasks.gym import score
 
     if len(completions) != len(references):

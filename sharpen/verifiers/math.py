@@ -1,9 +1,14 @@
-"""Math equivalence with math-verify: the completion's final answer against the gold, symbolically.
+"""Math answers: the completion's one final answer, in the form the task asks for, against the gold.
 
-`math_equiv(completions, references)`: gold first, then parse, then verify (math-verify's own
-order: `verify(gold, answer)` is not symmetric). `1/2`, `0.5`, `\\frac{2}{4}` and
-`\\boxed{0.5}` all match a gold `\\frac{1}{2}`. A completion with nothing math-verify can
-parse is recorded as `unparseable`, not as wrong.
+`math_equiv(completions, references, prompts=..., answer_form="auto")` first reads the final
+answer and checks its form (`sharpen/verifiers/answers.py`): where a number is asked for, a
+restated question (`37 * 6`), any other unevaluated expression or several candidates earn
+nothing, each with its reason. Numbers are then compared exactly (`0.5` = `1/2` = `\\frac{1}{2}`).
+The `expression` and `latex` forms compare with math-verify (gold first: `verify(gold, answer)`
+is not symmetric), still refusing a copy of the prompt's expression and sets of candidates.
+Nothing readable → `unparseable`; a parse or comparison that hits `TIMEOUT_S` → `timeout`.
+`lenient_math_equiv` is math-verify alone (what this verifier accepted before answer forms),
+kept only to measure how much a form-blind reward would have paid for (evaluate's `form_hack_share`).
 
 math-verify bounds parsing and verification with `signal.alarm`, which works only on a
 process's main thread, so batches are spread over worker processes (each runs its items on its
@@ -22,11 +27,14 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from fractions import Fraction
 from multiprocessing import get_context
 
 from sharpen.verifiers import VerifyResult
+from sharpen.verifiers.answers import _BOXED, ANSWER_FORMS, classify, final_answer, gold_form, restates
 
 TIMEOUT_S = 5  # per parse and per verify
 IN_PROCESS_BELOW = 2048  # items; a pool of spawned processes costs ~1 s to start (BENCHMARKS.md)
@@ -44,39 +52,123 @@ def _parse_gold(gold: str):
     return parsed
 
 
-def _check(completion: str, reference: str | None) -> VerifyResult:
+def _resolve_form(answer_form: str, reference: str | None, text: str) -> str:
+    if answer_form != "auto":
+        return answer_form
+    if reference is not None:
+        return gold_form(reference)
+    # no gold (majority votes): a number stays a number, anything else is read as an expression
+    return "number" if classify(text, "number", None).form in ("integer", "number") else "expression"
+
+
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start >= TIMEOUT_S * 0.95
+
+
+def _check(completion: str, reference: str | None, prompt: str | None, answer_form: str) -> VerifyResult:
+    result = _check_form(completion, reference, prompt, answer_form)
+    # nothing was read: no extracted answer (it would vote in a majority)
+    return result._replace(extracted=None) if result.reason in ("unparseable", "timeout") else result
+
+
+def _check_form(completion: str, reference: str | None, prompt: str | None, answer_form: str) -> VerifyResult:
     from math_verify import parse, verify
 
-    answer = parse(completion, parsing_timeout=TIMEOUT_S)
-    if not answer:
+    final = final_answer(completion)
+    if final.reason:
+        return VerifyResult(final.text, 0.0, False, final.reason)
+    text = final.text
+    form = _resolve_form(answer_form, reference, text)
+    if form in ("integer", "number"):
+        found = classify(text, form, prompt)
+        if found.form not in ("integer", "number"):
+            return VerifyResult(text, 0.0, False, found.form)
+        extracted = found.literal
+        if reference is None:
+            return VerifyResult(extracted, 0.0, False, "wrong")
+        ok = found.value == _gold_value(reference, form)
+        return VerifyResult(extracted, float(ok), ok, "ok" if ok else "wrong")
+    if form == "latex" and not _BOXED.search(completion):
         return VerifyResult(None, 0.0, False, "unparseable")
+    if restates(text, prompt):
+        return VerifyResult(text, 0.0, False, "restated")
+    answer, slow = _timed(parse, f"${text}$", parsing_timeout=TIMEOUT_S)
+    if not answer:
+        return VerifyResult(text, 0.0, False, "timeout" if slow else "unparseable")
     extracted = str(answer[-1])
     if reference is None:
         return VerifyResult(extracted, 0.0, False, "wrong")
-    if verify(_parse_gold(reference), answer, timeout_seconds=TIMEOUT_S):
-        return VerifyResult(extracted, 1.0, True, "ok")
-    return VerifyResult(extracted, 0.0, False, "wrong")
+    gold = _parse_gold(reference)
+    if _is_several(answer[0]) and not _is_several(gold[0]):
+        return VerifyResult(extracted, 0.0, False, "multiple")
+    ok, slow = _timed(verify, gold, answer, timeout_seconds=TIMEOUT_S)
+    if slow and not ok:
+        return VerifyResult(extracted, 0.0, False, "timeout")
+    return VerifyResult(extracted, float(ok), ok, "ok" if ok else "wrong")
 
 
-def _check_chunk(pairs: list[tuple[str, str | None]]) -> list[VerifyResult]:
-    return [_check(c, r) for c, r in pairs]
+def _is_several(value) -> bool:
+    """A set, interval or list of candidates (`\\pm 5`, `4, 5`, `5 \\text{ or } 6`)."""
+    import sympy
+
+    return isinstance(value, (sympy.Set, set, frozenset, list, tuple)) and not (
+        isinstance(value, sympy.FiniteSet) and len(value) == 1
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _gold_value(reference: str, form: str) -> Fraction:
+    found = classify(reference, "number", None)
+    if found.form not in ("integer", "number") or (form == "integer" and found.form != "integer"):
+        raise ValueError(f"verify.answer_form: {form!r} needs gold answers that are {form}s; {reference!r} is not")
+    return found.value
+
+
+def _check_chunk(items: list[tuple[str, str | None, str | None, str]]) -> list[VerifyResult]:
+    return [_check(*item) for item in items]
 
 
 def math_equiv(
-    completions: Sequence[str], references: Sequence[str | None], *, workers: int | None = None
+    completions: Sequence[str], references: Sequence[str | None], *, prompts: Sequence[str] | None = None,
+    answer_form: str = "auto", workers: int | None = None,
 ) -> list[VerifyResult]:
-    """Reward 1.0 when math-verify finds the completion's answer equal to the reference."""
+    """Reward 1.0 when the completion's one final answer, in the task's form, equals the reference."""
     if len(completions) != len(references):
         raise ValueError(f"math_equiv: {len(completions)} completions but {len(references)} references")
-    pairs = list(zip(completions, references, strict=True))
+    if answer_form not in ANSWER_FORMS:
+        raise ValueError(f"verify.answer_form: unknown {answer_form!r}; allowed: {', '.join(ANSWER_FORMS)}")
+    prompts = [None] * len(completions) if prompts is None else list(prompts)
+    items = [(c, r, p, answer_form) for c, r, p in zip(completions, references, prompts, strict=True)]
+    return _map(_check_chunk, items, workers)
+
+
+def _lenient_chunk(pairs: list[tuple[str, str]]) -> list[bool]:
+    from math_verify import parse, verify
+
+    out = []
+    for completion, reference in pairs:
+        answer = parse(completion, parsing_timeout=TIMEOUT_S)
+        out.append(bool(answer) and verify(_parse_gold(reference), answer, timeout_seconds=TIMEOUT_S))
+    return out
+
+
+def lenient_math_equiv(completions: Sequence[str], references: Sequence[str], *, workers: int | None = None) -> list[bool]:
+    """What math-verify alone accepts (any expression equal to the gold, its last candidate): for
+    monitoring only, to count the answers a form-blind reward would have paid for."""
+    return _map(_lenient_chunk, list(zip(completions, references, strict=True)), workers)
+
+
+def _map(fn, items: list, workers: int | None) -> list:
     workers = workers or os.cpu_count() or 1
     on_main = threading.current_thread() is threading.main_thread()
-    if on_main and (workers == 1 or len(pairs) < IN_PROCESS_BELOW):
-        return _check_chunk(pairs)
-    chunks = [pairs[i : i + CHUNK] for i in range(0, len(pairs), CHUNK)]
+    if on_main and (workers == 1 or len(items) < IN_PROCESS_BELOW):
+        return fn(items)
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
     # spawn: a fork of a process holding torch threads or a DVC lock is not safe
     with ProcessPoolExecutor(max(1, workers), mp_context=get_context("spawn")) as pool:
-        return [r for chunk in pool.map(_check_chunk, chunks) for r in chunk]
+        return [r for chunk in pool.map(fn, chunks) for r in chunk]
 
 
 def vote_key(extracted: str) -> str:
