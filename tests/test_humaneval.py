@@ -46,3 +46,15 @@ def test_splits_are_disjoint_and_cover_the_set():
 def test_eval_size_leaving_no_pool_is_refused():
     with pytest.raises(ProblemFileError, match="task.eval_size"):
         humaneval.make_splits(eval_size=500, seed=0)
+
+
+def test_every_return_none_variant_fails(problems):
+    verdicts = verify_frame(samples_for(problems, ["    return None\n"] * problems.height), problems, "unit_tests")
+    assert not verdicts["correct"].any()
+
+
+def test_an_always_equal_object_fails_everywhere(problems):
+    """Before tests ran in their own process, this passed 157 of the 164 problems."""
+    hack = "    class E:\n        def __eq__(self, other): return True\n        def __ne__(self, other): return False\n    return E()\n"
+    verdicts = verify_frame(samples_for(problems, [hack] * problems.height), problems, "unit_tests")
+    assert not verdicts["correct"].any()

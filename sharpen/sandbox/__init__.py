@@ -75,6 +75,7 @@ Status = Literal["passed", "failed", "timeout"]
 PYTHON = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
 SANDBOX_PREFIX = "/python"  # bwrap: where the base installation is mounted
 ZYGOTE = Path(wire.__file__).resolve()
+NAMESPACES = True  # per-job namespaces where the kernel allows (False: the no-namespace fallback, for tests)
 SLOT_UID_BASE = 62000  # root only: slot i's program runs as SLOT_UID_BASE + 2i, its tests as + 2i + 1
 
 
@@ -281,7 +282,7 @@ class _Zygote:
         self._start()
 
     def _start(self) -> None:
-        want = json.dumps({"namespaces": True})
+        want = json.dumps({"namespaces": NAMESPACES})
         if self.mode == "bwrap":
             cmd = [*_bwrap_command(self.limits), _interpreter("bwrap"), "-I", "/zygote.py", want]
             self.workdir, self.tests_workdir = BWRAP_WORKDIR, BWRAP_TESTS_WORKDIR
