@@ -1,7 +1,13 @@
 """SmolLM2-135M-Instruct through the real pipeline: N rounds of `dvc repro` + `sharpen advance`
-with examples/params-smollm2.yaml, in a fresh clone; prints held-out accuracy and per-stage times.
+with examples/params-smollm2.yaml, in a fresh clone; prints held-out accuracy (strict answers),
+what a form-blind reward would have scored (`lenient`), the share of such rewards paid for
+restated or unevaluated answers (`hack share`), the gate, and per-stage times.
 
-Run: `python experiments/smollm2.py --rounds 2` (about 12 minutes a round on 2 CPU cores)
+`--task multiplication` swaps the addition task for 2-digit x 1-digit products written to a
+problem file ("What is 37 * 6? Reply with only the number."; 200 held out, 256 drawn a round),
+the task on which a form-blind math_equiv taught the loop to restate its questions.
+
+Run: `python experiments/smollm2.py --rounds 2 [--task multiplication]` (about 12 minutes a round on 2 CPU cores)
 """
 
 import argparse
@@ -28,32 +34,59 @@ def read(ws: Path, rel: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--task", choices=["addition", "multiplication"], default="addition")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sharpen-smollm2-") as tmp:
         ws = Path(tmp) / "ws"
         sh(PROJECT, "git", "clone", "-q", str(PROJECT), str(ws))
-        (ws / "params.yaml").write_text((ws / "examples/params-smollm2.yaml").read_text())
-        sh(ws, "git", "commit", "-qam", "SmolLM2 params")
+        params = (ws / "examples/params-smollm2.yaml").read_text()
+        if args.task == "multiplication":
+            params = _multiplication(ws, params)
+        (ws / "params.yaml").write_text(params)
+        sh(ws, "git", "add", "-A")
+        sh(ws, "git", "commit", "-qm", f"SmolLM2 params ({args.task})")
         rows = []
         for n in range(1, args.rounds + 1):
             sh(ws, "dvc", "repro")
             times = {s: read(ws, s)["wall_s"] for s in STAGES if (ws / "data" / s / "metrics.json").exists()}
             if n == 1:
                 base = read(ws, "base/evaluate")
-                rows.append({"round": 0, **{k: base[k] for k in ("greedy_accuracy", "pass@1", "pass@4", "maj@4")},
-                             "base_s": times["base"], "evaluate_s": times["base/evaluate"]})
+                rows.append({"round": 0, **{k: base[k] for k in KEYS}, "base_s": times["base"],
+                             "evaluate_s": times["base/evaluate"]})
             ev, kept = read(ws, "round/evaluate"), read(ws, "round/filter")["kept"]
-            rows.append({"round": n, **{k: ev[k] for k in ("greedy_accuracy", "pass@1", "pass@4", "maj@4")}, "kept": kept,
+            rows.append({"round": n, **{k: ev[k] for k in KEYS}, "kept": kept,
                          "generate_s": times["round/generate"], "verify_s": times["round/verify"],
                          "train_s": times["round/train"], "evaluate_s": times["round/evaluate"]})
             sh(ws, sys.executable, "-m", "sharpen.cli", "advance")
+            state = json.loads((ws / "data/state/state.json").read_text())
+            rows[-1]["gate"] = "accepted" if state["history"][-1]["accepted"] else "rejected"
             print(json.dumps(rows[-1]), flush=True)
-    print("| round | greedy | pass@1 | pass@4 | maj@4 | kept | generate s | verify s | train s | evaluate s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| round | greedy | lenient | hack share | pass@1 | pass@4 | maj@4 | kept | gate | generate s | train s | evaluate s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['round']} | {r['greedy_accuracy']:.3f} | {r['pass@1']:.3f} | {r['pass@4']:.3f} | {r['maj@4']:.3f} | "
-              f"{r.get('kept', '')} | {r.get('generate_s', '')} | {r.get('verify_s', '')} | {r.get('train_s', '')} | "
+        print(f"| {r['round']} | {r['greedy_accuracy']:.3f} | {r['greedy_lenient_accuracy']:.3f} | "
+              f"{r['greedy_form_hack_share']:.3f} | {r['pass@1']:.3f} | {r['pass@4']:.3f} | {r['maj@4']:.3f} | "
+              f"{r.get('kept', '')} | {r.get('gate', '')} | {r.get('generate_s', '')} | {r.get('train_s', '')} | "
               f"{r['evaluate_s']} |")
+
+
+KEYS = ("greedy_accuracy", "greedy_lenient_accuracy", "greedy_form_hack_share", "pass@1", "pass@4", "maj@4")
+
+
+def _multiplication(ws: Path, params: str) -> str:
+    """Write the products a (2 digits) x b (1 digit) as a problem file; point the task at it."""
+    import random
+
+    rows = [{"id": f"mul-{a}x{b}", "prompt": f"What is {a} * {b}? Reply with only the number.", "answer": str(a * b),
+             "category": f"x{b}"} for a in range(10, 100) for b in range(2, 10)]
+    random.Random(0).shuffle(rows)
+    (ws / "data/problems").mkdir(parents=True, exist_ok=True)
+    for name, part in (("mul.jsonl", rows[200:]), ("mul-eval.jsonl", rows[:200])):
+        (ws / "data/problems" / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    task = params[params.index("task:") : params.index("base:")]
+    new = ("task:\n  name: file\n  path: data/problems/mul.jsonl\n  eval_path: data/problems/mul-eval.jsonl\n"
+           "  template: \"{prompt}\"\n  chat: auto\n  seed: 1234\n\n")
+    return params.replace(task, new)
 
 
 if __name__ == "__main__":

@@ -266,7 +266,8 @@ class EvaluateParams(SamplingParams):
 
 
 class AdvanceParams(_Section):
-    """The gate between rounds: `accept` always promotes; `no_regression` compares `metric`."""
+    """The gate between rounds: `accept` promotes; `no_regression` compares `metric`; under either,
+    `reject_form_hacking` rejects strict accuracy falling while a form-blind reward's rises."""
 
     gate: Literal["accept", "no_regression"] = "accept"
     metric: str = "greedy_accuracy"
