@@ -144,3 +144,7 @@ def test_gate_form_rule_can_be_switched_off():
     prev = {"greedy_accuracy": 0.275, "greedy_lenient_accuracy": 0.28}
     new = {"greedy_accuracy": 0.20, "greedy_lenient_accuracy": 0.93}
     assert gate("accept", "greedy_accuracy", 0.0, new, prev, reject_form_hacking=False).accepted
+
+
+def test_a_closing_remark_after_the_answer_is_not_the_answer():
+    assert one("222\n\nI hope this helps!", "222").correct

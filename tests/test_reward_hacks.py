@@ -148,3 +148,9 @@ def test_tmpfs_size_is_enforced(mode):
 def test_type_strict_equality():
     assert same(5, 5) and same([1, (2.0, "x")], [1, (2.0000001, "x")]) and same(float("nan"), float("nan"))
     assert not same(1, True) and not same([1], (1,)) and not same(5, 5.0) and not same({"a": 1}, {"a": True})
+
+
+def test_tests_that_never_call_the_program_pass_nothing():
+    """A pass is earned by outputs: tests that check nothing cannot award one."""
+    result = unit_tests([HONEST], [unit_test_reference(PROMPT, "def check(candidate):\n    pass\n")])[0]
+    assert not result.correct and "never called" in result.extracted

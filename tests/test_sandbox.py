@@ -262,3 +262,9 @@ def test_concurrent_samples_cannot_read_each_others_files(mode):
               "                print(open(os.path.join(dirpath, n)).read())\n            except OSError:\n                pass")
     outs = run_programs([writer, reader], FAST, workers=2)
     assert "sample-a-secret" not in outs[1].stdout
+
+
+def test_running_out_of_cpu_seconds_is_a_timeout(monkeypatch):
+    monkeypatch.setattr("sharpen.verifiers.execution.LIMITS", Limits(timeout_s=8, cpu_s=1))
+    result = verdict(indent("while True:\n    pass"))
+    assert (result.correct, result.reason) == (False, "timeout")

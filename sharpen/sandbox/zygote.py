@@ -336,6 +336,9 @@ def _text(e: BaseException) -> str:
         return "<unprintable>"
 
 
+_ANSWERED = [0]  # calls the candidate answered with data, in this tests process
+
+
 class CandidateError(Exception):
     """The candidate's function did not give a data result (it died, or returned an object)."""
 
@@ -351,6 +354,7 @@ def _proxy(name: str, sock: int):
             raise CandidateError(f"{name}: the candidate process exited")
         reply = decode(frame)
         if reply[0] == "ok" and len(reply) == 2:
+            _ANSWERED[0] += 1
             return reply[1]
         if reply[0] == "raise" and len(reply) == 3:
             kind = getattr(builtins, str(reply[1]), None)
@@ -405,7 +409,11 @@ def _tests(job: dict, tests_fd: int, sock: int, out: int, err: int, namespaces: 
             if isinstance(node, ast.Name) and node.id not in scope and not hasattr(builtins, node.id):
                 scope[node.id] = _proxy(node.id, sock)
         exec(compile(tests, "tests.py", "exec"), scope)
-        code = 0
+        if _ANSWERED[0] == 0:
+            print("the tests never called the program: nothing was checked, so nothing is passed", file=sys.stderr)
+            code = 3
+        else:
+            code = 0
     except SystemExit as e:
         code = _exit_code(e)
     except BaseException:
@@ -451,6 +459,18 @@ def _wait(pid: int, deadline: float) -> int | None:
     finally:
         os.close(fd)
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def _cpu_exhausted(pid: int) -> bool:
+    """Whether `pid` has exited, killed for running out of CPU seconds (then it is reaped)."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    if not done:
+        return False
+    # SIGXCPU at the soft CPU limit, SIGKILL at the hard one a second later (or a program killing itself: a fail either way)
+    return os.waitstatus_to_exitcode(status) in (-signal.SIGXCPU, -signal.SIGKILL)
 
 
 def _kill(pid: int | None) -> None:
@@ -501,7 +521,7 @@ def _job(job: dict, namespaces: bool) -> dict:
             code = _wait(cand_pid, deadline)
             cand_pid = None if code is not None else cand_pid
             result["exit_code"] = code
-            result["status"] = "timeout" if code is None else "passed" if code == 0 else "failed"
+            result["status"] = ("timeout" if code is None or code == -signal.SIGXCPU else "passed" if code == 0 else "failed")
         elif kind == "tests":
             spec = read_frame(0)  # only now: the candidate was forked without the tests in memory
             result["tests_read"] = True
@@ -527,6 +547,9 @@ def _job(job: dict, namespaces: bool) -> dict:
                 result["error"] = str(e)
             result["replies"] = replies
     finally:
+        if cand_pid is not None and _cpu_exhausted(cand_pid):
+            result["status"] = "timeout"  # out of CPU seconds: as much a timeout as the wall clock
+            cand_pid = None
         _kill(tests_pid)
         _kill(cand_pid)
         for group in groups:  # whatever the children started in their sessions

@@ -4,7 +4,8 @@ A reward is the verifier's opinion of *the answer*, so the answer must be one an
 form. `final_answer(completion)` reads it:
 
 1. every `\\boxed{...}`: one value (repeats allowed), else `multiple`;
-2. otherwise the text after the last "answer is" / "answer:", else the last non-empty line;
+2. otherwise the text after the last "answer is" / "answer:", else the last line with a number
+   (else the last line);
 3. an equation keeps its right-hand side (`58 + 67 = 125` → `125`).
 
 `classify(text, form, prompt)` then decides the form (`ANSWER_FORMS`):
@@ -93,7 +94,8 @@ def final_answer(completion: str) -> Final:
         lines = [line for line in tail.splitlines() if line.strip()]
         if not lines:
             return Final(None, "unparseable")
-        text = lines[0] if markers else lines[-1]
+        # the marker's line, else the last line with a number in it (a closing "Hope this helps!" is not the answer)
+        text = lines[0] if markers else next((line for line in reversed(lines) if _LITERAL.search(line)), lines[-1])
     if "=" in text:  # an equation commits to its right-hand side
         text = text.rsplit("=", 1)[1]
     text = _strip(text)
