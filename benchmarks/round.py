@@ -32,7 +32,7 @@ def in_process(ws: Path) -> float:
     from sharpen.metrics import per_problem, summarize
     from sharpen.params import load_params
     from sharpen.sampling import derive_seed, eval_frame, sample_frame, select_problems
-    from sharpen.sft import train_sft
+    from sharpen.objectives.sft import train_sft
     from sharpen.verifiers import get_verifier, verify_frame
 
     start = time.perf_counter()

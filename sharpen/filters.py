@@ -137,3 +137,45 @@ def kept_examples(samples: pl.DataFrame, verdicts: pl.DataFrame, decisions: pl.D
         .sort("problem_id", "sample_idx")
         .collect()
     )
+
+
+PROBLEM_RULES = ("group_band", "std_min", "difficulty_band")
+
+
+def preference_pairs(
+    samples: pl.DataFrame, verdicts: pl.DataFrame, decisions: pl.DataFrame, *, rule: str, max_per_problem: int
+) -> pl.DataFrame:
+    """`PreferencePair` rows. `correct_vs_incorrect`: on every problem no problem rule dropped, the
+    i-th distinct correct completion (best reward first, then sample order) against the i-th
+    distinct incorrect one (worst reward first), for i < max_per_problem. A problem needs both."""
+    if rule != "correct_vs_incorrect":
+        raise ValueError(f"filter.pairs.rule: unknown {rule!r}; allowed: correct_vs_incorrect")
+    dropped = decisions.filter(pl.col("reason").is_in(PROBLEM_RULES)).select("problem_id").unique()
+    frame = (
+        samples.lazy()
+        .select("round", "problem_id", "sample_idx", "prompt", "completion")
+        .join(verdicts.lazy().select("problem_id", "sample_idx", "correct", "reward"), on=["problem_id", "sample_idx"])
+        .join(dropped.lazy(), on="problem_id", how="anti")
+        .sort("problem_id", "sample_idx")
+        .unique(["problem_id", "completion"], keep="first", maintain_order=True)
+    )
+
+    def side(correct: bool, name: str) -> pl.LazyFrame:
+        order = pl.col("reward") if not correct else -pl.col("reward")
+        return (
+            frame.filter(pl.col("correct") == correct)
+            .sort(["problem_id", order, "sample_idx"])
+            .with_columns(rank=pl.int_range(pl.len()).over("problem_id"))
+            .select("round", "problem_id", "prompt", "rank", **{name: "completion", f"{name}_idx": "sample_idx",
+                                                                 f"{name}_reward": "reward"})
+        )
+
+    pairs = (
+        side(True, "chosen")
+        .join(side(False, "rejected").drop("round", "prompt"), on=["problem_id", "rank"])
+        .filter((pl.col("rank") < max_per_problem) & (pl.col("chosen") != pl.col("rejected")))
+        .sort("problem_id", "rank")
+        .select("round", "problem_id", "prompt", "chosen", "rejected", "chosen_idx", "rejected_idx",
+                "chosen_reward", "rejected_reward", rule=pl.lit(rule))
+    )
+    return pairs.collect()

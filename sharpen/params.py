@@ -154,6 +154,14 @@ class DifficultyBand(GroupBand):
 GroupRule = Annotated[Union[GroupBand, StdMin, DifficultyBand], Field(discriminator="rule")]
 
 
+class PairParams(_Section):
+    """Preference pairs for `train.objective: dpo`. `correct_vs_incorrect`: a verified-correct and an
+    incorrect sample of the same problem (iterative reasoning preference optimisation)."""
+
+    rule: Literal["correct_vs_incorrect"] = "correct_vs_incorrect"
+    max_per_problem: int = Field(1, ge=1, le=64, description="most pairs per problem (distinct completions)")
+
+
 class FilterParams(_Section):
     """Which samples teach. Problem rules (`groups`) run first, then the sample rule `select`:
     `correct` (ReST-EM), `threshold` (reward > tau; B-STaR), `all` (the no-verifier control).
@@ -164,6 +172,7 @@ class FilterParams(_Section):
     cap: int = Field(10, ge=1, description="most samples kept per problem")
     dedup: bool = Field(True, description="drop repeated completions of the same problem")
     groups: tuple[GroupRule, ...] = Field((), description="problem rules, applied in order before `select`")
+    pairs: PairParams | None = Field(None, description="build DPO preference pairs (train.objective: dpo); null: none")
 
 
 class RationalizeParams(_Section):
@@ -239,8 +248,17 @@ class LoraParams(_Section):
     target_modules: tuple[str, ...] | Literal["all-linear"] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
+class DPOParams(_Section):
+    """TRL's DPOTrainer: the sigmoid loss with temperature `beta`, plus `nll_weight` x the NLL of the
+    chosen completion (iterative RPO's term; 0: plain DPO). The reference is the init policy."""
+
+    beta: float = Field(0.1, ge=0, le=100, allow_inf_nan=False)
+    nll_weight: float = Field(1.0, ge=0, le=100, allow_inf_nan=False)
+
+
 class TrainParams(_Section):
-    objective: Literal["sft"] = "sft"
+    objective: Literal["sft", "dpo"] = "sft"
+    dpo: DPOParams | None = Field(None, description="objective dpo: its settings (null: the defaults)")
     lora: LoraParams | None = Field(None, description="null: full fine-tuning")
     init: Literal["base", "previous"] = "base"
     lr: float = Field(2e-4, gt=0)
@@ -340,6 +358,15 @@ class Params(_Section):
             raise ValueError(f"verify.verifier: task {task} is scored by {own[task]}, not {verifier}")
         if task == "arithmetic" and verifier in own.values():
             raise ValueError(f"verify.verifier: task arithmetic is scored by exact_integer or math_equiv, not {verifier}")
+        return self
+
+    @model_validator(mode="after")
+    def _objective_has_its_data(self) -> Params:
+        if self.train.objective == "dpo" and self.filter.pairs is None:
+            raise ValueError("filter.pairs: `train.objective: dpo` trains on preference pairs; set filter.pairs "
+                             "(e.g. {rule: correct_vs_incorrect}) or use `recipe: iterative-dpo`")
+        if self.train.objective != "dpo" and self.train.dpo is not None:
+            raise ValueError(f"train.dpo: settings for `objective: dpo`, but the objective is {self.train.objective}")
         return self
 
     @model_validator(mode="after")

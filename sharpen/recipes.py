@@ -98,6 +98,18 @@ RECIPES: dict[str, Recipe] = {
             sources="MasterVito/SwS",
         ),
         Recipe(
+            "iterative-dpo",
+            "Iterative reasoning preference optimisation: per problem, a verified-correct sample against an "
+            "incorrect one; DPO plus an NLL term on the chosen, from the previous policy (also the reference).",
+            {**_NO_METHOD, "verify": {"labels": "gold"},
+             "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": [],
+                        "pairs": {"rule": "correct_vs_incorrect", "max_per_problem": 1}},
+             "train": {"objective": "dpo", "init": "previous", "dpo": {"beta": 0.1, "nll_weight": 1.0}}},
+            on_default_task="completions are bare sums (no chain of thought): the pairs contrast a right and a "
+            "wrong answer rather than two reasoning chains",
+            sources="Pang et al. 2024 (Iterative Reasoning Preference Optimization)",
+        ),
+        Recipe(
             "ttrl",
             "TTRL: no gold labels; each problem's majority answer over its k samples is the pseudo-label, and "
             "samples matching it are kept; SFT from base.",

@@ -122,6 +122,25 @@ class TrainExample(pa.DataFrameModel):
         unique = ["problem_id", "sample_idx"]
 
 
+class PreferencePair(pa.DataFrameModel):
+    """A (chosen, rejected) pair of completions of one problem for DPO, with why it was chosen."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str
+    prompt: str
+    chosen: str
+    rejected: str
+    chosen_idx: int = pa.Field(ge=0, description="sample_idx of the chosen completion")
+    rejected_idx: int = pa.Field(ge=0)
+    chosen_reward: float = pa.Field(ge=0.0, le=1.0)
+    rejected_reward: float = pa.Field(ge=0.0, le=1.0)
+    rule: str = pa.Field(isin=["correct_vs_incorrect"], description="the pair rule (filter.pairs.rule)")
+
+    class Config:
+        strict = True
+        unique = ["problem_id", "chosen_idx", "rejected_idx"]
+
+
 class LedgerRow(pa.DataFrameModel):
     """A problem's pass rate in one round: the loop's memory of what the policy keeps failing (SwS)."""
 

@@ -2,6 +2,7 @@
 
 Problem rules (`filter.groups`) drop whole problems first; `difficulty_band` reads the loop's
 ledger in data/state. `select: threshold` with no `tau` uses the one the b-star controller chose.
+With `filter.pairs`, DPO preference pairs go to pairs.parquet (empty otherwise).
 
 Run: `python -m stages.filter --samples data/round/generate/samples.parquet \
         --verdicts data/round/verify/verdicts.parquet --problems data/round/generate/problems.parquet \
@@ -11,10 +12,12 @@ Run: `python -m stages.filter --samples data/round/generate/samples.parquet \
 import argparse
 from pathlib import Path
 
-from sharpen.filters import decide, kept_examples, problem_stats
+import polars as pl
+
+from sharpen.filters import decide, kept_examples, preference_pairs, problem_stats
 from sharpen.io import read_frame, read_json, write_frame, write_json
 from sharpen.params import load_params
-from sharpen.schemas import DROP_REASONS, Decision, Problem, ProblemStats, Sample, TrainExample, Verdict
+from sharpen.schemas import DROP_REASONS, Decision, PreferencePair, Problem, ProblemStats, Sample, TrainExample, Verdict
 from sharpen.stage import Timer, run_stage
 from sharpen.state import read_ledger
 
@@ -41,6 +44,8 @@ def main() -> None:
     write_frame(stats, args.out / "stats.parquet", ProblemStats)
     write_frame(decisions, args.out / "decisions.parquet", Decision)
     write_frame(kept, args.out / "kept.parquet", TrainExample)
+    pairs = _pairs(samples, verdicts, decisions, f.pairs)
+    write_frame(pairs, args.out / "pairs.parquet", PreferencePair)
     reasons = dict(decisions.group_by("reason").len().iter_rows())
     write_json(
         {
@@ -54,11 +59,26 @@ def main() -> None:
             "dropped": {r: int(reasons.get(r, 0)) for r in DROP_REASONS if r != "kept"},
             "problems_all_correct": int((stats["pass_rate"] == 1.0).sum()),
             "problems_none_correct": int((stats["pass_rate"] == 0.0).sum()),
+            "pairs": pairs.height,
+            "problems_with_pairs": pairs["problem_id"].n_unique(),
             "wall_s": timer.seconds,
         },
         args.out / "metrics.json",
     )
     print(f"filter ({f.select}): kept {kept.height}/{samples.height} samples from {kept['problem_id'].n_unique()} problems")
+    if f.pairs is not None:
+        print(f"  {pairs.height} {f.pairs.rule} pairs from {pairs['problem_id'].n_unique()} problems "
+              f"({int((stats['pass_rate'] == 1.0).sum())} problems all correct, {int((stats['pass_rate'] == 0.0).sum())} "
+              "all wrong: no pair)")
+
+
+def _pairs(samples, verdicts, decisions, pairs):
+    """The round's preference pairs (`filter.pairs`); an empty frame when the recipe builds none."""
+    if pairs is None:
+        return pl.DataFrame(schema={"round": pl.Int64, "problem_id": pl.String, "prompt": pl.String, "chosen": pl.String,
+                                    "rejected": pl.String, "chosen_idx": pl.Int64, "rejected_idx": pl.Int64,
+                                    "chosen_reward": pl.Float64, "rejected_reward": pl.Float64, "rule": pl.String})
+    return preference_pairs(samples, verdicts, decisions, rule=pairs.rule, max_per_problem=pairs.max_per_problem)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""SFT the policy on the kept samples plus the synthesize stage's examples, from the base model
-or the current policy (`train.init`).
+"""Train the policy from the base model or the current policy (`train.init`) by `train.objective`:
+`sft` on the kept samples plus the synthesize stage's examples, or `dpo` on the filter's
+preference pairs (sharpen/objectives/).
 
-If there is nothing to learn from, the init model is written unchanged and `steps: 0` says so.
+If there is nothing to learn from, the init model is written unchanged and `steps: 0` says so
+(with the reason in metrics.json: `skipped`).
 
 Training checkpoints (`train.checkpoint_steps`) go to `<out>/.checkpoints/<fingerprint>/`, where the
 fingerprint hashes everything that determines the training (init and base models, the examples,
@@ -9,7 +11,7 @@ the train params, the round): a killed train resumes from its last checkpoint, a
 made from other inputs are deleted, never resumed. They are removed once the model is written.
 
 Run: `python -m stages.train --kept data/round/filter/kept.parquet \
-        --synthesized data/round/synthesize/examples.parquet --state data/state \
+        --synthesized data/round/synthesize/examples.parquet --pairs data/round/filter/pairs.parquet --state data/state \
         --base data/base/model --out data/round/train`
 """
 
@@ -20,9 +22,10 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_json
-from sharpen.params import load_params
-from sharpen.schemas import TrainExample
-from sharpen.sft import train_sft
+from sharpen.params import DPOParams, load_params
+from sharpen.objectives.dpo import train_dpo
+from sharpen.objectives.sft import train_sft
+from sharpen.schemas import PreferencePair, TrainExample
 from sharpen.stage import Timer, run_stage
 from sharpen.state import current_policy_dir
 
@@ -31,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kept", type=Path, required=True)
     parser.add_argument("--synthesized", type=Path, required=True)
+    parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -39,9 +43,12 @@ def main() -> None:
     t = params.train
     timer = Timer()
     examples = pl.concat([read_frame(args.kept, TrainExample), read_frame(args.synthesized, TrainExample)])
+    pairs = read_frame(args.pairs, PreferencePair)
+    dpo = t.objective == "dpo"
+    rows = pairs.height if dpo else examples.height
     init_dir = args.base if t.init == "base" else current_policy_dir(args.state, args.base)
     init_hash = hash_path(init_dir)
-    data_hash = hash_json([hash_path(args.kept), hash_path(args.synthesized)])
+    data_hash = hash_json([hash_path(args.pairs)] if dpo else [hash_path(args.kept), hash_path(args.synthesized)])
     fingerprint = hash_json(
         {"init": init_hash, "base": hash_path(args.base) if t.lora else None, "data": data_hash,
          "train": t.model_dump(), "chat": params.task.chat, "round": params.round}
@@ -52,12 +59,25 @@ def main() -> None:
             if stale.name != fingerprint:
                 shutil.rmtree(stale)
     log: list[dict] = []
+    skipped = None
+    if rows == 0:
+        skipped = ("the filter built no preference pairs (no problem had both a correct and an incorrect sample; "
+                   "see data/round/filter/metrics.json)" if dpo else "the filter kept no samples")
 
     def write(tmp: Path) -> None:
         nonlocal log
-        if examples.height == 0:
-            print("train: the filter kept no samples; writing the init model unchanged")
+        if skipped:
+            print(f"train: {skipped}; writing the init model unchanged")
             shutil.copytree(init_dir, tmp, dirs_exist_ok=True)
+            return
+        if dpo:
+            d = t.dpo or DPOParams()
+            log = train_dpo(
+                pairs, init_dir, tmp, beta=d.beta, nll_weight=d.nll_weight, lr=t.lr, lr_scheduler=t.lr_scheduler,
+                warmup_ratio=t.warmup_ratio, epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length,
+                seed=t.seed, chat=params.task.chat, lora=t.lora, base_dir=args.base,
+                checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
+            )
             return
         log = train_sft(
             examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
@@ -67,15 +87,23 @@ def main() -> None:
 
     atomic_write_dir(args.out / "model", write)
     shutil.rmtree(checkpoints, ignore_errors=True)
+    columns = {"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64}
+    if dpo:  # DPO's implicit reward margin (chosen - rejected) and how often chosen wins
+        columns |= {"reward_margin": pl.Float64, "reward_accuracy": pl.Float64}
     curve = pl.DataFrame(
-        [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r.get("learning_rate", 0.0))} for r in log],
-        schema={"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64},
+        [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r.get("learning_rate", 0.0)),
+          **({"reward_margin": float(r.get("rewards/margins", float("nan"))),
+              "reward_accuracy": float(r.get("rewards/accuracies", float("nan")))} if dpo else {})} for r in log],
+        schema=columns,
     )
     write_csv(curve, args.out / "loss.csv")
     write_json(
         {
             "round": params.round,
             "init": t.init,
+            "objective": t.objective,
+            "pairs": pairs.height if dpo else None,
+            "skipped": skipped,
             "lora": t.lora is not None,
             "init_hash": init_hash,
             "examples": examples.height,
@@ -89,7 +117,8 @@ def main() -> None:
         },
         args.out / "metrics.json",
     )
-    print(f"train: {curve.height} steps on {examples.height} examples from {t.init}, {timer.seconds:.0f}s")
+    print(f"train ({t.objective}): {curve.height} steps on {rows} {'pairs' if dpo else 'examples'} from {t.init}, "
+          f"{timer.seconds:.0f}s")
 
 
 if __name__ == "__main__":

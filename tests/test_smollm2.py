@@ -15,7 +15,7 @@ import pytest
 from sharpen.backends.hf import HFBackend
 from sharpen.models import is_adapter, load_causal_lm, materialize
 from sharpen.params import LoraParams
-from sharpen.sft import train_sft
+from sharpen.objectives.sft import train_sft
 from sharpen.verifiers.math import math_equiv
 
 QUESTIONS = [("What is 12 + 30? Reply with only the number.", "42"), ("What is 51 + 17? Reply with only the number.", "68"),

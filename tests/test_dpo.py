@@ -1,0 +1,112 @@
+"""DPO: the filter's preference pairs, TRL's DPOTrainer on them, and the iterative-dpo recipe through `dvc repro`.
+
+Run: `pytest tests/test_dpo.py` (and `-m slow` for the round through `dvc repro`)
+"""
+
+import json
+
+import polars as pl
+import pytest
+
+from sharpen.filters import decide, preference_pairs, problem_stats
+from sharpen.params import FilterParams, ParamsError, load_params
+from tests.workspace import make_workspace, run
+
+
+def _round(rows):
+    """samples and verdicts for (problem, completion, correct) rows."""
+    samples = pl.DataFrame({
+        "round": [1] * len(rows), "problem_id": [r[0] for r in rows], "sample_idx": list(range(len(rows))),
+        "prompt": [f"{r[0]}=" for r in rows], "completion": [r[1] for r in rows], "num_tokens": [1] * len(rows),
+        "finish_reason": ["stop"] * len(rows), "policy_hash": ["x"] * len(rows), "temperature": [1.0] * len(rows),
+    })
+    verdicts = samples.select("round", "problem_id", "sample_idx").with_columns(
+        correct=pl.Series([r[2] for r in rows]), reward=pl.Series([float(r[2]) for r in rows]))
+    return samples, verdicts
+
+
+ROWS = [("a", "5", True), ("a", "6", False), ("a", "5", True), ("a", "7", False),  # a: one pair (dedup)
+        ("b", "3", True), ("b", "3", True),  # b: all correct, no pair
+        ("c", "1", False), ("c", "2", False)]  # c: all wrong, no pair
+
+
+def _pairs(rows=ROWS, groups=(), max_per_problem=1):
+    samples, verdicts = _round(rows)
+    params = FilterParams.model_validate({"groups": list(groups)})
+    problems = samples.select("problem_id").unique().with_columns(prompt=pl.lit("p"), answer=pl.lit("0"), category=pl.lit("c"))
+    decisions = decide(samples, verdicts, params, stats=problem_stats(samples, verdicts, problems))
+    return preference_pairs(samples, verdicts, decisions, rule="correct_vs_incorrect", max_per_problem=max_per_problem)
+
+
+def test_pairs_share_a_problem_chosen_correct_rejected_not():
+    pairs = _pairs()
+    assert pairs.select("problem_id", "chosen", "rejected").rows() == [("a", "5", "6")]
+    assert (pairs["chosen_reward"] == 1.0).all() and (pairs["rejected_reward"] == 0.0).all()
+
+
+def test_pairs_per_problem_are_capped_and_distinct():
+    pairs = _pairs(max_per_problem=5)
+    assert pairs.select("chosen", "rejected").rows() == [("5", "6")]  # one distinct correct completion
+    more = _pairs([("a", "5", True), ("a", "05", True), ("a", "6", False), ("a", "7", False)], max_per_problem=5)
+    assert more.select("chosen", "rejected").rows() == [("5", "6"), ("05", "7")]
+
+
+def test_problems_a_problem_rule_drops_give_no_pairs():
+    assert _pairs(groups=[{"rule": "group_band", "lo": 0.9, "hi": 1.0}]).is_empty()
+
+
+def _params_file(tmp_path, changes: dict):
+    import yaml
+
+    from tests.conftest import PROJECT
+    from tests.workspace import deep_update
+
+    raw = deep_update(yaml.safe_load((PROJECT / "params.yaml").read_text()), changes)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path / "params.yaml"
+
+
+def test_dpo_objective_needs_pairs(tmp_path):
+    with pytest.raises(ParamsError, match="filter.pairs"):
+        load_params(_params_file(tmp_path, {"train": {"objective": "dpo"}}))
+
+
+@pytest.mark.parametrize("bad", [{"beta": -0.1}, {"beta": float("inf")}, {"nll_weight": float("nan")}])
+def test_dpo_settings_are_bounded(tmp_path, bad):
+    with pytest.raises(ParamsError, match="train.dpo"):
+        load_params(_params_file(tmp_path, {"recipe": "iterative-dpo", "train": {"dpo": bad}}))
+
+
+def test_dpo_trains_the_policy(tiny_model_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from sharpen.objectives.dpo import train_dpo
+
+    samples, verdicts = _round([(f"p{i}", str(i), True) for i in range(8)] + [(f"p{i}", str(i + 1), False) for i in range(8)])
+    pairs = preference_pairs(samples, verdicts, samples.select("round", "problem_id", "sample_idx", keep=pl.lit(True),
+                                                               reason=pl.lit("kept")), rule="correct_vs_incorrect", max_per_problem=1)
+    log = train_dpo(pairs, tiny_model_dir, tmp_path / "out", beta=0.1, nll_weight=1.0, lr=1e-2, lr_scheduler="constant",
+                    warmup_ratio=0.0, epochs=2, batch_size=4, max_length=16, seed=0, chat="never")
+    assert len(log) == 4 and all("rewards/margins" in r for r in log)
+    before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "out/model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.fixture(scope="module")
+def dpo_round(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("dpo"), {"recipe": "iterative-dpo", "base": {"steps": 300, "hidden_size": 64, "intermediate_size": 128},
+                                                         "generate": {"k": 4, "max_new_tokens": 4}})
+    run(ws, "dvc", "repro", "train")
+    return ws
+
+
+@pytest.mark.slow  # a full `dvc repro` with a base model good enough to get some problems right: ~1 minute
+def test_iterative_dpo_round_trains_on_the_filters_pairs(dpo_round):
+    pairs = pl.read_parquet(dpo_round / "data/round/filter/pairs.parquet")
+    m = json.loads((dpo_round / "data/round/train/metrics.json").read_text())
+    assert pairs.height > 0 and (m["objective"], m["pairs"]) == ("dpo", pairs.height) and m["steps"] > 0
+    verdicts = pl.read_parquet(dpo_round / "data/round/verify/verdicts.parquet")
+    chosen = pairs.join(verdicts, left_on=["problem_id", "chosen_idx"], right_on=["problem_id", "sample_idx"])
+    rejected = pairs.join(verdicts, left_on=["problem_id", "rejected_idx"], right_on=["problem_id", "sample_idx"])
+    assert chosen["correct"].all() and not rejected["correct"].any()
