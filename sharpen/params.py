@@ -256,9 +256,34 @@ class DPOParams(_Section):
     nll_weight: float = Field(1.0, ge=0, le=100, allow_inf_nan=False)
 
 
+class GRPOParams(_Section):
+    """TRL's GRPOTrainer, online: `num_generations` completions per problem sampled by the policy being
+    trained, rewarded by the round's verifier, for `steps` optimizer steps. DAPO's loss and clip-higher
+    by default (Dr. GRPO: `loss_type: dr_grpo, scale_rewards: none`)."""
+
+    rollouts: Literal["online"] = Field("online", description="online: the trainer samples (`round`: not yet)")
+    steps: int = Field(20, ge=1, le=1_000_000, description="optimizer steps per round")
+    num_generations: int = Field(8, ge=2, le=256, description="completions per problem (the group); divides train.batch_size")
+    max_completion_length: int = Field(16, ge=1, le=65536)
+    temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
+    beta: float = Field(0.0, ge=0, le=100, allow_inf_nan=False, description="KL to the reference (0: none loaded)")
+    epsilon: float = Field(0.2, gt=0, lt=1, allow_inf_nan=False)
+    epsilon_high: float | None = Field(0.28, gt=0, lt=10, allow_inf_nan=False, description="DAPO's clip-higher; null = epsilon")
+    scale_rewards: Literal["group", "batch", "none"] = "group"
+    mask_truncated_completions: bool = False
+
+    @model_validator(mode="after")
+    def _clip_ordered(self) -> GRPOParams:
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise ValueError(f"epsilon_high ({self.epsilon_high}) < epsilon ({self.epsilon})")
+        return self
+
+
 class TrainParams(_Section):
-    objective: Literal["sft", "dpo"] = "sft"
+    objective: Literal["sft", "dpo", "grpo"] = "sft"
     dpo: DPOParams | None = Field(None, description="objective dpo: its settings (null: the defaults)")
+    grpo: GRPOParams | None = Field(None, description="objective grpo: its settings (null: the defaults)")
     lora: LoraParams | None = Field(None, description="null: full fine-tuning")
     init: Literal["base", "previous"] = "base"
     lr: float = Field(2e-4, gt=0)
@@ -367,6 +392,16 @@ class Params(_Section):
                              "(e.g. {rule: correct_vs_incorrect}) or use `recipe: iterative-dpo`")
         if self.train.objective != "dpo" and self.train.dpo is not None:
             raise ValueError(f"train.dpo: settings for `objective: dpo`, but the objective is {self.train.objective}")
+        if self.train.objective != "grpo" and self.train.grpo is not None:
+            raise ValueError(f"train.grpo: settings for `objective: grpo`, but the objective is {self.train.objective}")
+        if self.train.objective == "grpo":
+            g = self.train.grpo or GRPOParams()
+            if self.train.batch_size % g.num_generations:
+                raise ValueError(f"train.grpo.num_generations: {g.num_generations} must divide train.batch_size "
+                                 f"({self.train.batch_size}): each batch holds whole groups")
+            if self.verify.labels != "gold":
+                raise ValueError(f"train.objective: grpo scores with the verifier against gold answers; `verify.labels: "
+                                 f"{self.verify.labels}` rewards (TTRL's RL step, self-judging) are not implemented yet")
         return self
 
     @model_validator(mode="after")

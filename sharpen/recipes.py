@@ -110,6 +110,22 @@ RECIPES: dict[str, Recipe] = {
             sources="Pang et al. 2024 (Iterative Reasoning Preference Optimization)",
         ),
         Recipe(
+            "grpo",
+            "GRPO, online: problems whose k samples are neither all right nor all wrong (group_band) are trained "
+            "on by TRL's GRPOTrainer, the round's verifier as the reward, DAPO's loss and clip-higher, from the "
+            "previous policy.",
+            {**_NO_METHOD, "verify": {"labels": "gold"},
+             "filter": {"select": "correct", "cap": 10, "dedup": True,
+                        "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]},
+             "train": {"objective": "grpo", "init": "previous",
+                       "grpo": {"rollouts": "online", "steps": 20, "num_generations": 8, "max_completion_length": 8,
+                                "loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28,
+                                "scale_rewards": "group"}}},
+            on_default_task="the verifier's reward is exact (0 or 1); the generate stage's k samples only pick the "
+            "learnable problems, the trainer samples its own groups",
+            sources="Shao et al. 2024 (GRPO); Yu et al. 2025 (DAPO); MASA, ReST-GRPO (prefilter)",
+        ),
+        Recipe(
             "ttrl",
             "TTRL: no gold labels; each problem's majority answer over its k samples is the pseudo-label, and "
             "samples matching it are kept; SFT from base.",

@@ -141,6 +141,21 @@ class PreferencePair(pa.DataFrameModel):
         unique = ["problem_id", "chosen_idx", "rejected_idx"]
 
 
+class Rollout(pa.DataFrameModel):
+    """A completion online GRPO sampled and scored during training (objective grpo; empty otherwise)."""
+
+    round: int = pa.Field(ge=0)
+    step: int = pa.Field(ge=0, description="the trainer's optimizer step when it was scored")
+    problem_id: str
+    group: int = pa.Field(ge=0, description="the group within its reward call")
+    completion: str
+    reward: float = pa.Field(ge=0.0, le=1.0)
+    advantage: float = pa.Field(description="reward - group mean (/ group std with scale_rewards: group)")
+
+    class Config:
+        strict = True
+
+
 class LedgerRow(pa.DataFrameModel):
     """A problem's pass rate in one round: the loop's memory of what the policy keeps failing (SwS)."""
 

@@ -1,6 +1,8 @@
 """Train the policy from the base model or the current policy (`train.init`) by `train.objective`:
-`sft` on the kept samples plus the synthesize stage's examples, or `dpo` on the filter's
-preference pairs (sharpen/objectives/).
+`sft` on the kept samples plus the synthesize stage's examples, `dpo` on the filter's
+preference pairs, or `grpo` online on the problems the filter's problem rules kept, rewarded by the
+round's verifier (sharpen/objectives/). GRPO's scored generations go to rollouts.parquet (empty
+for the other objectives).
 
 If there is nothing to learn from, the init model is written unchanged and `steps: 0` says so
 (with the reason in metrics.json: `skipped`).
@@ -11,7 +13,8 @@ the train params, the round): a killed train resumes from its last checkpoint, a
 made from other inputs are deleted, never resumed. They are removed once the model is written.
 
 Run: `python -m stages.train --kept data/round/filter/kept.parquet \
-        --synthesized data/round/synthesize/examples.parquet --pairs data/round/filter/pairs.parquet --state data/state \
+        --synthesized data/round/synthesize/examples.parquet --pairs data/round/filter/pairs.parquet \
+        --problems data/round/generate/problems.parquet --decisions data/round/filter/decisions.parquet --state data/state \
         --base data/base/model --out data/round/train`
 """
 
@@ -21,11 +24,14 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_json
-from sharpen.params import DPOParams, load_params
+from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
+from sharpen.params import DPOParams, GRPOParams, load_params
+from sharpen.filters import PROBLEM_RULES
 from sharpen.objectives.dpo import train_dpo
+from sharpen.objectives.grpo import train_grpo
 from sharpen.objectives.sft import train_sft
-from sharpen.schemas import PreferencePair, TrainExample
+from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, TrainExample
+from sharpen.verifiers import REFERENCES, references_for
 from sharpen.stage import Timer, run_stage
 from sharpen.state import current_policy_dir
 
@@ -35,6 +41,8 @@ def main() -> None:
     parser.add_argument("--kept", type=Path, required=True)
     parser.add_argument("--synthesized", type=Path, required=True)
     parser.add_argument("--pairs", type=Path, required=True)
+    parser.add_argument("--problems", type=Path, required=True)
+    parser.add_argument("--decisions", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -44,11 +52,14 @@ def main() -> None:
     timer = Timer()
     examples = pl.concat([read_frame(args.kept, TrainExample), read_frame(args.synthesized, TrainExample)])
     pairs = read_frame(args.pairs, PreferencePair)
-    dpo = t.objective == "dpo"
-    rows = pairs.height if dpo else examples.height
+    dpo, grpo = t.objective == "dpo", t.objective == "grpo"
+    problems = _learnable(read_frame(args.problems, Problem), read_frame(args.decisions, Decision)) if grpo else None
+    rows = pairs.height if dpo else problems.height if grpo else examples.height
+    unit = "pairs" if dpo else "problems" if grpo else "examples"
     init_dir = args.base if t.init == "base" else current_policy_dir(args.state, args.base)
     init_hash = hash_path(init_dir)
-    data_hash = hash_json([hash_path(args.pairs)] if dpo else [hash_path(args.kept), hash_path(args.synthesized)])
+    data_hash = hash_json([hash_path(args.pairs)] if dpo else [hash_path(args.problems), hash_path(args.decisions)] if grpo
+                          else [hash_path(args.kept), hash_path(args.synthesized)])
     fingerprint = hash_json(
         {"init": init_hash, "base": hash_path(args.base) if t.lora else None, "data": data_hash,
          "train": t.model_dump(), "chat": params.task.chat, "round": params.round}
@@ -62,10 +73,13 @@ def main() -> None:
     skipped = None
     if rows == 0:
         skipped = ("the filter built no preference pairs (no problem had both a correct and an incorrect sample; "
-                   "see data/round/filter/metrics.json)" if dpo else "the filter kept no samples")
+                   "see data/round/filter/metrics.json)" if dpo else
+                   "the filter's problem rules kept no problem (see data/round/filter/metrics.json: all right or all "
+                   "wrong groups teach GRPO nothing)" if grpo else "the filter kept no samples")
+    rollouts: list[dict] = []
 
     def write(tmp: Path) -> None:
-        nonlocal log
+        nonlocal log, rollouts
         if skipped:
             print(f"train: {skipped}; writing the init model unchanged")
             shutil.copytree(init_dir, tmp, dirs_exist_ok=True)
@@ -79,6 +93,16 @@ def main() -> None:
                 checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
             )
             return
+        if grpo:
+            v = params.verify
+            refs = (references_for(v.verifier, problems) if v.verifier in REFERENCES else problems["answer"]).to_list()
+            log, rollouts = train_grpo(
+                problems, refs, init_dir, tmp, grpo=t.grpo or GRPOParams(), verifier=v.verifier, answer_form=v.answer_form,
+                lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, batch_size=t.batch_size, seed=t.seed,
+                chat=params.task.chat, lora=t.lora, base_dir=args.base, checkpoints=checkpoints / fingerprint,
+                checkpoint_steps=t.checkpoint_steps,
+            )
+            return
         log = train_sft(
             examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
             batch_size=t.batch_size, max_length=t.max_length, seed=t.seed, chat=params.task.chat, lora=t.lora,
@@ -88,14 +112,18 @@ def main() -> None:
     atomic_write_dir(args.out / "model", write)
     shutil.rmtree(checkpoints, ignore_errors=True)
     columns = {"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64}
-    if dpo:  # DPO's implicit reward margin (chosen - rejected) and how often chosen wins
-        columns |= {"reward_margin": pl.Float64, "reward_accuracy": pl.Float64}
+    extra = DPO_CURVE if dpo else GRPO_CURVE if grpo else {}
+    columns |= {name: pl.Float64 for name in extra}
     curve = pl.DataFrame(
         [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r.get("learning_rate", 0.0)),
-          **({"reward_margin": float(r.get("rewards/margins", float("nan"))),
-              "reward_accuracy": float(r.get("rewards/accuracies", float("nan")))} if dpo else {})} for r in log],
+          **{name: _logged(r, key) for name, key in extra.items()}} for r in log],
         schema=columns,
     )
+    rollout_frame = pl.DataFrame(rollouts, schema={"step": pl.Int64, "problem_id": pl.String, "group": pl.Int64,
+                                                   "completion": pl.String, "reward": pl.Float64, "advantage": pl.Float64})
+    rollout_frame = rollout_frame.select(pl.lit(params.round, pl.Int64).alias("round"), pl.all())
+    write_frame(rollout_frame, args.out / "rollouts.parquet", Rollout)
+    groups = rollout_frame.group_by("step", "group").agg(pl.col("reward").std(ddof=0).alias("std"))
     write_csv(curve, args.out / "loss.csv")
     write_json(
         {
@@ -103,6 +131,11 @@ def main() -> None:
             "init": t.init,
             "objective": t.objective,
             "pairs": pairs.height if dpo else None,
+            "problems": problems.height if grpo else None,
+            "rollouts": rollout_frame.height,
+            "rollout_reward_mean": float(rollout_frame["reward"].mean()) if rollout_frame.height else None,
+            "zero_variance_groups": int((groups["std"] == 0).sum()) if grpo else None,
+            "groups": groups.height if grpo else None,
             "skipped": skipped,
             "lora": t.lora is not None,
             "init_hash": init_hash,
@@ -117,8 +150,25 @@ def main() -> None:
         },
         args.out / "metrics.json",
     )
-    print(f"train ({t.objective}): {curve.height} steps on {rows} {'pairs' if dpo else 'examples'} from {t.init}, "
-          f"{timer.seconds:.0f}s")
+    print(f"train ({t.objective}): {curve.height} steps on {rows} {unit} from {t.init}, {timer.seconds:.0f}s")
+
+
+# per-step columns of loss.csv beyond step, loss, lr: our name -> the trainer's log key
+DPO_CURVE = {"reward_margin": "rewards/margins", "reward_accuracy": "rewards/accuracies"}
+GRPO_CURVE = {"reward_mean": "reward", "reward_std": "reward_std", "kl": "kl", "entropy": "entropy",
+              "clip_fraction": "clip_ratio/region_mean"}
+
+
+def _logged(row: dict, key: str) -> float:
+    value = row.get(key)
+    return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
+def _learnable(problems: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
+    """The round's problems that no problem rule (filter.groups) dropped: GRPO's training prompts."""
+    dropped = decisions.filter(pl.col("reason").is_in(PROBLEM_RULES)).select("problem_id").unique()
+    sampled = decisions.select("problem_id").unique()
+    return problems.join(sampled, on="problem_id").join(dropped, on="problem_id", how="anti").sort("problem_id")
 
 
 if __name__ == "__main__":

@@ -112,8 +112,9 @@ FILTER = ("python", "-m", "stages.filter", "--samples", "data/round/generate/sam
 GENERATE = ("python", "-m", "stages.generate", "--problems", "data/tasks/pool.parquet", "--state", "data/state",
             "--base", "data/base/model", "--controller", "data/round/controller/metrics.json", "--out", "data/round/generate")
 TRAIN = ("python", "-m", "stages.train", "--kept", "data/round/filter/kept.parquet",
-         "--synthesized", "data/round/synthesize/examples.parquet", "--state", "data/state",
-         "--base", "data/base/model", "--out", "data/round/train")
+         "--synthesized", "data/round/synthesize/examples.parquet", "--pairs", "data/round/filter/pairs.parquet",
+         "--problems", "data/round/generate/problems.parquet", "--decisions", "data/round/filter/decisions.parquet",
+         "--state", "data/state", "--base", "data/base/model", "--out", "data/round/train")
 
 
 @dataclass
