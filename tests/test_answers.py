@@ -148,3 +148,10 @@ def test_gate_form_rule_can_be_switched_off():
 
 def test_a_closing_remark_after_the_answer_is_not_the_answer():
     assert one("222\n\nI hope this helps!", "222").correct
+
+
+def test_exact_integer_refuses_an_endless_number_without_crashing():
+    from sharpen.verifiers.exact import exact_integer
+
+    result = exact_integer(["1" * 5000, "12, 13", "|125"], ["1", "12", "125"])
+    assert [(r.correct, r.reason) for r in result] == [(False, "unparseable"), (False, "unparseable"), (True, "ok")]

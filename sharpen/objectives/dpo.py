@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.objectives.sft import _fault_point_callback, _lora_model, last_complete_checkpoint
+from sharpen.objectives.sft import _fault_point_callback, last_complete_checkpoint, load_policy, trainer_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -34,15 +34,10 @@ def train_dpo(
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from sharpen.models import load_causal_lm
     from sharpen.prompting import render
 
     torch.manual_seed(seed)
-    peft_config = None
-    if lora is None:
-        model, tokenizer = load_causal_lm(init_dir)
-    else:
-        model, tokenizer, peft_config = _lora_model(init_dir, base_dir, lora)
+    model, tokenizer, peft_config = load_policy(init_dir, base_dir, lora)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     dataset = Dataset.from_dict({
@@ -57,26 +52,9 @@ def train_dpo(
         if resume:
             print(f"train: resuming from {resume.name} ({checkpoints})")
         config = DPOConfig(
-            output_dir=str(checkpoints) if resumable else scratch,
-            beta=beta,
-            loss_type=losses,
-            loss_weights=weights,
-            learning_rate=lr,
-            lr_scheduler_type=lr_scheduler,
-            warmup_steps=warmup_ratio,
-            num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
-            max_length=max_length,
-            logging_steps=1,
-            save_strategy="steps" if resumable else "no",
-            save_steps=checkpoint_steps or 500,
-            save_total_limit=1,
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
-            use_cpu=not torch.cuda.is_available(),
-            bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+            **trainer_args(str(checkpoints) if resumable else scratch, resumable=resumable, checkpoint_steps=checkpoint_steps,
+                           lr=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size, seed=seed),
+            beta=beta, loss_type=losses, loss_weights=weights, num_train_epochs=epochs, max_length=max_length,
         )
         trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=peft_config, callbacks=[_fault_point_callback()])

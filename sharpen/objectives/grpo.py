@@ -28,7 +28,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.objectives.sft import _fault_point_callback, _lora_model, last_complete_checkpoint
+from sharpen.objectives.sft import _fault_point_callback, last_complete_checkpoint, load_policy, trainer_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -75,15 +75,10 @@ def train_grpo(
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from sharpen.models import load_causal_lm
     from sharpen.prompting import render
 
     torch.manual_seed(seed)
-    peft_config = None
-    if lora is None:
-        model, tokenizer = load_causal_lm(init_dir)
-    else:
-        model, tokenizer, peft_config = _lora_model(init_dir, base_dir, lora)
+    model, tokenizer, peft_config = load_policy(init_dir, base_dir, lora)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     questions, ids = problems["prompt"].to_list(), problems["problem_id"].to_list()
@@ -100,7 +95,8 @@ def train_grpo(
         if resume:
             print(f"train: resuming from {resume.name} ({checkpoints})")
         config = GRPOConfig(
-            output_dir=str(checkpoints) if resumable else scratch,
+            **trainer_args(str(checkpoints) if resumable else scratch, resumable=resumable, checkpoint_steps=checkpoint_steps,
+                           lr=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size, seed=seed),
             max_steps=grpo.steps,
             num_generations=grpo.num_generations,
             max_completion_length=grpo.max_completion_length,
@@ -111,20 +107,6 @@ def train_grpo(
             epsilon_high=grpo.epsilon_high,
             scale_rewards=grpo.scale_rewards,
             mask_truncated_completions=grpo.mask_truncated_completions,
-            learning_rate=lr,
-            lr_scheduler_type=lr_scheduler,
-            warmup_steps=warmup_ratio,
-            per_device_train_batch_size=batch_size,
-            logging_steps=1,
-            save_strategy="steps" if resumable else "no",
-            save_steps=checkpoint_steps or 500,
-            save_total_limit=1,
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
-            use_cpu=not torch.cuda.is_available(),
-            bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
             activation_checkpointing=torch.cuda.is_available(),  # (gradient_checkpointing, renamed)
         )
         reward = verifier_reward(verifier, answer_form, grpo.num_generations, grpo.scale_rewards, record)

@@ -55,15 +55,10 @@ def train_sft(
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from sharpen.models import load_causal_lm
     from sharpen.prompting import render
 
     torch.manual_seed(seed)
-    peft_config = None
-    if lora is None:
-        model, tokenizer = load_causal_lm(init_dir)  # an adapter policy is merged: full fine-tuning from here
-    else:
-        model, tokenizer, peft_config = _lora_model(init_dir, base_dir, lora)
+    model, tokenizer, peft_config = load_policy(init_dir, base_dir, lora)
     prompts = render(tokenizer, examples["prompt"].to_list(), chat)
     dataset = Dataset.from_dict({"prompt": prompts, "completion": examples["completion"].to_list()})
     resumable = checkpoints is not None and checkpoint_steps > 0
@@ -72,26 +67,13 @@ def train_sft(
         if resume:
             print(f"train: resuming from {resume.name} ({checkpoints})")
         config = SFTConfig(
-            output_dir=str(checkpoints) if resumable else scratch,
-            learning_rate=lr,
-            lr_scheduler_type=lr_scheduler,
-            warmup_steps=warmup_ratio,  # transformers 5: a float below 1 is a fraction of the steps
+            **trainer_args(str(checkpoints) if resumable else scratch, resumable=resumable, checkpoint_steps=checkpoint_steps,
+                           lr=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size, seed=seed),
             num_train_epochs=epochs,
-            per_device_train_batch_size=batch_size,
             max_length=max_length,
             completion_only_loss=True,
             packing=False,
-            logging_steps=1,
-            save_strategy="steps" if resumable else "no",
-            save_steps=checkpoint_steps or 500,
-            save_total_limit=1,
-            report_to="none",
-            seed=seed,
-            data_seed=seed,
-            dataloader_num_workers=0,
             disable_tqdm=False,
-            use_cpu=not torch.cuda.is_available(),
-            bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         )
         trainer = SFTTrainer(
             model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
@@ -101,6 +83,35 @@ def train_sft(
     trainer.model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return [row for row in trainer.state.log_history if "loss" in row]
+
+
+def load_policy(init_dir: Path, base_dir: Path | None, lora):
+    """(model, tokenizer, peft_config) to train: the full init policy (an adapter policy merged), or the
+    base with the init adapter made trainable / a new adapter's config (`lora`)."""
+    from sharpen.models import load_causal_lm
+
+    if lora is None:
+        model, tokenizer = load_causal_lm(init_dir)
+        peft_config = None
+    else:
+        model, tokenizer, peft_config = _lora_model(init_dir, base_dir, lora)
+    return model, tokenizer, peft_config
+
+
+def trainer_args(output_dir: str, *, resumable: bool, checkpoint_steps: int, lr: float, lr_scheduler: str,
+                 warmup_ratio: float, batch_size: int, seed: int) -> dict:
+    """The TrainingArguments every objective shares: schedule, logging each step, resumable checkpoints
+    (the last one kept), seeds, and the device (CPU without bf16 when there is no GPU)."""
+    import torch
+
+    return dict(
+        output_dir=output_dir, learning_rate=lr, lr_scheduler_type=lr_scheduler,
+        warmup_steps=warmup_ratio,  # transformers 5: a float below 1 is a fraction of the steps
+        per_device_train_batch_size=batch_size, logging_steps=1,
+        save_strategy="steps" if resumable else "no", save_steps=checkpoint_steps or 500, save_total_limit=1,
+        report_to="none", seed=seed, data_seed=seed, dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    )  # fmt: skip
 
 
 def last_complete_checkpoint(folder: Path) -> Path | None:

@@ -263,6 +263,14 @@ def _redirect(out: int, err: int, keep: tuple[int, ...]) -> None:
         os.closerange(a + 1, b)
 
 
+def _flush() -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        pass
+
+
 def _exit_code(e: SystemExit) -> int:
     code = e.code
     return code if type(code) is int else (0 if code is None else 1)
@@ -300,11 +308,7 @@ def _candidate(job: dict, sock: int | None, out: int, err: int, namespaces: bool
             traceback.print_exc()
         except BaseException:
             pass
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:
-        pass
+    _flush()
     os._exit(code)
 
 
@@ -419,11 +423,7 @@ def _tests(job: dict, tests_fd: int, sock: int, out: int, err: int, namespaces: 
     except BaseException:
         traceback.print_exc()
         code = 1
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:
-        pass
+    _flush()
     os._exit(code)
 
 

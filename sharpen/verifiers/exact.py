@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from sharpen.verifiers import VerifyResult
 
 _INTEGER = re.compile(r"-?\d+")
+MAX_DIGITS = 512  # longer is not an answer (and Python refuses int() of over 4300 digits)
 
 
 def extract_integer(completion: str) -> str | None:
@@ -17,7 +18,7 @@ def extract_integer(completion: str) -> str | None:
     ('125', '42', None)
     """
     tail = completion.rsplit("|", 1)[-1].strip()
-    if not _INTEGER.fullmatch(tail):
+    if len(tail) > MAX_DIGITS or not _INTEGER.fullmatch(tail):
         return None
     return str(int(tail))
 
