@@ -4,9 +4,12 @@ wrong ones fail, and the splits are disjoint.
 Run: `pytest tests/test_humaneval.py`
 """
 
+import os
+
 import polars as pl
 import pytest
 
+from sharpen import sandbox
 from sharpen.tasks import humaneval
 from sharpen.tasks.files import ProblemFileError
 from sharpen.verifiers import verify_frame
@@ -19,7 +22,16 @@ def problems():
 
 
 
-def test_all_canonical_solutions_pass(problems):
+MODES = (["bwrap"] if sandbox.isolation() == "bwrap" else []) + ["rlimits"] + (["rlimits-no-namespaces"] if os.geteuid() == 0 else [])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_all_canonical_solutions_pass(problems, mode, monkeypatch):
+    """In every isolation mode: honest programs get the same verdict wherever they run."""
+    monkeypatch.setattr(sandbox, "isolation", lambda: mode.split("-")[0])
+    monkeypatch.setattr(sandbox, "NAMESPACES", mode != "rlimits-no-namespaces")
+    if mode != "bwrap" and os.geteuid() == 0 and sandbox._unprivileged_python() is None:
+        pytest.skip("rlimits mode refuses to run as root here (no Python an unprivileged uid can reach)")
     verdicts = verify_frame(samples_for(problems, problems["answer"]), problems, "unit_tests")
     assert problems.height == 164
     failed = verdicts.filter(~pl.col("correct"))
