@@ -66,7 +66,9 @@ def loop(rounds: int | None = None) -> str:
     logger = get_run_logger()
     params = load_params()
     lp = params.loop
-    max_rounds = rounds or lp.max_rounds
+    if rounds is not None and rounds < 1:
+        raise ValueError(f"rounds: {rounds} rounds is no loop; give 1 or more (or leave it out for loop.max_rounds)")
+    max_rounds = lp.max_rounds if rounds is None else rounds
     started, first_round = time.monotonic(), params.round
     values: list[float] = []
     done, reason = 0, "not started"
@@ -107,11 +109,18 @@ def _metric(lp) -> str:
     return lp.plateau.metric if lp.plateau else "greedy_accuracy"
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} rounds is no loop; give 1 or more (or leave --rounds out for loop.max_rounds)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.loop", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", nargs="?", choices=["run", "serve"], default="run")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds to run (default: loop.max_rounds)")
+    parser.add_argument("--rounds", type=_positive, default=None, help="rounds to run, >= 1 (default: loop.max_rounds)")
     parser.add_argument("--cron", help="serve: a cron schedule, e.g. '0 * * * *'")
     parser.add_argument("--interval", type=int, help="serve: seconds between scheduled runs")
     parser.add_argument("--name", default="sharpen-loop", help="serve: the deployment's name")

@@ -124,3 +124,12 @@ def test_sigterm_to_the_flow_kills_the_running_stage(tmp_path):
     time.sleep(1)
     survivors = [p for p in stage_procs() if p.status() != psutil.STATUS_ZOMBIE]
     assert not survivors, f"stage processes survived the flow: {[p.pid for p in survivors]}"
+
+
+@pytest.mark.parametrize("rounds", ["0", "-2"])
+def test_zero_or_negative_rounds_is_an_error_not_the_default(rounds, capsys):
+    from flows.loop import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--rounds", rounds])
+    assert exit_.value.code == 2 and "rounds is no loop" in capsys.readouterr().err
