@@ -1,4 +1,5 @@
-"""Checks/s of the math_equiv verifier: one process against its process pool, same items.
+"""Checks/s of the math_equiv verifier: one process against its process pool, and against
+math-verify alone (`lenient_math_equiv`, what the verifier was before answer forms), same items.
 
 Items: each answer of examples/math_sample.jsonl, written as a completion in several forms
 (LaTeX, decimal, boxed, wrong), repeated to `--items`.
@@ -12,7 +13,7 @@ import time
 
 from sharpen.tasks.files import read_problem_file
 from sharpen.verifiers import math as math_verifier
-from sharpen.verifiers.math import math_equiv
+from sharpen.verifiers.math import lenient_math_equiv, math_equiv
 
 FORMS = ["The answer is ${a}$.", "\\boxed{{{a}}}", "So we get {a}", "The answer is $-{a}$"]
 
@@ -34,6 +35,11 @@ def main() -> None:
         results = math_equiv(completions, golds, workers=workers)
         rates[name] = len(pairs) / (time.perf_counter() - start)
         print(f"{name:24s} {rates[name]:7.1f} checks/s  ({sum(r.correct for r in results)} correct of {len(pairs)})")
+    math_verifier._parse_gold.cache_clear()
+    start = time.perf_counter()
+    lenient_math_equiv(completions, golds, workers=1)
+    rates["math-verify alone, one process"] = len(pairs) / (time.perf_counter() - start)
+    print(f"{'math-verify alone, one process':24s} {rates['math-verify alone, one process']:7.1f} checks/s")
     base = rates["one process"]
     for name, r in rates.items():
         print(f"{name:24s} {r / base:5.2f}x")

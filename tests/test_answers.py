@@ -155,3 +155,8 @@ def test_exact_integer_refuses_an_endless_number_without_crashing():
 
     result = exact_integer(["1" * 5000, "12, 13", "|125"], ["1", "12", "125"])
     assert [(r.correct, r.reason) for r in result] == [(False, "unparseable"), (False, "unparseable"), (True, "ok")]
+
+
+def test_words_before_an_expression_answer_are_not_part_of_it():
+    assert one("So we get 5\\sqrt{2}", "5\\sqrt{2}", None).correct
+    assert one("Thus x = \\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{2}}{2}", None).correct

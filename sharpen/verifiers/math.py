@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from sharpen.verifiers import VerifyResult
 from sharpen.verifiers.answers import _BOXED, ANSWER_FORMS, classify, final_answer, gold_form, restates
 
 TIMEOUT_S = 5  # per parse and per verify
+_PROSE = re.compile(r"^(?:[A-Za-z]{2,}[ ,:]+)+")  # leading words before an expression-form answer
 IN_PROCESS_BELOW = 2048  # items; a pool of spawned processes costs ~1 s to start (BENCHMARKS.md)
 CHUNK = 64
 
@@ -94,7 +96,8 @@ def _check_form(completion: str, reference: str | None, prompt: str | None, answ
         return VerifyResult(None, 0.0, False, "unparseable")
     if restates(text, prompt):
         return VerifyResult(text, 0.0, False, "restated")
-    answer, slow = _timed(parse, f"${text}$", parsing_timeout=TIMEOUT_S)
+    math_text = _PROSE.sub("", text) or text  # "So we get 5\\sqrt{2}": the words are not the answer
+    answer, slow = _timed(parse, f"${math_text}$", parsing_timeout=TIMEOUT_S)  # a bare `5\\sqrt{2}` would read as 5
     if not answer:
         return VerifyResult(text, 0.0, False, "timeout" if slow else "unparseable")
     extracted = str(answer[-1])
