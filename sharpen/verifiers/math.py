@@ -144,7 +144,10 @@ def math_equiv(
         raise ValueError(f"verify.answer_form: unknown {answer_form!r}; allowed: {', '.join(ANSWER_FORMS)}")
     prompts = [None] * len(completions) if prompts is None else list(prompts)
     items = [(c, r, p, answer_form) for c, r, p in zip(completions, references, prompts, strict=True)]
-    return _map(_check_chunk, items, workers)
+    # numbers are checked by exact arithmetic (thousands a second); only math-verify's items are worth a pool
+    symbolic = sum(answer_form in ("expression", "latex") or (answer_form == "auto" and (r is None or _form_of(r) == "expression"))
+                   for r in references)
+    return _map(_check_chunk, items, workers, heavy=symbolic)
 
 
 def _lenient_chunk(pairs: list[tuple[str, str]]) -> list[bool]:
@@ -163,10 +166,17 @@ def lenient_math_equiv(completions: Sequence[str], references: Sequence[str], *,
     return _map(_lenient_chunk, list(zip(completions, references, strict=True)), workers)
 
 
-def _map(fn, items: list, workers: int | None) -> list:
+@functools.lru_cache(maxsize=65536)
+def _form_of(reference: str) -> str:
+    return gold_form(reference)
+
+
+def _map(fn, items: list, workers: int | None, heavy: int | None = None) -> list:
+    """fn over items: here when on the main thread and under IN_PROCESS_BELOW `heavy` items (default:
+    all), else across spawned worker processes."""
     workers = workers or os.cpu_count() or 1
     on_main = threading.current_thread() is threading.main_thread()
-    if on_main and (workers == 1 or len(items) < IN_PROCESS_BELOW):
+    if on_main and (workers == 1 or (len(items) if heavy is None else heavy) < IN_PROCESS_BELOW):
         return fn(items)
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
     # spawn: a fork of a process holding torch threads or a DVC lock is not safe
