@@ -282,9 +282,9 @@ class _Zygote:
         self._start()
 
     def _start(self) -> None:
-        want = json.dumps({"namespaces": NAMESPACES})
+        want = {"namespaces": NAMESPACES}
         if self.mode == "bwrap":
-            cmd = [*_bwrap_command(self.limits), _interpreter("bwrap"), "-I", "/zygote.py", want]
+            cmd = [*_bwrap_command(self.limits), _interpreter("bwrap"), "-I", "/zygote.py", json.dumps(want)]
             self.workdir, self.tests_workdir = BWRAP_WORKDIR, BWRAP_TESTS_WORKDIR
         else:
             _check_can_drop_root("rlimits")
@@ -292,12 +292,13 @@ class _Zygote:
                 self.tmp = tempfile.TemporaryDirectory(prefix="sharpen-sandbox-")
                 base = Path(self.tmp.name)
                 base.chmod(0o711)  # a slot uid may pass through to its own directory, not list
-                for name, uid in (("work", self.uid), ("tests", self.tests_uid)):
+                for name, uid in (("work", self.uid), ("tests", self.tests_uid), ("zygote", -1)):
                     (base / name).mkdir(mode=0o700)
                     if uid >= 0:
                         os.chown(base / name, uid, uid)
             self.workdir, self.tests_workdir = f"{self.tmp.name}/work", f"{self.tmp.name}/tests"
-            cmd = [_interpreter("rlimits"), "-I", str(ZYGOTE), want]
+            want["private"] = f"{self.tmp.name}/zygote"
+            cmd = [_interpreter("rlimits"), "-I", str(ZYGOTE), json.dumps(want)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      env={}, start_new_session=True, close_fds=True, cwd="/")
         ready = wire.read_frame(self.proc.stdout.fileno(), _deadline(30))

@@ -667,8 +667,10 @@ def main() -> None:
     global _PRIVATE
     import tempfile
 
-    _PRIVATE = tempfile.mkdtemp(prefix="sharpen-zygote-")  # root-owned, 0700: nobody else reaches it
     want = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    # where the children's output files are made (and unlinked at once): a 0700 directory of the
+    # host's (rlimits: removed by the host with the slot) or the sandbox's own /tmp (bwrap: a tmpfs)
+    _PRIVATE = want.get("private") or tempfile.mkdtemp(prefix="sharpen-zygote-")
     namespaces = want.get("namespaces", True) and can_unshare()
     write_frame(1, json.dumps({"ready": True, "namespaces": namespaces}).encode())
     while True:
