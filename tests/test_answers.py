@@ -160,3 +160,8 @@ def test_exact_integer_refuses_an_endless_number_without_crashing():
 def test_words_before_an_expression_answer_are_not_part_of_it():
     assert one("So we get 5\\sqrt{2}", "5\\sqrt{2}", None).correct
     assert one("Thus x = \\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{2}}{2}", None).correct
+
+
+@pytest.mark.parametrize("completion", ["49 + 22 equals 71.", "49 + 22 is equal to 71", "49+22=71"])
+def test_an_equation_in_words_commits_to_its_right_hand_side(completion):
+    assert one(completion, "71", "What is 49 + 22? Reply with only the number.").correct

@@ -6,7 +6,7 @@ form. `final_answer(completion)` reads it:
 1. every `\\boxed{...}`: one value (repeats allowed), else `multiple`;
 2. otherwise the text after the last "answer is" / "answer:", else the last line with a number
    (else the last line);
-3. an equation keeps its right-hand side (`58 + 67 = 125` → `125`).
+3. an equation keeps its right-hand side (`58 + 67 = 125`, `58 + 67 equals 125` → `125`).
 
 `classify(text, form, prompt)` then decides the form (`ANSWER_FORMS`):
 
@@ -38,6 +38,7 @@ FORM_REASONS = ("restated", "not_final", "multiple")  # the value may be right; 
 MAX_ANSWER_CHARS = 512  # a final answer longer than this is not an answer (and would stall a parser)
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_EQUALS = re.compile(r"=|\b(?:equals|is\s+equal\s+to)\b", re.IGNORECASE)
 _MARKER = re.compile(r"(?i)\b(?:final\s+answer|answer)\s*(?:is|:|=)?\s*:?")
 # Unsigned number literals: 1,000,000 | 3.25 | \frac{3}{4} | 3/4 | 125   (a sign is read separately)
 _FRAC = r"\\[dt]?frac\s*\{\s*(\d{1,400})\s*\}\s*\{\s*(\d{1,400})\s*\}"
@@ -96,8 +97,7 @@ def final_answer(completion: str) -> Final:
             return Final(None, "unparseable")
         # the marker's line, else the last line with a number in it (a closing "Hope this helps!" is not the answer)
         text = lines[0] if markers else next((line for line in reversed(lines) if _LITERAL.search(line)), lines[-1])
-    if "=" in text:  # an equation commits to its right-hand side
-        text = text.rsplit("=", 1)[1]
+    text = _EQUALS.split(text)[-1]  # an equation commits to its right-hand side ("=", "equals", "is equal to")
     text = _strip(text)
     if not text:
         return Final(None, "unparseable")
