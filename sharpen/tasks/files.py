@@ -7,8 +7,11 @@ Fields (the documented schema; README "Problem files"):
     answer    string (a number is read as its shortest decimal string): the gold answer the
               verifier compares against; may be "" only when `tests` is given
     category  optional string: the breakdown key in reports and SwS (default "all")
-    tests     optional string: Python test code ending in a call that raises on failure
-              (for the `unit_tests` verifier), e.g. HumanEval's `check(candidate)`
+    tests     optional string, for the `unit_tests` verifier: Python test code calling the
+              program's functions (e.g. HumanEval's `check(candidate)`; it runs in its own
+              process against data-only proxies and must call the program at least once), or
+              input/output cases as JSON: {"entry_point": "add", "cases": [{"input": "(2, 3)",
+              "output": "5"}]} (Python literals, compared type-strictly; sharpen/verifiers/execution.py)
 
 Other fields are ignored and listed once in the stage's log. Every error names the file, the
 row (1-based line of a JSONL file, 1-based row of a Parquet file or dataset) and the field.
