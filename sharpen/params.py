@@ -100,6 +100,8 @@ class SamplingParams(_Section):
 class GenerateParams(SamplingParams):
     problems_per_round: int = Field(0, ge=0, description="problems sampled from the pool each round; 0 = all")
     shard_size: int = Field(512, ge=1, description="problems per resumable shard")
+    logprobs: bool = Field(False, description="record each sample's token ids and per-token log-probabilities under "
+                           "the sampling policy (train.grpo.rollouts: round trains on them)")
 
 
 class JudgeParams(_Section):
@@ -261,7 +263,9 @@ class GRPOParams(_Section):
     trained, rewarded by the round's verifier, for `steps` optimizer steps. DAPO's loss and clip-higher
     by default (Dr. GRPO: `loss_type: dr_grpo, scale_rewards: none`)."""
 
-    rollouts: Literal["online"] = Field("online", description="online: the trainer samples (`round`: not yet)")
+    rollouts: Literal["online", "round"] = Field(
+        "online", description="online: the trainer samples; round: train on the groups generate sampled and verify "
+        "scored, with the importance ratio against generate's recorded log-probabilities")
     steps: int = Field(20, ge=1, le=1_000_000, description="optimizer steps per round")
     num_generations: int = Field(8, ge=2, le=256, description="completions per problem (the group); divides train.batch_size")
     max_completion_length: int = Field(16, ge=1, le=65536)
@@ -399,9 +403,23 @@ class Params(_Section):
             if self.train.batch_size % g.num_generations:
                 raise ValueError(f"train.grpo.num_generations: {g.num_generations} must divide train.batch_size "
                                  f"({self.train.batch_size}): each batch holds whole groups")
-            if self.verify.labels != "gold":
-                raise ValueError(f"train.objective: grpo scores with the verifier against gold answers; `verify.labels: "
-                                 f"{self.verify.labels}` rewards (TTRL's RL step, self-judging) are not implemented yet")
+            if g.rollouts == "online" and self.verify.labels == "judge":
+                raise ValueError("train.grpo.rollouts: online GRPO rewards with the verifier (gold or majority labels); "
+                                 "self-judged rewards need `rollouts: round` (the judge scores generate's samples)")
+            if g.rollouts == "round":
+                gen = self.generate
+                if not gen.logprobs:
+                    raise ValueError("generate.logprobs: `train.grpo.rollouts: round` needs the sampling policy's "
+                                     "log-probabilities; set generate.logprobs: true")
+                if gen.k != g.num_generations:
+                    raise ValueError(f"train.grpo.num_generations: {g.num_generations}, but generate.k is {gen.k}; "
+                                     "`rollouts: round` trains on generate's groups, so they must be equal")
+                if gen.temperature == 0 and self.controller.kind != "bstar":
+                    raise ValueError("generate.temperature: `rollouts: round` learns from sampled groups; greedy "
+                                     "decoding (0) gives k copies of one answer")
+                if self.train.init != "previous":
+                    raise ValueError("train.init: `rollouts: round` updates the policy that sampled the round; "
+                                     "set train.init: previous")
         return self
 
     @model_validator(mode="after")

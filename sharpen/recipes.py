@@ -126,6 +126,36 @@ RECIPES: dict[str, Recipe] = {
             sources="Shao et al. 2024 (GRPO); Yu et al. 2025 (DAPO); MASA, ReST-GRPO (prefilter)",
         ),
         Recipe(
+            "rest-grpo",
+            "ReST-GRPO: problems whose k rewards vary (std > 0.05) are kept, and GRPO trains on exactly those "
+            "groups as generate sampled and verify scored them (no sampling in train), the importance ratio "
+            "against the recorded sampling log-probabilities clipped; from the previous policy.",
+            {**_NO_METHOD, "verify": {"labels": "gold"},
+             "generate": {"k": 8, "logprobs": True},
+             "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": [{"rule": "std_min", "eps": 0.05}]},
+             "train": {"objective": "grpo", "init": "previous",
+                       "grpo": {"rollouts": "round", "steps": 20, "num_generations": 8, "loss_type": "dapo",
+                                "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28, "scale_rewards": "group"}}},
+            on_default_task="the verifier's reward is exact (0 or 1), so std > 0.05 keeps every mixed group; "
+            "the paper's prefix-guided rollouts for hard problems are not here",
+            sources="ReST-GRPO (Zhang et al. 2025); Shao et al. 2024 (GRPO); Yu et al. 2025 (DAPO)",
+        ),
+        Recipe(
+            "ttrl-grpo",
+            "TTRL's RL step: no gold labels; problems whose k samples disagree are trained on by online GRPO, "
+            "each group rewarded against its own majority answer; from the previous policy.",
+            {**_NO_METHOD, "verify": {"labels": "majority"},
+             "filter": {"select": "correct", "cap": 10, "dedup": True,
+                        "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]},
+             "train": {"objective": "grpo", "init": "previous",
+                       "grpo": {"rollouts": "online", "steps": 20, "num_generations": 8, "max_completion_length": 8,
+                                "loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28,
+                                "scale_rewards": "group"}}},
+            on_default_task="the majority is taken over each training group (8 samples), not over a larger "
+            "voting set as in the paper (64 votes, 32 trained on); gold answers are read only to log label accuracy",
+            sources="PRIME-RL/TTRL",
+        ),
+        Recipe(
             "ttrl",
             "TTRL: no gold labels; each problem's majority answer over its k samples is the pseudo-label, and "
             "samples matching it are kept; SFT from base.",

@@ -42,11 +42,20 @@ def sample_frame(
     problems: pl.DataFrame, completions: Sequence[Sequence[Completion]], *, round_: int, policy_hash: str,
     temperature: float,
 ) -> pl.DataFrame:
-    """`Sample` rows: one per completion, in problem order then sample order."""
+    """`Sample` rows: one per completion, in problem order then sample order; with the token ids and
+    per-token log-probabilities where the backend recorded them (`generate.logprobs`)."""
     df = pl.DataFrame(_long(problems, completions), schema_overrides={"sample_idx": pl.Int64, "num_tokens": pl.Int64})
-    return df.join(problems.select("problem_id", "prompt"), on="problem_id", how="left", maintain_order="left").select(
+    tokens = []
+    if any(c.logprobs is not None for outs in completions for c in outs):
+        flat = [c for outs in completions for c in outs]
+        tokens = [pl.Series("token_ids", [list(c.token_ids) for c in flat], dtype=pl.List(pl.Int64)),
+                  pl.Series("logprobs", [list(c.logprobs) for c in flat], dtype=pl.List(pl.Float64))]
+    return df.with_columns(tokens).join(
+        problems.select("problem_id", "prompt"), on="problem_id", how="left", maintain_order="left"
+    ).select(
         pl.lit(round_, pl.Int64).alias("round"), "problem_id", "sample_idx", "prompt", "completion", "num_tokens",
         "finish_reason", pl.lit(policy_hash).alias("policy_hash"), pl.lit(float(temperature)).alias("temperature"),
+        *[t.name for t in tokens],
     )
 
 

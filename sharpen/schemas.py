@@ -48,6 +48,10 @@ class Sample(pa.DataFrameModel):
     finish_reason: str = pa.Field(isin=FINISH_REASONS)
     policy_hash: str
     temperature: float = pa.Field(ge=0)
+    # `generate.logprobs: true` only: the completion's token ids and, per token, log pi_sample
+    # (what `train.grpo.rollouts: round` needs for its importance ratio)
+    token_ids: Optional[list[int]] = pa.Field(nullable=True)
+    logprobs: Optional[list[float]] = pa.Field(nullable=True)
 
     class Config:
         strict = True

@@ -77,7 +77,7 @@ def main() -> None:
         completions = backend.generate(
             shard["prompt"].to_list(), n=g.k, temperature=g.temperature, top_p=g.top_p,
             max_new_tokens=g.max_new_tokens, seed=derive_seed(params.seed, params.round, i),
-            on_progress=bar.update,
+            on_progress=bar.update, logprobs=g.logprobs,
         )
         rows = sample_frame(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
         write_frame(rows, shard_dir / f"shard-{i:05d}.parquet", Sample)

@@ -1,8 +1,9 @@
 """Train the policy from the base model or the current policy (`train.init`) by `train.objective`:
 `sft` on the kept samples plus the synthesize stage's examples, `dpo` on the filter's
-preference pairs, or `grpo` online on the problems the filter's problem rules kept, rewarded by the
-round's verifier (sharpen/objectives/). GRPO's scored generations go to rollouts.parquet (empty
-for the other objectives).
+preference pairs, or `grpo` on the problems the filter's problem rules kept: online, rewarded by the
+round's verifier, or (`rollouts: round`) on the groups generate sampled and verify scored, groups
+with equal rewards dropped (sharpen/objectives/). GRPO's scored generations go to rollouts.parquet
+(empty for the other objectives).
 
 If there is nothing to learn from, the init model is written unchanged and `steps: 0` says so
 (with the reason in metrics.json: `skipped`).
@@ -14,7 +15,8 @@ made from other inputs are deleted, never resumed. They are removed once the mod
 
 Run: `python -m stages.train --kept data/round/filter/kept.parquet \
         --synthesized data/round/synthesize/examples.parquet --pairs data/round/filter/pairs.parquet \
-        --problems data/round/generate/problems.parquet --decisions data/round/filter/decisions.parquet --state data/state \
+        --problems data/round/generate/problems.parquet --decisions data/round/filter/decisions.parquet \
+        --samples data/round/generate/samples.parquet --verdicts data/round/verify/verdicts.parquet --state data/state \
         --base data/base/model --out data/round/train`
 """
 
@@ -28,9 +30,10 @@ from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write
 from sharpen.params import DPOParams, GRPOParams, load_params
 from sharpen.filters import PROBLEM_RULES
 from sharpen.objectives.dpo import train_dpo
-from sharpen.objectives.grpo import train_grpo
+from sharpen.objectives.grpo import train_grpo, train_grpo_round
 from sharpen.objectives.sft import train_sft
-from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, TrainExample
+from sharpen.io import ArtifactError
+from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, Sample, TrainExample, Verdict
 from sharpen.verifiers import REFERENCES, references_for
 from sharpen.stage import Timer, run_stage
 from sharpen.state import current_policy_dir
@@ -43,6 +46,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--problems", type=Path, required=True)
     parser.add_argument("--decisions", type=Path, required=True)
+    parser.add_argument("--samples", type=Path, required=True)
+    parser.add_argument("--verdicts", type=Path, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -53,12 +58,22 @@ def main() -> None:
     examples = pl.concat([read_frame(args.kept, TrainExample), read_frame(args.synthesized, TrainExample)])
     pairs = read_frame(args.pairs, PreferencePair)
     dpo, grpo = t.objective == "dpo", t.objective == "grpo"
+    g = t.grpo or GRPOParams()
+    stored = grpo and g.rollouts == "round"
     problems = _learnable(read_frame(args.problems, Problem), read_frame(args.decisions, Decision)) if grpo else None
+    groups, zero_variance = None, 0
+    if stored:
+        groups, zero_variance = _stored_groups(problems, read_frame(args.samples, Sample),
+                                               read_frame(args.verdicts, Verdict), args.samples)
+        problems = problems.join(groups.select("problem_id").unique(), on="problem_id")
     rows = pairs.height if dpo else problems.height if grpo else examples.height
     unit = "pairs" if dpo else "problems" if grpo else "examples"
     init_dir = args.base if t.init == "base" else current_policy_dir(args.state, args.base)
     init_hash = hash_path(init_dir)
-    data_hash = hash_json([hash_path(args.pairs)] if dpo else [hash_path(args.problems), hash_path(args.decisions)] if grpo
+    data_hash = hash_json([hash_path(args.pairs)] if dpo else
+                          [hash_path(args.problems), hash_path(args.decisions), hash_path(args.samples),
+                           hash_path(args.verdicts)] if stored else
+                          [hash_path(args.problems), hash_path(args.decisions)] if grpo
                           else [hash_path(args.kept), hash_path(args.synthesized)])
     fingerprint = hash_json(
         {"init": init_hash, "base": hash_path(args.base) if t.lora else None, "data": data_hash,
@@ -76,6 +91,8 @@ def main() -> None:
                    "see data/round/filter/metrics.json)" if dpo else
                    "the filter's problem rules kept no problem (see data/round/filter/metrics.json: all right or all "
                    "wrong groups teach GRPO nothing)" if grpo else "the filter kept no samples")
+        if stored and zero_variance:
+            skipped = f"every stored group had equal rewards ({zero_variance} dropped; they teach GRPO nothing)"
     rollouts: list[dict] = []
 
     def write(tmp: Path) -> None:
@@ -93,11 +110,19 @@ def main() -> None:
                 checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
             )
             return
+        if stored:
+            log, rollouts = train_grpo_round(
+                groups, init_dir, tmp, grpo=g, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
+                batch_size=t.batch_size, seed=t.seed, chat=params.task.chat, lora=t.lora, base_dir=args.base,
+                checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
+            )
+            return
         if grpo:
             v = params.verify
-            refs = (references_for(v.verifier, problems) if v.verifier in REFERENCES else problems["answer"]).to_list()
+            refs = ([None] * problems.height if v.labels == "majority"  # each group's own vote; gold is never read
+                    else (references_for(v.verifier, problems) if v.verifier in REFERENCES else problems["answer"]).to_list())
             log, rollouts = train_grpo(
-                problems, refs, init_dir, tmp, grpo=t.grpo or GRPOParams(), verifier=v.verifier, answer_form=v.answer_form,
+                problems, refs, init_dir, tmp, grpo=g, verifier=v.verifier, answer_form=v.answer_form, labels=v.labels,
                 lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, batch_size=t.batch_size, seed=t.seed,
                 chat=params.task.chat, lora=t.lora, base_dir=args.base, checkpoints=checkpoints / fingerprint,
                 checkpoint_steps=t.checkpoint_steps,
@@ -123,7 +148,7 @@ def main() -> None:
                                                    "completion": pl.String, "reward": pl.Float64, "advantage": pl.Float64})
     rollout_frame = rollout_frame.select(pl.lit(params.round, pl.Int64).alias("round"), pl.all())
     write_frame(rollout_frame, args.out / "rollouts.parquet", Rollout)
-    groups = rollout_frame.group_by("step", "group").agg(pl.col("reward").std(ddof=0).alias("std"))
+    scored = rollout_frame.group_by("step", "group").agg(pl.col("reward").std(ddof=0).alias("std"))
     write_csv(curve, args.out / "loss.csv")
     write_json(
         {
@@ -134,8 +159,10 @@ def main() -> None:
             "problems": problems.height if grpo else None,
             "rollouts": rollout_frame.height,
             "rollout_reward_mean": float(rollout_frame["reward"].mean()) if rollout_frame.height else None,
-            "zero_variance_groups": int((groups["std"] == 0).sum()) if grpo else None,
-            "groups": groups.height if grpo else None,
+            "rollouts_from": g.rollouts if grpo else None,
+            # round: stored groups dropped before training; online: scored groups whose rewards were all equal
+            "zero_variance_groups": zero_variance if stored else int((scored["std"] == 0).sum()) if grpo else None,
+            "groups": scored.height if grpo else None,
             "skipped": skipped,
             "lora": t.lora is not None,
             "init_hash": init_hash,
@@ -169,6 +196,26 @@ def _learnable(problems: pl.DataFrame, decisions: pl.DataFrame) -> pl.DataFrame:
     dropped = decisions.filter(pl.col("reason").is_in(PROBLEM_RULES)).select("problem_id").unique()
     sampled = decisions.select("problem_id").unique()
     return problems.join(sampled, on="problem_id").join(dropped, on="problem_id", how="anti").sort("problem_id")
+
+
+def _stored_groups(problems: pl.DataFrame, samples: pl.DataFrame, verdicts: pl.DataFrame,
+                   path: Path) -> tuple[pl.DataFrame, int]:
+    """`rollouts: round`: the learnable problems' samples with their tokens, log-probabilities and
+    rewards; groups whose rewards are all equal are dropped (returned: their count)."""
+    if "logprobs" not in samples.columns or samples["logprobs"].null_count():
+        raise ArtifactError(f"{path}: has no per-token log-probabilities (generate ran with generate.logprobs off); "
+                            "`rollouts: round` needs them: `dvc repro` reruns generate")
+    lengths = samples.filter(pl.col("token_ids").list.len() != pl.col("logprobs").list.len())
+    if lengths.height:
+        raise ArtifactError(f"{path}: sample {lengths.row(0, named=True)['problem_id']!r} has token_ids and logprobs "
+                            "of different lengths")
+    joined = (samples.join(problems.select("problem_id"), on="problem_id")
+              .join(verdicts.select("problem_id", "sample_idx", "reward"), on=["problem_id", "sample_idx"], how="left"))
+    if joined["reward"].null_count():
+        raise ArtifactError(f"{path}: some samples have no verdict; `dvc repro` reruns verify")
+    spread = joined.group_by("problem_id").agg(pl.col("reward").std(ddof=0).alias("std"))
+    flat = spread.filter(pl.col("std") == 0)["problem_id"]
+    return joined.filter(~pl.col("problem_id").is_in(flat.implode())).sort("problem_id", "sample_idx"), flat.len()
 
 
 if __name__ == "__main__":

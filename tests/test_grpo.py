@@ -42,9 +42,16 @@ def test_bad_grpo_settings_name_their_key(tmp_path, change, key):
         load_params(_params_file(tmp_path, {"train": {"objective": "grpo", "batch_size": 32, **change}}))
 
 
-def test_grpo_on_majority_labels_is_refused_clearly(tmp_path):
-    with pytest.raises(ParamsError, match="not implemented yet"):
-        load_params(_params_file(tmp_path, {"recipe": "ttrl", "train": {"objective": "grpo"}}))
+def test_online_majority_rewards_follow_each_groups_own_vote():
+    reward = verifier_reward("exact_integer", "auto", 4, "group", [], labels="majority")
+    got = reward(prompts=["x"] * 8, completions=["|5", "|5", "|7", "|5", "|1", "|2", "|2", "|x"],
+                 problem_id=["p"] * 4 + ["q"] * 4, question=["a"] * 8)  # no reference is passed: gold is never read
+    assert got == [1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
+
+
+def test_online_grpo_on_self_judged_rewards_is_refused_clearly(tmp_path):
+    with pytest.raises(ParamsError, match="train.grpo.rollouts"):
+        load_params(_params_file(tmp_path, {"verify": {"labels": "judge"}, "train": {"objective": "grpo", "batch_size": 32}}))
 
 
 def test_problems_a_problem_rule_dropped_are_not_trained_on():

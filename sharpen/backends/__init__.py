@@ -1,7 +1,11 @@
 """Generation backends: one interface, transformers (`hf`, CPU or GPU) and vLLM (`vllm`, GPU).
 
-    backend.generate(prompts, n=k, temperature=..., top_p=..., max_new_tokens=..., seed=...)
+    backend.generate(prompts, n=k, temperature=..., top_p=..., max_new_tokens=..., seed=..., logprobs=False)
         -> one list of n Completions per prompt, in prompt order
+
+With `logprobs=True` each Completion also carries its token ids and, per token, the log-probability
+the sampling policy gave it (log-softmax of logits / temperature: the quantity a GRPO trainer
+computes for the policy it updates, so their ratio is the importance ratio of `rollouts: round`).
 
 This is the shape of vLLM's offline `LLM.generate(prompts, SamplingParams(n=k, seed=...))`, so
 the vLLM backend maps onto it directly. Seeding is per call: the same prompts, params and seed
@@ -31,6 +35,8 @@ class Completion(NamedTuple):
     text: str
     num_tokens: int
     finish_reason: str  # "stop" (end of sequence) or "length" (max_new_tokens reached)
+    token_ids: tuple[int, ...] | None = None  # with logprobs=True: the completion's tokens (eos included)
+    logprobs: tuple[float, ...] | None = None  # with logprobs=True: log pi_sample(token | prefix), per token
 
 
 class Backend(Protocol):
@@ -44,6 +50,7 @@ class Backend(Protocol):
         max_new_tokens: int,
         seed: int,
         on_progress: Callable[[int], None] | None = None,
+        logprobs: bool = False,
     ) -> list[list[Completion]]: ...
 
 

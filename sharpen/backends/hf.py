@@ -44,8 +44,11 @@ class HFBackend:
         max_new_tokens: int,
         seed: int,
         on_progress: Callable[[int], None] | None = None,
+        logprobs: bool = False,
     ) -> list[list[Completion]]:
         greedy = temperature == 0
+        if logprobs and greedy:
+            raise ValueError("generate.logprobs: log-probabilities of a sampling policy need temperature > 0")
         eos = self.tokenizer.eos_token_id
         out: list[list[Completion]] = []
         prompts = render(self.tokenizer, prompts, self.chat)
@@ -74,10 +77,14 @@ class HFBackend:
                     f"Lower `batch_size` in the generate/evaluate section of params.yaml (now {self.batch_size}), "
                     f"e.g. to {max(1, self.batch_size // 2)}; finished shards are kept"
                 ) from None
-            new = seqs[:, enc["input_ids"].shape[1] :].tolist()
+            prompt_len = enc["input_ids"].shape[1]
+            new = seqs[:, prompt_len:].tolist()
+            completions = [self._completion(tokens, eos) for tokens in new]
+            if logprobs:
+                completions = self._with_logprobs(seqs, enc["attention_mask"].repeat_interleave(n, dim=0), completions,
+                                                  temperature)
             for i in range(len(batch)):
-                rows = [new[i]] * n if greedy else new[i * n : (i + 1) * n]
-                out.append([self._completion(tokens, eos) for tokens in rows])
+                out.append([completions[i]] * n if greedy else completions[i * n : (i + 1) * n])
             if on_progress:
                 on_progress(len(batch) * n)
         return out
@@ -89,4 +96,20 @@ class HFBackend:
         else:
             reason = "length"
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        return Completion(text=text, num_tokens=len(tokens), finish_reason=reason)
+        return Completion(text=text, num_tokens=len(tokens), finish_reason=reason, token_ids=tuple(tokens))
+
+    def _with_logprobs(
+        self, seqs: torch.Tensor, prompt_mask: torch.Tensor, completions: list[Completion], temperature: float
+    ) -> list[Completion]:
+        """Each completion's per-token log pi(token | prefix) from one forward pass over the sampled
+        sequences, with the positions generation used (counted from the first real token)."""
+        prompt_len = prompt_mask.shape[1]
+        new_mask = torch.zeros(seqs.shape[0], seqs.shape[1] - prompt_len, dtype=prompt_mask.dtype, device=seqs.device)
+        for row, c in enumerate(completions):
+            new_mask[row, : c.num_tokens] = 1
+        mask = torch.cat([prompt_mask, new_mask], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=seqs, attention_mask=mask, position_ids=positions).logits
+        logp = torch.log_softmax(logits[:, prompt_len - 1 : -1].float() / temperature, dim=-1)
+        chosen = logp.gather(-1, seqs[:, prompt_len:].unsqueeze(-1)).squeeze(-1).tolist()
+        return [c._replace(logprobs=tuple(chosen[row][: c.num_tokens])) for row, c in enumerate(completions)]

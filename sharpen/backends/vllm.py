@@ -105,7 +105,11 @@ class VLLMBackend:
         max_new_tokens: int,
         seed: int,
         on_progress: Callable[[int], None] | None = None,
+        logprobs: bool = False,
     ) -> list[list[Completion]]:
+        if logprobs:
+            raise NotImplementedError("generate.logprobs: the vllm backend does not record per-token log-probabilities "
+                                      "yet; generate with `backend: hf` for `train.grpo.rollouts: round`")
         rendered = render(self.llm.get_tokenizer(), prompts, self.chat)
         params = [
             self.vllm.SamplingParams(**sampling_kwargs(n, temperature, top_p, max_new_tokens, seed, i))

@@ -114,6 +114,7 @@ GENERATE = ("python", "-m", "stages.generate", "--problems", "data/tasks/pool.pa
 TRAIN = ("python", "-m", "stages.train", "--kept", "data/round/filter/kept.parquet",
          "--synthesized", "data/round/synthesize/examples.parquet", "--pairs", "data/round/filter/pairs.parquet",
          "--problems", "data/round/generate/problems.parquet", "--decisions", "data/round/filter/decisions.parquet",
+         "--samples", "data/round/generate/samples.parquet", "--verdicts", "data/round/verify/verdicts.parquet",
          "--state", "data/state", "--base", "data/base/model", "--out", "data/round/train")
 
 
