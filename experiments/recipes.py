@@ -38,6 +38,14 @@ RUNS = [
         "task": {"scratchpad": True}, "base": {"hint_fraction": 0.5, "steps": 180},
         "generate": {"max_new_tokens": 40}, "evaluate": {"max_new_tokens": 40}, "train": {"max_length": 96},
     }),
+    # learning from rewards (objectives dpo and grpo)
+    ("iterative-dpo", "iterative-dpo", {}),
+    ("spin", "spin", {}),
+    ("self-reward (verifier as judge)", "self-reward", {"verify": {"labels": "gold"}, "filter": {"pairs": {"scores": "verifier"}}}),
+    ("grpo", "grpo", {}),
+    ("rest-grpo", "rest-grpo", {}),
+    ("ttrl-grpo", "ttrl-grpo", {}),
+    ("sec", "sec", {}),
 ]
 
 
@@ -78,13 +86,14 @@ def run_recipe(root: Path, name: str, recipe: str, overrides: dict, rounds: int)
         sh(ws, sys.executable, "-m", "sharpen.cli", "advance")
     wall = time.perf_counter() - start
     base = json.loads(show(ws, "round-1", "data/base/evaluate/metrics.json"))
-    row = {"name": name, "recipe": recipe, "base": base["greedy_accuracy"], "greedy": [], "pass@8": [],
+    row = {"name": name, "recipe": recipe, "base": base["greedy_accuracy"], "greedy": [], "pass@8": [], "maj@8": [],
            "samples": 0, "wall_s": wall}
     for n in range(1, rounds + 1):
         tag = f"round-{n}"
         ev = json.loads(show(ws, tag, "data/round/evaluate/metrics.json"))
         row["greedy"].append(ev["greedy_accuracy"])
         row["pass@8"].append(ev.get("pass@8"))
+        row["maj@8"].append(ev.get("maj@8"))
         for stage in ("generate", "controller", "synthesize"):
             m = json.loads(show(ws, tag, f"data/round/{stage}/metrics.json") or "{}")
             row["samples"] += int(m.get("samples", 0))
@@ -115,6 +124,20 @@ def table(rows: list[dict], rounds: int) -> str:
     return "\n".join(lines)
 
 
+def table_per_round(rows: list[dict], rounds: int) -> str:
+    """greedy / pass@8 / maj@8 per round, 3+3-digit greedy at the last round, samples and wall time."""
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    head = ["recipe", "base", *[f"r{n} greedy / pass@8 / maj@8" for n in range(1, rounds + 1)], f"r{rounds} 3+3",
+            "samples", "wall (min)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["name"], pct(r["base"]),
+                 *[f"{pct(g)} / {pct(p)} / {pct(m)}" for g, p, m in zip(r["greedy"], r["pass@8"], r["maj@8"], strict=True)],
+                 f"{100 * r['categories'].get('3+3', float('nan')):.0f}", f"{r['samples']:,}", f"{r['wall_s'] / 60:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -133,6 +156,8 @@ def main() -> None:
             with open(args.json, "a") as f:
                 f.write(json.dumps(row) + "\n")
     print(table(rows, args.rounds))
+    print()
+    print(table_per_round(rows, args.rounds))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ from __future__ import annotations
 import polars as pl
 
 from sharpen.params import DifficultyBand, FilterParams, GroupBand, StdMin
+from sharpen.schemas import PAIR_RULES
 
 
 def problem_stats(samples: pl.DataFrame, verdicts: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
-    """Per problem: n, n_correct, pass rate, reward mean and (population) std."""
+    """Per problem: n, n_correct, pass rate, reward mean, (population) std, and the mean |advantage|
+    (|reward - reward mean|: what a group-baseline policy gradient sees; SEC's arm reward)."""
     return (
         samples.lazy()
         .select("round", "problem_id", "sample_idx")
@@ -37,8 +39,10 @@ def problem_stats(samples: pl.DataFrame, verdicts: pl.DataFrame, problems: pl.Da
             pass_rate=pl.col("correct").cast(pl.Float64).mean(),
             reward_mean=pl.col("reward").mean(),
             reward_std=pl.col("reward").std(ddof=0).fill_null(0.0),
+            mean_abs_advantage=(pl.col("reward") - pl.col("reward").mean()).abs().mean(),
         )
-        .select("round", "problem_id", "category", "n", "n_correct", "pass_rate", "reward_mean", "reward_std")
+        .select("round", "problem_id", "category", "n", "n_correct", "pass_rate", "reward_mean", "reward_std",
+                "mean_abs_advantage")
         .sort("problem_id")
         .collect()
     )
@@ -143,13 +147,23 @@ PROBLEM_RULES = ("group_band", "std_min", "difficulty_band")
 
 
 def preference_pairs(
-    samples: pl.DataFrame, verdicts: pl.DataFrame, decisions: pl.DataFrame, *, rule: str, max_per_problem: int
-) -> pl.DataFrame:
-    """`PreferencePair` rows. `correct_vs_incorrect`: on every problem no problem rule dropped, the
-    i-th distinct correct completion (best reward first, then sample order) against the i-th
-    distinct incorrect one (worst reward first), for i < max_per_problem. A problem needs both."""
-    if rule != "correct_vs_incorrect":
-        raise ValueError(f"filter.pairs.rule: unknown {rule!r}; allowed: correct_vs_incorrect")
+    samples: pl.DataFrame, verdicts: pl.DataFrame, decisions: pl.DataFrame, *, rule: str, max_per_problem: int,
+    gold: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """`PreferencePair` rows from the problems no problem rule dropped, over distinct completions,
+    and per reason the number of those problems that made no pair.
+
+    - `correct_vs_incorrect`: the i-th correct completion (best reward first, then sample order)
+      against the i-th incorrect one (worst reward first), for i < max_per_problem.
+    - `gold_vs_sample`: `gold` (problem_id, completion) against the i-th incorrect sample; a
+      correct sample agrees with the gold and makes no pair.
+    - `judge_best_vs_worst`: the i-th best-scored (reward) against the i-th worst, while the
+      first is strictly better; equal scores make no pair.
+    Reasons: `dropped_by_rule` (a problem rule), `no_correct`, `no_incorrect` (or, for the judge,
+    `ties`: every sample scored the same), `no_gold`.
+    """
+    if rule not in PAIR_RULES:
+        raise ValueError(f"filter.pairs.rule: unknown {rule!r}; allowed: {', '.join(PAIR_RULES)}")
     dropped = decisions.filter(pl.col("reason").is_in(PROBLEM_RULES)).select("problem_id").unique()
     frame = (
         samples.lazy()
@@ -160,22 +174,61 @@ def preference_pairs(
         .unique(["problem_id", "completion"], keep="first", maintain_order=True)
     )
 
-    def side(correct: bool, name: str) -> pl.LazyFrame:
-        order = pl.col("reward") if not correct else -pl.col("reward")
+    def ranked(rows: pl.LazyFrame, best_first: bool, name: str) -> pl.LazyFrame:
+        order = -pl.col("reward") if best_first else pl.col("reward")
         return (
-            frame.filter(pl.col("correct") == correct)
-            .sort(["problem_id", order, "sample_idx"])
+            rows.sort(["problem_id", order, "sample_idx"])
             .with_columns(rank=pl.int_range(pl.len()).over("problem_id"))
             .select("round", "problem_id", "prompt", "rank", **{name: "completion", f"{name}_idx": "sample_idx",
                                                                  f"{name}_reward": "reward"})
         )
 
+    if rule == "correct_vs_incorrect":
+        chosen = ranked(frame.filter(pl.col("correct")), True, "chosen")
+        rejected = ranked(frame.filter(~pl.col("correct")), False, "rejected")
+    elif rule == "gold_vs_sample":
+        if gold is None:
+            raise ValueError("filter.pairs.rule: gold_vs_sample needs the problems' gold completions")
+        firsts = frame.group_by("problem_id").agg(pl.col("round").first(), pl.col("prompt").first())
+        chosen = (
+            firsts.join(gold.lazy().select("problem_id", chosen="completion"), on="problem_id")
+            .join(pl.LazyFrame({"rank": list(range(max_per_problem))}, schema={"rank": pl.Int64}), how="cross")
+            .select("round", "problem_id", "prompt", "rank", "chosen", chosen_idx=pl.lit(-1, pl.Int64),
+                    chosen_reward=pl.lit(1.0))
+        )
+        rejected = ranked(frame.filter(~pl.col("correct")), False, "rejected")
+    else:  # judge_best_vs_worst: i-th best against i-th worst; strictly better, so they stop before crossing
+        chosen, rejected = ranked(frame, True, "chosen"), ranked(frame, False, "rejected")
     pairs = (
-        side(True, "chosen")
-        .join(side(False, "rejected").drop("round", "prompt"), on=["problem_id", "rank"])
-        .filter((pl.col("rank") < max_per_problem) & (pl.col("chosen") != pl.col("rejected")))
+        chosen.join(rejected.drop("round", "prompt"), on=["problem_id", "rank"])
+        .filter((pl.col("rank") < max_per_problem) & (pl.col("chosen") != pl.col("rejected"))
+                & (pl.col("chosen_reward") > pl.col("rejected_reward") if rule == "judge_best_vs_worst" else True))
         .sort("problem_id", "rank")
         .select("round", "problem_id", "prompt", "chosen", "rejected", "chosen_idx", "rejected_idx",
                 "chosen_reward", "rejected_reward", rule=pl.lit(rule))
-    )
-    return pairs.collect()
+    ).collect()
+    return pairs, _pairless(frame.collect(), dropped, pairs, rule, gold)
+
+
+def _pairless(frame: pl.DataFrame, dropped: pl.DataFrame, pairs: pl.DataFrame, rule: str,
+              gold: pl.DataFrame | None) -> dict[str, int]:
+    """Why the problems without a pair have none: counts per reason."""
+    with_pair = set(pairs["problem_id"])
+    per = frame.group_by("problem_id").agg(correct=pl.col("correct").sum(), n=pl.len(),
+                                            distinct_rewards=pl.col("reward").n_unique())
+    why = {"dropped_by_rule": dropped.height}
+    for pid, n_correct, n, distinct in per.iter_rows():
+        if pid in with_pair:
+            continue
+        if rule == "judge_best_vs_worst":
+            reason = "ties" if distinct == 1 else "no_distinct_pair"
+        elif rule == "gold_vs_sample" and gold is not None and pid not in set(gold["problem_id"]):
+            reason = "no_gold"
+        elif n_correct == n:
+            reason = "no_incorrect"
+        elif n_correct == 0 and rule == "correct_vs_incorrect":
+            reason = "no_correct"
+        else:
+            reason = "no_distinct_pair"
+        why[reason] = why.get(reason, 0) + 1
+    return why

@@ -157,11 +157,19 @@ GroupRule = Annotated[Union[GroupBand, StdMin, DifficultyBand], Field(discrimina
 
 
 class PairParams(_Section):
-    """Preference pairs for `train.objective: dpo`. `correct_vs_incorrect`: a verified-correct and an
-    incorrect sample of the same problem (iterative reasoning preference optimisation)."""
+    """Preference pairs for `train.objective: dpo`, each recorded with its rule and the scores behind it.
+    - `correct_vs_incorrect`: a verified-correct sample against an incorrect one of the same problem
+      (iterative reasoning preference optimisation);
+    - `gold_vs_sample`: the gold completion against the policy's own sample (SPIN); samples the
+      verifier finds correct agree with the gold and make no pair;
+    - `judge_best_vs_worst`: the best-scored sample against the worst (Self-Rewarding); ties make
+      no pair. `scores: judge` ranks by the self-judge (`verify.labels: judge`); `scores: verifier`
+      by the verifier's reward, a labelled stand-in judge for models too small to follow a rubric."""
 
-    rule: Literal["correct_vs_incorrect"] = "correct_vs_incorrect"
+    rule: Literal["correct_vs_incorrect", "gold_vs_sample", "judge_best_vs_worst"] = "correct_vs_incorrect"
     max_per_problem: int = Field(1, ge=1, le=64, description="most pairs per problem (distinct completions)")
+    scores: Literal["judge", "verifier"] = Field("judge", description="judge_best_vs_worst: what ranks the samples")
+    mix_previous: bool = Field(False, description="also train on the previous round's pairs (SPIN: rounds t and t-1)")
 
 
 class FilterParams(_Section):
@@ -234,11 +242,21 @@ class BStarParams(_Section):
     n_star: int = Field(8, ge=1, description="correct samples per query that count as enough")
 
 
-class ControllerParams(_MethodSection):
-    """Sets the next round's sampling before it generates: none, or the B-STaR search."""
+class SECParams(_Section):
+    """SEC (self-evolving curriculum): a bandit over problem categories. Each round draws
+    `generate.problems_per_round` problems, category by category from softmax(Q / tau); after the
+    round, a category's reward is the mean |advantage| of its samples and Q <- (1 - alpha) Q + alpha r."""
 
-    kind: Literal["none", "bstar"] = "none"
+    alpha: float = Field(0.5, gt=0, le=1, allow_inf_nan=False, description="learning rate of Q")
+    tau: float = Field(0.5, gt=0, le=100, allow_inf_nan=False, description="softmax temperature over Q (paper: 0.2-1.0)")
+
+
+class ControllerParams(_MethodSection):
+    """Sets the next round's sampling before it generates: none, the B-STaR search, or the SEC curriculum."""
+
+    kind: Literal["none", "bstar", "sec"] = "none"
     bstar: BStarParams | None = None
+    sec: SECParams | None = None
 
 
 class LoraParams(_Section):
@@ -394,6 +412,18 @@ class Params(_Section):
         if self.train.objective == "dpo" and self.filter.pairs is None:
             raise ValueError("filter.pairs: `train.objective: dpo` trains on preference pairs; set filter.pairs "
                              "(e.g. {rule: correct_vs_incorrect}) or use `recipe: iterative-dpo`")
+        pairs, labels = self.filter.pairs, self.verify.labels
+        if pairs is not None and pairs.rule == "judge_best_vs_worst":
+            if pairs.scores == "judge" and labels != "judge":
+                raise ValueError(f"filter.pairs.scores: judge_best_vs_worst ranks by the self-judge's scores, but "
+                                 f"verify.labels is {labels} (no judge runs); set verify.labels: judge, or "
+                                 "filter.pairs.scores: verifier to rank by the verifier as a stand-in judge")
+            if pairs.scores == "verifier" and labels != "gold":
+                raise ValueError(f"filter.pairs.scores: verifier ranks by the verifier against gold answers, but "
+                                 f"verify.labels is {labels}")
+        if pairs is not None and pairs.rule == "gold_vs_sample" and labels != "gold":
+            raise ValueError(f"filter.pairs.rule: gold_vs_sample pairs the gold completion with the policy's samples; "
+                             f"it needs verify.labels: gold (now {labels})")
         if self.train.objective != "dpo" and self.train.dpo is not None:
             raise ValueError(f"train.dpo: settings for `objective: dpo`, but the objective is {self.train.objective}")
         if self.train.objective != "grpo" and self.train.grpo is not None:
@@ -420,6 +450,13 @@ class Params(_Section):
                 if self.train.init != "previous":
                     raise ValueError("train.init: `rollouts: round` updates the policy that sampled the round; "
                                      "set train.init: previous")
+        return self
+
+    @model_validator(mode="after")
+    def _curriculum_draws(self) -> Params:
+        if self.controller.kind == "sec" and self.generate.problems_per_round == 0:
+            raise ValueError("generate.problems_per_round: the sec controller chooses which problems a round samples; "
+                             "set how many (e.g. 64), less than the pool")
         return self
 
     @model_validator(mode="after")

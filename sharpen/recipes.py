@@ -110,6 +110,33 @@ RECIPES: dict[str, Recipe] = {
             sources="Pang et al. 2024 (Iterative Reasoning Preference Optimization)",
         ),
         Recipe(
+            "spin",
+            "SPIN: the gold completion against the policy's own sample (pairs where they agree dropped), DPO with "
+            "the previous policy as reference and start; each round also trains on the previous round's pairs.",
+            {**_NO_METHOD, "verify": {"labels": "gold"},
+             "generate": {"k": 1, "temperature": 1.0},
+             "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": [],
+                        "pairs": {"rule": "gold_vs_sample", "max_per_problem": 1, "mix_previous": True}},
+             "train": {"objective": "dpo", "init": "previous", "dpo": {"beta": 0.1, "nll_weight": 0.0}}},
+            on_default_task="the gold completion is the task's own answer string (a bare sum), not a human-written "
+            "response; one sample per problem at temperature 1.0 as in the paper",
+            sources="Chen et al. 2024 (uclaml/SPIN)",
+        ),
+        Recipe(
+            "self-reward",
+            "Self-Rewarding: the policy judges its own k samples with an additive 5-point rubric; the best-scored "
+            "sample against the worst (ties dropped), DPO from the previous policy (also the reference).",
+            {**_NO_METHOD, "verify": {"labels": "judge"},
+             "generate": {"k": 4, "temperature": 0.7, "top_p": 0.9},
+             "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": [],
+                        "pairs": {"rule": "judge_best_vs_worst", "max_per_problem": 1, "scores": "judge"}},
+             "train": {"objective": "dpo", "init": "previous", "dpo": {"beta": 0.1, "nll_weight": 0.0}}},
+            on_default_task="the tiny model cannot follow a rubric (its judgments are unparseable, so every sample "
+            "ties and no pair is made); on it use the verifier as a labelled stand-in judge: `verify: {labels: gold}` "
+            "and `filter: {pairs: {scores: verifier}}`. One judgment per sample, not the paper's mean of 3",
+            sources="Yuan et al. 2024 (Self-Rewarding Language Models)",
+        ),
+        Recipe(
             "grpo",
             "GRPO, online: problems whose k samples are neither all right nor all wrong (group_band) are trained "
             "on by TRL's GRPOTrainer, the round's verifier as the reward, DAPO's loss and clip-higher, from the "
@@ -154,6 +181,24 @@ RECIPES: dict[str, Recipe] = {
             on_default_task="the majority is taken over each training group (8 samples), not over a larger "
             "voting set as in the paper (64 votes, 32 trained on); gold answers are read only to log label accuracy",
             sources="PRIME-RL/TTRL",
+        ),
+        Recipe(
+            "sec",
+            "SEC: a curriculum controller picks each round's problems by category, softmax(Q / tau), where Q "
+            "tracks each category's mean |advantage| (largest near 50% success); here with online GRPO, but "
+            "usable with any objective (set train.objective).",
+            {"synthesize": {"kind": "none"}, "controller": {"kind": "sec", "sec": {"alpha": 0.5, "tau": 0.5}},
+             "verify": {"labels": "gold"},
+             "generate": {"problems_per_round": 256},
+             "filter": {"select": "correct", "cap": 10, "dedup": True,
+                        "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]},
+             "train": {"objective": "grpo", "init": "previous",
+                       "grpo": {"rollouts": "online", "steps": 20, "num_generations": 8, "max_completion_length": 8,
+                                "loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28,
+                                "scale_rewards": "group"}}},
+            on_default_task="categories are the operands' digit lengths ('2+3'); the arm reward uses the generate "
+            "stage's k samples per problem (the paper uses the RL step's own rollouts)",
+            sources="Chen et al. 2025, Self-Evolving Curriculum (2505.14970)",
         ),
         Recipe(
             "ttrl",

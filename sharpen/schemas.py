@@ -15,6 +15,7 @@ from typing import Optional
 import pandera.polars as pa
 
 FINISH_REASONS = ["stop", "length"]
+PAIR_RULES = ["correct_vs_incorrect", "gold_vs_sample", "judge_best_vs_worst"]
 VERDICT_REASONS = ["ok", "wrong", "unparseable", "timeout", "restated", "not_final", "multiple"]
 DROP_REASONS = [
     "kept", "group_band", "std_min", "difficulty_band", "incorrect", "below_threshold", "duplicate", "over_cap",
@@ -91,6 +92,7 @@ class ProblemStats(pa.DataFrameModel):
     pass_rate: float = pa.Field(ge=0.0, le=1.0)
     reward_mean: float = pa.Field(ge=0.0, le=1.0)
     reward_std: float = pa.Field(ge=0.0)
+    mean_abs_advantage: Optional[float] = pa.Field(ge=0.0, nullable=True, description="mean |reward - reward_mean|")
 
     class Config:
         strict = True
@@ -127,22 +129,23 @@ class TrainExample(pa.DataFrameModel):
 
 
 class PreferencePair(pa.DataFrameModel):
-    """A (chosen, rejected) pair of completions of one problem for DPO, with why it was chosen."""
+    """A (chosen, rejected) pair of completions of one problem for DPO, with why it was chosen: the
+    rule and the scores (verifier reward, judge score / 5, or 1.0 for a gold completion)."""
 
-    round: int = pa.Field(ge=0)
+    round: int = pa.Field(ge=0, description="the round whose samples made the pair (mix_previous: also the last)")
     problem_id: str
     prompt: str
     chosen: str
     rejected: str
-    chosen_idx: int = pa.Field(ge=0, description="sample_idx of the chosen completion")
+    chosen_idx: int = pa.Field(ge=-1, description="sample_idx of the chosen completion; -1: the gold completion")
     rejected_idx: int = pa.Field(ge=0)
     chosen_reward: float = pa.Field(ge=0.0, le=1.0)
     rejected_reward: float = pa.Field(ge=0.0, le=1.0)
-    rule: str = pa.Field(isin=["correct_vs_incorrect"], description="the pair rule (filter.pairs.rule)")
+    rule: str = pa.Field(isin=PAIR_RULES, description="the pair rule (filter.pairs.rule)")
 
     class Config:
         strict = True
-        unique = ["problem_id", "chosen_idx", "rejected_idx"]
+        unique = ["round", "problem_id", "chosen_idx", "rejected_idx"]
 
 
 class Rollout(pa.DataFrameModel):

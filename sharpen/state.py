@@ -40,6 +40,8 @@ ROUND_CONTROLLER = Path("data/round/controller/metrics.json")
 LEDGER = "ledger.parquet"  # per-problem pass rate of every round (LedgerRow)
 SYNTHETIC = "problems.parquet"  # problems synthesized and admitted by earlier rounds (Problem)
 CONTROLLER = "controller.jsonl"  # every round's controller output
+PAIRS = "pairs.parquet"  # the last round's own preference pairs (PreferencePair; filter.pairs.mix_previous)
+ROUND_PAIRS = Path("data/round/filter/pairs.parquet")
 
 
 class AdvanceError(RuntimeError):
@@ -121,6 +123,23 @@ def check_policy_hash(policy_hash: str, state_dir: Path = STATE_DIR) -> None:
             f"state.json says {state.policy_hash[:8]}); restore it with "
             f"`git checkout -- {path}.dvc && dvc checkout {path}.dvc`"
         )
+
+
+def controller_history(state_dir: Path = STATE_DIR) -> list[dict]:
+    """Every earlier round's controller output (data/state/controller.jsonl), oldest first."""
+    import json
+
+    path = state_dir / CONTROLLER
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def previous_round_pairs(state_dir: Path = STATE_DIR):
+    """The preference pairs of the last round that made any (None before the first)."""
+    from sharpen.io import read_frame
+    from sharpen.schemas import PreferencePair
+
+    path = state_dir / PAIRS
+    return read_frame(path, PreferencePair) if path.exists() else None
 
 
 def read_ledger(state_dir: Path = STATE_DIR):
@@ -240,7 +259,7 @@ def _carry(n: int) -> None:
     import polars as pl
 
     from sharpen.io import read_frame, write_frame
-    from sharpen.schemas import LedgerRow, Problem, ProblemStats, SynthesizedProblem
+    from sharpen.schemas import LedgerRow, PreferencePair, Problem, ProblemStats, SynthesizedProblem
 
     if ROUND_STATS.exists():
         rows = read_frame(ROUND_STATS, ProblemStats).select(pl.lit(n, pl.Int64).alias("round"), "problem_id", "category", "pass_rate")
@@ -254,8 +273,16 @@ def _carry(n: int) -> None:
             old = read_frame(path, Problem) if path.exists() else new.clear()
             merged = pl.concat([old.filter(~pl.col("problem_id").is_in(new["problem_id"].implode())), new])
             write_frame(merged.sort("problem_id"), path, Problem)
+    if ROUND_PAIRS.exists():
+        pairs = read_frame(ROUND_PAIRS, PreferencePair).filter(pl.col("round") == n)  # not the ones it mixed in
+        if pairs.height:
+            write_frame(pairs, STATE_DIR / PAIRS, PreferencePair)
     if ROUND_CONTROLLER.exists():
         choice = read_json(ROUND_CONTROLLER)
+        if choice.get("kind") == "sec" and ROUND_STATS.exists():  # what the round's draw taught, for the next Q
+            from sharpen.controller import arm_rewards
+
+            choice["arm_rewards"] = arm_rewards(read_frame(ROUND_STATS, ProblemStats))
         if choice.get("kind", "none") != "none":
             path = STATE_DIR / CONTROLLER
             lines = [ln for ln in (path.read_text().splitlines() if path.exists() else []) if json.loads(ln).get("round") != n]

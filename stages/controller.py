@@ -1,6 +1,8 @@
 """Set this round's sampling before it generates (`controller` params; the recipe picks the kind).
 
-`none` writes only its kind. `bstar` samples a dev subset of the pool with the current policy at
+`none` writes only its kind. `sec` updates the curriculum's Q with the last round's arm rewards
+(carried in data/state/controller.jsonl) and writes the category probabilities generate draws
+by. `bstar` samples a dev subset of the pool with the current policy at
 each candidate temperature, scores it with the round's verifier, and picks the temperature and
 reward threshold with the best B-STaR balance score (sharpen/controller.py); generate and filter
 read the choice from metrics.json. The choice is committed with the round (and copied into the
@@ -16,13 +18,13 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.backends import load_backend
-from sharpen.controller import balance_grid, choose, exploration
+from sharpen.controller import balance_grid, choose, exploration, sec_probabilities, sec_update
 from sharpen.io import hash_path, read_frame, write_csv, write_json
 from sharpen.params import load_params
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.schemas import Problem
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.state import current_policy_dir, round_pool
+from sharpen.state import controller_history, current_policy_dir, round_pool
 from sharpen.verifiers import verify_frame
 
 
@@ -42,6 +44,23 @@ def main() -> None:
                   args.out / "grid.csv")
         write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
         print("controller: none (the recipe's sampling params stand)")
+        return
+    if c.kind == "sec":
+        write_csv(pl.DataFrame(schema={"temperature": pl.Float64, "tau": pl.Float64, "balance": pl.Float64}),
+                  args.out / "grid.csv")
+        pool = round_pool(read_frame(args.problems, Problem), args.state)
+        earlier = [h for h in controller_history(args.state) if h.get("kind") == "sec" and h["round"] < params.round]
+        last = earlier[-1] if earlier else {}
+        q = {category: 0.0 for category in sorted(set(pool["category"]))} | last.get("q", {})
+        q = sec_update(q, last.get("arm_rewards", {}), c.sec.alpha)
+        probabilities = sec_probabilities(q, c.sec.tau)
+        write_json({"round": params.round, "kind": "sec", "q": q, "probabilities": probabilities,
+                    "updated_from_round": last.get("round"), "arm_rewards_used": last.get("arm_rewards", {}),
+                    "wall_s": timer.seconds}, args.out / "metrics.json")
+        top = sorted(probabilities.items(), key=lambda kv: -kv[1])[:3]
+        print(f"controller: sec over {len(q)} categories; most likely "
+              + ", ".join(f"{cat} {p:.0%}" for cat, p in top)
+              + (f" (Q updated from round {last['round']})" if last else " (uniform: no earlier round)"))
         return
     b, g = c.bstar, params.generate
     policy_hash = hash_path(policy)

@@ -2,7 +2,10 @@
 
 Problem rules (`filter.groups`) drop whole problems first; `difficulty_band` reads the loop's
 ledger in data/state. `select: threshold` with no `tau` uses the one the b-star controller chose.
-With `filter.pairs`, DPO preference pairs go to pairs.parquet (empty otherwise).
+With `filter.pairs`, DPO preference pairs go to pairs.parquet (empty otherwise), each with its
+rule and scores (`gold_vs_sample` pairs the task's gold completion, see sharpen.tasks); with
+`mix_previous` the last round's pairs (data/state/pairs.parquet) are added; metrics.json says why
+problems made no pair.
 
 Run: `python -m stages.filter --samples data/round/generate/samples.parquet \
         --verdicts data/round/verify/verdicts.parquet --problems data/round/generate/problems.parquet \
@@ -19,7 +22,8 @@ from sharpen.io import read_frame, read_json, write_frame, write_json
 from sharpen.params import load_params
 from sharpen.schemas import DROP_REASONS, Decision, PreferencePair, Problem, ProblemStats, Sample, TrainExample, Verdict
 from sharpen.stage import Timer, run_stage
-from sharpen.state import read_ledger
+from sharpen.state import previous_round_pairs, read_ledger
+from sharpen.tasks import gold_completions
 
 
 def main() -> None:
@@ -36,7 +40,8 @@ def main() -> None:
     timer = Timer()
     samples = read_frame(args.samples, Sample)
     verdicts = read_frame(args.verdicts, Verdict)
-    stats = problem_stats(samples, verdicts, read_frame(args.problems, Problem))
+    problems = read_frame(args.problems, Problem)
+    stats = problem_stats(samples, verdicts, problems)
     control = read_json(args.controller)
     tau = f.tau if f.tau is not None else control.get("tau")
     decisions = decide(samples, verdicts, f, stats=stats, ledger=read_ledger(args.state), tau=tau)
@@ -44,7 +49,14 @@ def main() -> None:
     write_frame(stats, args.out / "stats.parquet", ProblemStats)
     write_frame(decisions, args.out / "decisions.parquet", Decision)
     write_frame(kept, args.out / "kept.parquet", TrainExample)
-    pairs = _pairs(samples, verdicts, decisions, f.pairs)
+    pairs, pairless = _pairs(samples, verdicts, decisions, f.pairs, problems, params.task)
+    previous_pairs = 0
+    if f.pairs is not None and f.pairs.mix_previous:
+        earlier = previous_round_pairs(args.state)
+        if earlier is not None:
+            earlier = earlier.filter(pl.col("round") < params.round)
+            previous_pairs = earlier.height
+            pairs = pl.concat([pairs, earlier.select(pairs.columns)])
     write_frame(pairs, args.out / "pairs.parquet", PreferencePair)
     reasons = dict(decisions.group_by("reason").len().iter_rows())
     write_json(
@@ -60,25 +72,34 @@ def main() -> None:
             "problems_all_correct": int((stats["pass_rate"] == 1.0).sum()),
             "problems_none_correct": int((stats["pass_rate"] == 0.0).sum()),
             "pairs": pairs.height,
-            "problems_with_pairs": pairs["problem_id"].n_unique(),
+            "pairs_from_previous_round": previous_pairs,
+            "problems_with_pairs": pairs.filter(pl.col("round") == params.round)["problem_id"].n_unique(),
+            "problems_without_pairs": pairless,  # why, per reason (filter.pairs)
             "wall_s": timer.seconds,
         },
         args.out / "metrics.json",
     )
     print(f"filter ({f.select}): kept {kept.height}/{samples.height} samples from {kept['problem_id'].n_unique()} problems")
     if f.pairs is not None:
-        print(f"  {pairs.height} {f.pairs.rule} pairs from {pairs['problem_id'].n_unique()} problems "
-              f"({int((stats['pass_rate'] == 1.0).sum())} problems all correct, {int((stats['pass_rate'] == 0.0).sum())} "
-              "all wrong: no pair)")
+        why = ", ".join(f"{n} {reason}" for reason, n in pairless.items() if n) or "none"
+        print(f"  {pairs.height - previous_pairs} {f.pairs.rule} pairs from "
+              f"{pairs.filter(pl.col('round') == params.round)['problem_id'].n_unique()} problems"
+              + (f" + {previous_pairs} from the previous round" if previous_pairs else "")
+              + f"; problems without a pair: {why}")
 
 
-def _pairs(samples, verdicts, decisions, pairs):
-    """The round's preference pairs (`filter.pairs`); an empty frame when the recipe builds none."""
+def _pairs(samples, verdicts, decisions, pairs, problems, task) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The round's preference pairs (`filter.pairs`) and why problems made none; an empty frame when
+    the recipe builds none."""
     if pairs is None:
         return pl.DataFrame(schema={"round": pl.Int64, "problem_id": pl.String, "prompt": pl.String, "chosen": pl.String,
                                     "rejected": pl.String, "chosen_idx": pl.Int64, "rejected_idx": pl.Int64,
-                                    "chosen_reward": pl.Float64, "rejected_reward": pl.Float64, "rule": pl.String})
-    return preference_pairs(samples, verdicts, decisions, rule=pairs.rule, max_per_problem=pairs.max_per_problem)
+                                    "chosen_reward": pl.Float64, "rejected_reward": pl.Float64, "rule": pl.String}), {}
+    gold = None
+    if pairs.rule == "gold_vs_sample":
+        gold = problems.select("problem_id", completion=pl.Series(gold_completions(problems, task), dtype=pl.String))
+    return preference_pairs(samples, verdicts, decisions, rule=pairs.rule, max_per_problem=pairs.max_per_problem,
+                            gold=gold)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ resumes at its last finished shard; shards made from other inputs are deleted, n
 Each shard has its own seed, so a resumed run writes the same samples as an uninterrupted one.
 
 The round's problems (the pool plus problems earlier rounds synthesized, or a draw from them)
-go to problems.parquet, which the later stages read. With a controller (b-star), the sampling
-temperature is the one it chose.
+go to problems.parquet, which the later stages read. With a controller, b-star's chosen sampling
+temperature is used, or sec's category probabilities choose the round's problems.
 
 Run: `python -m stages.generate --problems data/tasks/pool.parquet --state data/state \
         --base data/base/model --controller data/round/controller/metrics.json --out data/round/generate`
@@ -22,6 +22,7 @@ import polars as pl
 from sharpen import faults
 from sharpen.backends import load_backend
 from sharpen.io import hash_json, hash_path, read_frame, read_json, write_frame, write_json
+from sharpen.controller import draw_by_category
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample
@@ -49,8 +50,13 @@ def main() -> None:
     policy = current_policy_dir(args.state, args.base)
     policy_hash = hash_path(policy)
     check_policy_hash(policy_hash, args.state)
-    problems = select_problems(round_pool(read_frame(args.problems, Problem), args.state), g.problems_per_round,
-                               params.seed, params.round)
+    pool = round_pool(read_frame(args.problems, Problem), args.state)
+    if control["kind"] == "sec":
+        problems = draw_by_category(pool, control["probabilities"], g.problems_per_round,
+                                    derive_seed(params.seed, params.round, "sec"))
+        print(f"generate: {problems.height} problems drawn by the sec curriculum")
+    else:
+        problems = select_problems(pool, g.problems_per_round, params.seed, params.round)
     fingerprint = hash_json(
         {"policy": policy_hash, "problems": problems["problem_id"].to_list(), "prompts": problems["prompt"].to_list(),
          "generate": g.model_dump(), "round": params.round, "seed": params.seed}

@@ -87,8 +87,8 @@ def main() -> None:
     log: list[dict] = []
     skipped = None
     if rows == 0:
-        skipped = ("the filter built no preference pairs (no problem had both a correct and an incorrect sample; "
-                   "see data/round/filter/metrics.json)" if dpo else
+        skipped = ("the filter built no preference pairs (why, per problem: problems_without_pairs in "
+                   "data/round/filter/metrics.json)" if dpo else
                    "the filter's problem rules kept no problem (see data/round/filter/metrics.json: all right or all "
                    "wrong groups teach GRPO nothing)" if grpo else "the filter kept no samples")
         if stored and zero_variance:
@@ -156,6 +156,8 @@ def main() -> None:
             "init": t.init,
             "objective": t.objective,
             "pairs": pairs.height if dpo else None,
+            # DPO's reference: the init policy (SPIN, init previous: the previous round's), or with LoRA the base
+            "reference_hash": (hash_path(args.base) if t.lora else init_hash) if dpo else None,
             "problems": problems.height if grpo else None,
             "rollouts": rollout_frame.height,
             "rollout_reward_mean": float(rollout_frame["reward"].mean()) if rollout_frame.height else None,

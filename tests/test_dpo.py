@@ -30,12 +30,17 @@ ROWS = [("a", "5", True), ("a", "6", False), ("a", "5", True), ("a", "7", False)
         ("c", "1", False), ("c", "2", False)]  # c: all wrong, no pair
 
 
-def _pairs(rows=ROWS, groups=(), max_per_problem=1):
+def _pairs(rows=ROWS, groups=(), max_per_problem=1, rule="correct_vs_incorrect", gold=None, why=False):
     samples, verdicts = _round(rows)
-    params = FilterParams.model_validate({"groups": list(groups)})
+    if rule == "judge_best_vs_worst":  # rows carry a score in place of correct
+        verdicts = verdicts.with_columns(reward=pl.Series([r[2] for r in rows], dtype=pl.Float64))
+    params = FilterParams.model_validate({"groups": list(groups), "select": "all"})
     problems = samples.select("problem_id").unique().with_columns(prompt=pl.lit("p"), answer=pl.lit("0"), category=pl.lit("c"))
     decisions = decide(samples, verdicts, params, stats=problem_stats(samples, verdicts, problems))
-    return preference_pairs(samples, verdicts, decisions, rule="correct_vs_incorrect", max_per_problem=max_per_problem)
+    gold_frame = pl.DataFrame({"problem_id": list(gold), "completion": list(gold.values())}) if gold else None
+    pairs, pairless = preference_pairs(samples, verdicts, decisions, rule=rule, max_per_problem=max_per_problem,
+                                       gold=gold_frame)
+    return (pairs, pairless) if why else pairs
 
 
 def test_pairs_share_a_problem_chosen_correct_rejected_not():
@@ -53,6 +58,43 @@ def test_pairs_per_problem_are_capped_and_distinct():
 
 def test_problems_a_problem_rule_drops_give_no_pairs():
     assert _pairs(groups=[{"rule": "group_band", "lo": 0.9, "hi": 1.0}]).is_empty()
+
+
+def test_problems_without_a_pair_are_counted_by_reason():
+    _, why = _pairs(why=True)
+    assert why == {"dropped_by_rule": 0, "no_incorrect": 1, "no_correct": 1}
+
+
+def test_gold_vs_sample_pairs_the_gold_against_wrong_samples_only():
+    pairs = _pairs(rule="gold_vs_sample", gold={"a": "5", "b": "3", "c": "9"}, max_per_problem=2)
+    assert pairs.select("problem_id", "chosen", "rejected", "chosen_idx").rows() == [
+        ("a", "5", "6", -1), ("a", "5", "7", -1), ("c", "9", "1", -1), ("c", "9", "2", -1)]  # b's samples agree: none
+    assert set(pairs["rule"]) == {"gold_vs_sample"} and (pairs["chosen_reward"] == 1.0).all()
+
+
+JUDGED = [("a", "x", 0.8), ("a", "y", 0.2), ("a", "z", 0.8), ("a", "w", 0.4),  # a: 0.8 vs 0.2, then 0.8 vs 0.4
+          ("b", "u", 0.6), ("b", "v", 0.6)]  # b: a tie, no pair
+
+
+def test_judge_best_vs_worst_pairs_strictly_better_against_worse():
+    pairs, why = _pairs(JUDGED, rule="judge_best_vs_worst", max_per_problem=3, why=True)
+    assert pairs.select("chosen", "rejected", "chosen_reward", "rejected_reward").rows() == [
+        ("x", "y", 0.8, 0.2), ("z", "w", 0.8, 0.4)]
+    assert why["ties"] == 1
+
+
+def test_judge_pairs_need_a_judge_or_an_explicit_stand_in(tmp_path):
+    change = {"filter": {"pairs": {"rule": "judge_best_vs_worst"}}, "train": {"objective": "dpo"}}
+    with pytest.raises(ParamsError, match=r"filter\.pairs\.scores"):
+        load_params(_params_file(tmp_path, change))
+    change["filter"]["pairs"]["scores"] = "verifier"
+    assert load_params(_params_file(tmp_path, change)).filter.pairs.scores == "verifier"
+
+
+def test_gold_vs_sample_needs_gold_labels(tmp_path):
+    change = {"verify": {"labels": "majority"}, "filter": {"pairs": {"rule": "gold_vs_sample"}}, "train": {"objective": "dpo"}}
+    with pytest.raises(ParamsError, match=r"filter\.pairs\.rule"):
+        load_params(_params_file(tmp_path, change))
 
 
 def _params_file(tmp_path, changes: dict):
@@ -84,8 +126,8 @@ def test_dpo_trains_the_policy(tiny_model_dir, tmp_path):
     from sharpen.objectives.dpo import train_dpo
 
     samples, verdicts = _round([(f"p{i}", str(i), True) for i in range(8)] + [(f"p{i}", str(i + 1), False) for i in range(8)])
-    pairs = preference_pairs(samples, verdicts, samples.select("round", "problem_id", "sample_idx", keep=pl.lit(True),
-                                                               reason=pl.lit("kept")), rule="correct_vs_incorrect", max_per_problem=1)
+    pairs, _ = preference_pairs(samples, verdicts, samples.select("round", "problem_id", "sample_idx", keep=pl.lit(True),
+                                                                  reason=pl.lit("kept")), rule="correct_vs_incorrect", max_per_problem=1)
     log = train_dpo(pairs, tiny_model_dir, tmp_path / "out", beta=0.1, nll_weight=1.0, lr=1e-2, lr_scheduler="constant",
                     warmup_ratio=0.0, epochs=2, batch_size=4, max_length=16, seed=0, chat="never")
     assert len(log) == 4 and all("rewards/margins" in r for r in log)

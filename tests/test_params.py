@@ -6,6 +6,8 @@ Run: `pytest tests/test_params.py`
 from pathlib import Path
 
 import pytest
+
+from sharpen.recipes import RECIPES
 import yaml
 
 from sharpen.params import Params, ParamsError, load_params
@@ -107,7 +109,7 @@ def test_unknown_recipe_name_lists_recipes(tmp_path):
     assert "recipe: unknown recipe 'stars'" in str(err.value) and "'star'" in str(err.value)
 
 
-@pytest.mark.parametrize("recipe", ["rest-em", "star", "b-star", "sws", "ttrl"])
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_recipe_resolves_to_valid_params(tmp_path, recipe):
     data = shipped()
     data["recipe"] = recipe

@@ -36,3 +36,13 @@ def apply_template(problems, template: str, task_name: str):
         except (KeyError, IndexError, ValueError) as e:
             raise ParamsError(f"task.template: {template!r} cannot be filled for {task_name} ({e})") from None
     return problems.with_columns(prompt=pl.Series(prompts, dtype=pl.String))
+
+
+def gold_completions(problems, task) -> list[str]:
+    """The completion a perfect policy writes for each problem (SPIN's "human" response): the
+    arithmetic task's own completion (the scratchpad too, with `task.scratchpad`), else the gold
+    `answer` as written (a canonical solution for humaneval)."""
+    if task.name == "arithmetic":
+        return [arithmetic.completion_for(*arithmetic.operands(pid), use_scratchpad=task.scratchpad)
+                for pid in problems["problem_id"]]
+    return problems["answer"].to_list()
