@@ -6,6 +6,7 @@ Run: `sharpen --help`, `sharpen advance`, `sharpen rounds`, `sharpen params`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 # a table piped to a file or CI log keeps its columns instead of squeezing them to 80 characters
-console = Console(width=None if sys.stdout.isatty() else 240)
+console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 240)  # (rich reads COLUMNS)
 
 
 def _fail(message: str) -> None:
@@ -41,8 +42,11 @@ def advance() -> None:
 
 
 @app.command()
-def rounds(as_json: bool = typer.Option(False, "--json", help="print JSON rows instead of a table")) -> None:
-    """Table of rounds: tag, policy hash, greedy/pass@k/maj@k, samples, kept, wall time per stage."""
+def rounds(
+    as_json: bool = typer.Option(False, "--json", help="print JSON rows instead of a table"),
+    wide: bool = typer.Option(False, "--wide", help="every column: all monitors, sample volumes, per-stage times"),
+) -> None:
+    """Table of rounds: tag, gate, greedy/pass@k/maj@k, kept samples and total time (`--wide`: everything)."""
     from sharpen.lineage import rounds_table
 
     rows = rounds_table()
@@ -53,11 +57,15 @@ def rounds(as_json: bool = typer.Option(False, "--json", help="print JSON rows i
         _fail("no rounds yet: run `dvc repro`")
     metric_cols = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))},
                          key=lambda k: (not k.startswith("greedy"), k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
-    cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept", "synthesized",
-            "controller_s", "generate_s", "verify_s", "filter_s", "synthesize_s", "train_s", "evaluate_s", "total_s"]
-    if any("loop_stop" in r for r in rows):
-        cols.append("loop_stop")
-    table = Table(title="sharpen rounds (times in seconds)")
+    if wide:
+        cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept", "synthesized",
+                "controller_s", "generate_s", "verify_s", "filter_s", "synthesize_s", "train_s", "evaluate_s", "total_s"]
+        if any("loop_stop" in r for r in rows):
+            cols.append("loop_stop")
+    else:  # what fits 100 columns: the accuracy a round reached, what it kept, what it cost
+        metric_cols = [c for c in metric_cols if c == "greedy_accuracy" or "@" in c]
+        cols = ["round", "tag", "gate", *metric_cols, "kept", "total_s"]
+    table = Table(title="sharpen rounds (accuracy in %, times in seconds" + ("" if wide else "; --wide for all") + ")")
     for c in cols:
         table.add_column(c.replace("greedy_accuracy", "greedy").replace("loop_stop", "loop stopped").removesuffix("_s"),
                          no_wrap=c != "loop_stop",
@@ -66,10 +74,13 @@ def rounds(as_json: bool = typer.Option(False, "--json", help="print JSON rows i
         cells = []
         for c in cols:
             v = r.get(c)
-            cells.append("" if v is None else f"{v:.3f}" if isinstance(v, float) and c in metric_cols else
-                         f"{v:.1f}" if isinstance(v, float) else str(v))
+            cells.append("" if v is None else f"{100 * v:.1f}" if isinstance(v, float) and c in metric_cols and v <= 1
+                         else f"{v:.1f}" if isinstance(v, float) else str(v))
         table.add_row(*cells)
     console.print(table)
+    if rows[-1].get("tag") == "(not advanced)":
+        console.print("the last row is this workspace's round, not yet advanced: `sharpen advance` gates, commits "
+                      "and tags it", highlight=False)
 
 
 @app.command("lineage")
@@ -95,9 +106,20 @@ def show_lineage(
         if link["round"] == 0:
             console.print(f"  base {h}: {link['trained_from']}, {link.get('num_parameters')} parameters", highlight=False)
         else:
+            objective = link.get("objective", "sft")
+            if link.get("skipped"):
+                data = f"nothing ({link['skipped']})"
+            elif objective == "dpo":
+                data = (f"{link['pairs']} preference pairs (reference {(link.get('reference_hash') or '?')[:8]}) "
+                        f"from {link['kept_of']} samples")
+            elif objective == "grpo":
+                source = "the round's stored groups" if link.get("rollouts_from") == "round" else "sampled in training"
+                data = f"{link['problems']} problems, {link['rollouts']} rollouts ({source})"
+            else:
+                data = f"{link['examples']} of {link['kept_of']} samples ({link['filter_rule']})"
             console.print(
-                f"  round {link['round']} policy {h}: SFT of {link['trained_from']} ({(link['init_hash'] or '?')[:8]}) "
-                f"on {link['examples']} of {link['kept_of']} samples ({link['filter_rule']}) generated by "
+                f"  round {link['round']} policy {h}: {objective.upper()} of {link['trained_from']} "
+                f"({(link['init_hash'] or '?')[:8]}) on {data}; samples generated by "
                 f"{link['generated_by']} ({(link['generator_hash'] or '?')[:8]})", highlight=False)
     console.print("[bold]stages[/bold] (md5 of inputs and outputs, from dvc.lock)")
     for name, st in info["stages"].items():

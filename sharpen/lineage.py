@@ -161,7 +161,14 @@ def lineage(tag: str) -> dict:
             "policy": train.get("model_hash"),
             "trained_from": producers.get(train.get("init_hash"), "unknown"),
             "init_hash": train.get("init_hash"),
+            "objective": train.get("objective", "sft"),
             "examples": train.get("examples"),
+            "pairs": train.get("pairs"),
+            "problems": train.get("problems"),
+            "rollouts": train.get("rollouts"),
+            "rollouts_from": train.get("rollouts_from"),
+            "reference_hash": train.get("reference_hash"),
+            "skipped": train.get("skipped"),
             "kept_of": gen.get("samples"),
             "filter_rule": filt.get("select", filt.get("rule")),
             "generated_by": producers.get(gen.get("policy_hash"), "unknown"),
@@ -226,7 +233,8 @@ def diff(tag_a: str, tag_b: str) -> dict:
     )
     volumes = {}
     for label, stage, key in (("generated", "generate", "samples"), ("kept", "filter", "kept"),
-                              ("trained_on", "train", "examples")):
+                              ("trained_on", "train", "examples"), ("pairs", "filter", "pairs"),
+                              ("rl_problems", "train", "problems"), ("rollouts", "train", "rollouts")):
         volumes[label] = {t: (json_at(t, f"data/round/{stage}/metrics.json") or {}).get(key) for t in (tag_a, tag_b)}
     return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params, "volumes": volumes,
             "newly_solved": solved, "newly_failed": failed,

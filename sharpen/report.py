@@ -2,7 +2,8 @@
 
 Plots (matplotlib, embedded as PNG): held-out accuracy and pass@k per round; greedy accuracy per
 category per round; kept fraction per round; the distribution of per-problem pass rates per
-round (how much reward varies, i.e. what is left to learn); the SFT loss curve of every round.
+round (how much reward varies, i.e. what is left to learn); the training loss of every round, and
+for reward learning the GRPO reward or DPO margin per step.
 Everything is read from git tags and DVC's cache, like `sharpen rounds`; no server, no CDN.
 
 Run: `sharpen report [--out reports/sharpen.html]`
@@ -111,10 +112,24 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
         fig, ax = plt.subplots(figsize=(6.4, 3.4))
         for n, d in losses:
             ax.plot(d["step"], d["loss"], linewidth=1, label=f"round {n}")
-        ax.set(xlabel="step", ylabel="loss", title="SFT loss per round")
+        ax.set(xlabel="step", ylabel="loss", title="Training loss per round")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        figs.append(("SFT loss", _png(fig)))
+        figs.append(("Training loss", _png(fig)))
+        plt.close(fig)
+    # what reward learning saw: GRPO's reward per step, DPO's chosen-rejected margin per step
+    for column, title in (("reward_mean", "GRPO: mean reward of the trained groups per step"),
+                          ("reward_margin", "DPO: chosen - rejected reward margin per step")):
+        curves = [(n, d) for n, d in losses if column in d.columns and d[column].is_not_nan().any()]
+        if not curves:
+            continue
+        fig, ax = plt.subplots(figsize=(6.4, 3.4))
+        for n, d in curves:
+            ax.plot(d["step"], d[column], linewidth=1, label=f"round {n}")
+        ax.set(xlabel="step", ylabel=column, title=title)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        figs.append((title.split(":")[0] + " training signal", _png(fig)))
         plt.close(fig)
     return figs
 

@@ -62,6 +62,10 @@ def main() -> None:
         print(f"  {summary['greedy_form_rejected']:.1%} of greedy answers are not final answers (restated, unevaluated or several); "
               f"a form-blind reward would score {summary['greedy_lenient_accuracy']:.1%}")
     print("  greedy by category: " + "  ".join(f"{r['category']} {r['greedy_accuracy']:.2f}" for r in categories.iter_rows(named=True)))
+    if not args.baseline:
+        print(f"round {round_} is done. Next: `sharpen advance` gates, promotes, commits and tags it (DVC's "
+              "`git add` hint can be ignored: advance commits), then `dvc repro` runs the next round; "
+              "`sharpen rounds` compares them.")
 
 
 if __name__ == "__main__":

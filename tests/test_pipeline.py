@@ -178,3 +178,24 @@ def test_report_renders_in_headless_chromium(two_rounds, tmp_path):
                     f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,2000",
                     f"--screenshot={shot}", out.as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 50_000  # a blank page is a few kB
+
+
+def test_rounds_fits_100_columns_with_the_essential_columns(two_rounds):
+    ws, _ = two_rounds
+    out = sharpen_narrow(ws)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100 and "…" not in out
+    header = next(line for line in lines if "greedy" in line)
+    assert all(col in header for col in ("round", "tag", "gate", "greedy", "pass@1", "maj@2", "kept", "total"))
+    assert any("round-2" in line for line in lines)
+
+
+def sharpen_narrow(ws) -> str:
+    """`sharpen rounds` in a 100-column terminal."""
+    import subprocess
+
+    from tests.workspace import env
+
+    proc = subprocess.run(["sharpen", "rounds"], cwd=ws, env=env() | {"COLUMNS": "100"}, capture_output=True,
+                          text=True, check=True)
+    return proc.stdout

@@ -35,19 +35,33 @@ def two_rounds(ws) -> list[dict]:
 def spin(tmp_path_factory):
     ws = make_workspace(tmp_path_factory.mktemp("spin"), {"recipe": "spin", "base": BASE,
                                                           "generate": {"max_new_tokens": 4}, "advance": {"gate": "accept"}})
-    return two_rounds(ws)
+    return [*two_rounds(ws), ws]
 
 
 def test_spins_reference_is_the_previous_policy(spin):
-    first, second = spin
+    first, second, _ = spin
     assert second["train"]["reference_hash"] == first["train"]["model_hash"] != first["train"]["reference_hash"]
 
 
 def test_spin_trains_on_this_and_the_previous_rounds_pairs(spin):
-    first, second = spin
+    first, second, _ = spin
     assert set(first["pairs"]["round"]) == {1} and set(second["pairs"]["round"]) == {1, 2}
     assert second["filter"]["pairs_from_previous_round"] == first["pairs"].height
     assert (second["pairs"]["chosen_idx"] == -1).all()  # chosen is always the gold completion
+
+
+def test_lineage_and_diff_name_what_dpo_trained_on(spin):
+    first, second, ws = spin
+    out = sharpen(ws, "lineage", "round-2").stdout
+    assert "DPO of round 1" in out and f"{second['pairs'].height} preference pairs" in out
+    volumes = json.loads(sharpen(ws, "diff", "round-1", "round-2", "--json").stdout)["volumes"]
+    assert volumes["pairs"] == {"round-1": first["pairs"].height, "round-2": second["pairs"].height}
+
+
+def test_the_report_plots_dpos_training_signal(spin, tmp_path):
+    ws = spin[2]
+    sharpen(ws, "report", "--out", str(tmp_path / "report.html"))
+    assert "DPO training signal" in (tmp_path / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")
