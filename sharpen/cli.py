@@ -56,7 +56,8 @@ def rounds(
     if not rows:
         _fail("no rounds yet: run `dvc repro`")
     metric_cols = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))},
-                         key=lambda k: (not k.startswith("greedy"), k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
+                         key=lambda k: (0 if k.startswith("greedy") else 1 if k.startswith("pass") else 2, k.split("@")[0],
+                                        int(k.split("@")[1]) if "@" in k else 0))
     if wide:
         cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept", "synthesized",
                 "controller_s", "generate_s", "verify_s", "filter_s", "synthesize_s", "train_s", "evaluate_s", "total_s"]
