@@ -96,3 +96,17 @@ def test_grpo_round_trains_on_the_learnable_problems_and_records_rollouts(grpo_r
     learnable = set(stats.filter(pl.col("pass_rate").is_between(0.01, 0.99))["problem_id"])
     assert m["objective"] == "grpo" and m["steps"] == 3 and rollouts.height == m["rollouts"] == 3 * 8
     assert set(rollouts["problem_id"]) <= learnable
+
+
+def test_training_prints_no_per_step_log_lines_or_third_party_deprecations(tiny_model_dir, tmp_path, capfd):
+    import warnings
+
+    problems = pl.DataFrame({"problem_id": ["p0", "p1"], "prompt": ["1+1=", "2+2="]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_grpo(problems, ["2", "4"], tiny_model_dir, tmp_path / "out", grpo=GRPOParams(steps=3, num_generations=2,
+                   max_completion_length=2), verifier="exact_integer", answer_form="auto", lr=1e-3,
+                   lr_scheduler="constant", warmup_ratio=0.0, batch_size=4, seed=0, chat="never")
+    out, err = capfd.readouterr()
+    assert "'loss'" not in out + err  # per-step values go to loss.csv, not the terminal
+    assert not [w for w in caught if issubclass(w.category, FutureWarning) and "checkpointing" in str(w.message)]

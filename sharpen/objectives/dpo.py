@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.objectives.sft import _fault_point_callback, last_complete_checkpoint, load_policy, trainer_args
+from sharpen.objectives.sft import attach_stage_callbacks, last_complete_checkpoint, load_policy, trainer_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -57,7 +57,8 @@ def train_dpo(
             beta=beta, loss_type=losses, loss_weights=weights, num_train_epochs=epochs, max_length=max_length,
         )
         trainer = DPOTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             peft_config=peft_config, callbacks=[_fault_point_callback()])
+                             peft_config=peft_config)
+        attach_stage_callbacks(trainer)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

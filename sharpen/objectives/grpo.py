@@ -40,7 +40,7 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.objectives.sft import _fault_point_callback, last_complete_checkpoint, load_policy, trainer_args
+from sharpen.objectives.sft import attach_stage_callbacks, last_complete_checkpoint, load_policy, trainer_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -242,8 +242,8 @@ def _train(
         kwargs = {} if rollout_func is None else {"rollout_func": rollout_func}
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL 1.16
         trainer = trainer_class(model=model, reward_funcs=[reward], args=config, train_dataset=dataset,
-                                processing_class=tokenizer, peft_config=peft_config,
-                                callbacks=[_fault_point_callback()], **kwargs)
+                                processing_class=tokenizer, peft_config=peft_config, **kwargs)
+        attach_stage_callbacks(trainer)
         positions_from_mask(trainer.model)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.model.save_pretrained(out_dir)

@@ -77,8 +77,8 @@ def train_sft(
         )
         trainer = SFTTrainer(
             model=model, args=config, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config,
-            callbacks=[_fault_point_callback()],
         )
+        attach_stage_callbacks(trainer)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -131,9 +131,14 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
     return None
 
 
-def _fault_point_callback():
-    """A callback reaching the `train-step` fault point (sharpen.faults) after each optimizer step."""
+def attach_stage_callbacks(trainer) -> None:
+    """What every objective's trainer gets: the `train-step` fault point (sharpen.faults) after each
+    optimizer step, and a progress bar that does not print every step's log dict (the per-step
+    values go to loss.csv)."""
+    import warnings
+
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
 
     from sharpen import faults
 
@@ -141,7 +146,17 @@ def _fault_point_callback():
         def on_step_end(self, args, state, control, **kwargs):
             faults.point("train-step")
 
-    return FaultPoint()
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            pass
+
+    # TRL 1.16 still calls transformers' pre-rename checkpointing API; the warning is theirs, not the user's
+    warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    trainer.add_callback(FaultPoint())
+    if any(isinstance(c, ProgressCallback) for c in trainer.callback_handler.callbacks):
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(QuietProgress())
 
 
 def _lora_model(init_dir: Path, base_dir: Path | None, lora):
