@@ -7,7 +7,9 @@ restated or unevaluated answers (`hack share`), the gate, and per-stage times.
 problem file ("What is 37 * 6? Reply with only the number."; 200 held out, 256 drawn a round),
 the task on which a form-blind math_equiv taught the loop to restate its questions.
 
-Run: `python experiments/smollm2.py --rounds 2 [--task multiplication]` (about 12 minutes a round on 2 CPU cores)
+`--recipe grpo` (or iterative-dpo, ...) runs another recipe on the same params.
+
+Run: `python experiments/smollm2.py --rounds 2 [--task multiplication] [--recipe grpo]` (about 12 minutes a round on 2 CPU cores)
 """
 
 import argparse
@@ -35,6 +37,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--task", choices=["addition", "multiplication"], default="addition")
+    parser.add_argument("--recipe", default="rest-em", help="e.g. grpo or iterative-dpo (their defaults, with GRPO's "
+                        "completions as long as generate's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sharpen-smollm2-") as tmp:
         ws = Path(tmp) / "ws"
@@ -42,6 +46,14 @@ def main() -> None:
         params = (ws / "examples/params-smollm2.yaml").read_text()
         if args.task == "multiplication":
             params = _multiplication(ws, params)
+        if args.recipe != "rest-em":
+            import yaml
+
+            raw = yaml.safe_load(params)
+            raw["recipe"] = args.recipe
+            if args.recipe in ("grpo", "ttrl-grpo", "sec"):
+                raw["train"]["grpo"] = {"max_completion_length": raw["generate"]["max_new_tokens"]}
+            params = yaml.safe_dump(raw, sort_keys=False)
         (ws / "params.yaml").write_text(params)
         sh(ws, "git", "add", "-A")
         sh(ws, "git", "commit", "-qm", f"SmolLM2 params ({args.task})")
