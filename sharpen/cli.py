@@ -41,6 +41,23 @@ def advance() -> None:
     console.print(f"current policy: round {state.policy_round} ({(state.policy_hash or 'base')[:8]}); next: round {record.round + 1}")
 
 
+@app.command("new-loop")
+def new_loop_command() -> None:
+    """Start a new loop from the base model here, after changing the recipe, model, task or base
+    settings mid-loop (the switch is recorded in the loop state and committed)."""
+    from sharpen.io import ArtifactError
+    from sharpen.params import ParamsError
+    from sharpen.state import AdvanceError, new_loop
+
+    try:
+        state = new_loop()
+    except (AdvanceError, ParamsError, ArtifactError) as e:
+        _fail(str(e))
+    switch = state.new_loops[-1]
+    console.print(f"new loop from the base model at round {switch['round']} (round {switch['left_policy_round']}'s "
+                  f"policy left behind, still at its tag); next: `dvc repro`", highlight=False)
+
+
 @app.command()
 def rounds(
     as_json: bool = typer.Option(False, "--json", help="print JSON rows instead of a table"),
@@ -101,6 +118,10 @@ def show_lineage(
         return
     console.print(f"[bold]{tag}[/bold] at commit {info['commit'][:10]}  (recipe {info['params'].get('recipe')}, "
                   f"seed {info['params'].get('seed')})", highlight=False)
+    for switch in info.get("new_loops", []):
+        console.print(f"[bold]new loop[/bold] at round {switch['round']}: from the base model, leaving round "
+                      f"{switch['left_policy_round']}'s policy ({(switch.get('left_policy_hash') or '?')[:8]}); "
+                      f"recipe {(switch.get('from') or {}).get('recipe')} -> {switch['to'].get('recipe')}", highlight=False)
     console.print("[bold]policy chain[/bold]")
     for link in info["chain"]:
         h = (link.get("policy") or "?")[:8]

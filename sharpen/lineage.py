@@ -177,7 +177,10 @@ def lineage(tag: str) -> dict:
     base = json_at(tag, "data/base/metrics.json") or {}
     chain.append({"round": 0, "policy": base_hash, "trained_from": "scratch (stage base)",
                   "num_parameters": base.get("num_parameters")})
-    return {"tag": tag, "commit": commit, "params": yaml_at(tag, "params.yaml"), "stages": stages, "chain": chain}
+    state = json_at(tag, "data/state/state.json") or {}
+    switches = [s for s in state.get("new_loops", []) if s["round"] <= n]
+    return {"tag": tag, "commit": commit, "params": yaml_at(tag, "params.yaml"), "stages": stages, "chain": chain,
+            "new_loops": switches}
 
 
 # --- diff -----------------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ class LoopState(BaseModel):
     policy_round: int = 0
     policy_hash: str | None = None
     policy_metrics: dict[str, float] | None = None
+    # what the promoted policy was made under (loop_identity); a round under other settings is refused
+    trained_under: dict[str, str] | None = None
+    new_loops: list[dict] = Field([], description="`sharpen new-loop` records: round, what changed, the policy left")
     history: list[GateRecord] = []
 
 
@@ -111,6 +114,57 @@ def round_pool(pool, state_dir: Path = STATE_DIR):
     if not path.exists():
         return pool
     return pl.concat([pool, read_frame(path, Problem)], how="diagonal").sort("problem_id")
+
+
+def loop_identity(params: Params) -> dict[str, str]:
+    """What a policy of this loop is tied to: the recipe, the base model, and the task and base
+    settings (hashed). Rounds under another identity would sample from a policy made for other data."""
+    from sharpen.io import hash_json
+
+    return {"recipe": params.recipe, "model": params.model, "task": hash_json(params.task.model_dump())[:12],
+            "base": hash_json(params.base.model_dump())[:12]}
+
+
+def check_loop_identity(params: Params, state_dir: Path = STATE_DIR) -> None:
+    """Refuse a round whose recipe, model, task or base settings differ from those the promoted
+    policy was trained under, saying the two ways forward."""
+    state = read_state(state_dir)
+    if state.policy == "base" or state.trained_under is None:
+        return
+    now = loop_identity(params)
+    changed = [k for k in now if state.trained_under.get(k) != now[k]]
+    if not changed:
+        return
+    what = ", ".join(f"{k} ({state.trained_under.get(k)} -> {now[k]})" if k in ("recipe", "model") else
+                     f"{k} settings" for k in changed)
+    raise ArtifactError(
+        f"{', '.join(changed)}: params.yaml changed the {what} since round {state.policy_round}'s policy was "
+        "promoted; a round would sample from a policy made under other settings. Either put them back, start a "
+        "fresh workspace (`git clone` + your params), or run `sharpen new-loop` to start a new loop from the base "
+        "model here (recorded in the loop state and shown by `sharpen lineage`)"
+    )
+
+
+def new_loop(params_file: Path = PARAMS_FILE) -> LoopState:
+    """Start a new loop from the base model in this workspace: the next round generates from the
+    base; the switch (round, what changed, the policy left behind) is recorded in state.json and
+    committed. Loop-carried data made under the old settings (ledger, synthesized problems,
+    controller history, preference pairs) leaves the state; git history keeps it."""
+    params = load_params(params_file)
+    state = read_state()
+    if state.policy == "base":
+        raise AdvanceError("the loop already starts from the base model; nothing to do")
+    now = loop_identity(params)
+    state.new_loops.append({"round": params.round, "left_policy_round": state.policy_round,
+                            "left_policy_hash": state.policy_hash, "from": state.trained_under, "to": now})
+    state.policy, state.policy_hash, state.policy_metrics, state.trained_under = "base", None, None, None
+    for name in (LEDGER, SYNTHETIC, CONTROLLER, PAIRS):
+        (STATE_DIR / name).unlink(missing_ok=True)
+    write_state(state)
+    _git("add", "-A", "--", str(STATE_DIR))
+    _git("commit", "-q", "-m", f"new loop from the base model at round {params.round} "
+         f"(recipe {(state.new_loops[-1]['from'] or {}).get('recipe')} -> {now['recipe']})")
+    return state
 
 
 def check_policy_hash(policy_hash: str, state_dir: Path = STATE_DIR) -> None:
@@ -325,6 +379,7 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
             dvc_log.setLevel(level)
         faults.point("advance:policy-added")
         state.policy, state.policy_round, state.policy_hash = "policy", n, new_hash
+        state.trained_under = loop_identity(params)
         state.policy_metrics = {k: float(v) for k, v in round_metrics.items() if isinstance(v, (int, float))}
     _carry(n)
     write_state(state)

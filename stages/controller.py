@@ -24,7 +24,7 @@ from sharpen.params import load_params
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.schemas import Problem
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.state import controller_history, current_policy_dir, round_pool
+from sharpen.state import check_loop_identity, controller_history, current_policy_dir, round_pool
 from sharpen.verifiers import verify_frame
 
 
@@ -39,6 +39,7 @@ def main() -> None:
     c = params.controller
     timer = Timer()
     policy = current_policy_dir(args.state, args.base)  # the first stage of a round checks the loop state
+    check_loop_identity(params, args.state)
     if c.kind == "none":
         write_csv(pl.DataFrame(schema={"temperature": pl.Float64, "tau": pl.Float64, "balance": pl.Float64}),
                   args.out / "grid.csv")

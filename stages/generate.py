@@ -27,7 +27,7 @@ from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.state import check_policy_hash, current_policy_dir, round_pool
+from sharpen.state import check_loop_identity, check_policy_hash, current_policy_dir, round_pool
 
 
 def main() -> None:
@@ -50,6 +50,7 @@ def main() -> None:
     policy = current_policy_dir(args.state, args.base)
     policy_hash = hash_path(policy)
     check_policy_hash(policy_hash, args.state)
+    check_loop_identity(params, args.state)
     pool = round_pool(read_frame(args.problems, Problem), args.state)
     if control["kind"] == "sec":
         problems = draw_by_category(pool, control["probabilities"], g.problems_per_round,
