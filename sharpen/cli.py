@@ -41,6 +41,22 @@ def advance() -> None:
     console.print(f"current policy: round {state.policy_round} ({(state.policy_hash or 'base')[:8]}); next: round {record.round + 1}")
 
 
+@app.command("checkout")
+def checkout_command(rev: str = typer.Argument(..., help="a round tag (round-2) or a branch (main)")) -> None:
+    """Go to a round (or back to a branch): `git checkout` and `dvc checkout` together, so `dvc status` is clean."""
+    from sharpen.state import AdvanceError, checkout
+
+    try:
+        back = checkout(rev)
+    except AdvanceError as e:
+        _fail(str(e))
+    if rev.startswith("round-"):
+        console.print(f"at {rev}: code, params, metrics and DVC outputs as they were (`dvc status` is clean); come "
+                      f"back with `sharpen checkout {back}`", highlight=False)
+    else:
+        console.print(f"at {rev}, with its DVC outputs; `dvc repro` runs the round its params.yaml names", highlight=False)
+
+
 @app.command("new-loop")
 def new_loop_command() -> None:
     """Start a new loop from the base model here, after changing the recipe, model, task or base

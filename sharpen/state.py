@@ -167,6 +167,33 @@ def new_loop(params_file: Path = PARAMS_FILE) -> LoopState:
     return state
 
 
+def checkout(rev: str) -> str:
+    """Put the workspace at a round tag (or a branch): git's files and DVC's outputs together, so
+    `dvc status` is clean there. Refuses a work tree with uncommitted changes. Returns where HEAD was
+    (the branch name to come back to, or a commit)."""
+    if _changed_paths():
+        raise AdvanceError("the work tree has uncommitted changes (a round not yet advanced? `sharpen advance` it); "
+                           "commit or stash them first (`git status`)")
+    if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], capture_output=True).returncode:
+        tags = ", ".join(t for _, t in _round_tag_names()) or "none yet"
+        raise AdvanceError(f"{rev}: no such round tag or branch (round tags: {tags})")
+    back = _git("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
+    if not back:  # already at a round: the most recently committed branch is the loop's
+        branches = _git("for-each-ref", "--sort=-committerdate", "--format=%(refname:short)", "refs/heads").split()
+        back = branches[0] if branches else _git("rev-parse", "HEAD").strip()
+    _git("checkout", "-q", rev)
+    proc = subprocess.run(["dvc", "checkout", "--quiet"], capture_output=True, text=True)
+    if proc.returncode:
+        raise AdvanceError(f"`dvc checkout` at {rev} failed (are the round's outputs in this workspace's DVC cache, or "
+                           f"a remote? `dvc pull`): {proc.stderr.strip()[-500:]}")
+    return back
+
+
+def _round_tag_names() -> list[tuple[int, str]]:
+    names = _git("tag", "--list", "round-*", check=False).split()
+    return sorted((int(t.split("-")[1]), t) for t in names if t.split("-")[1].isdigit())
+
+
 def check_policy_hash(policy_hash: str, state_dir: Path = STATE_DIR) -> None:
     """Refuse a promoted policy whose files no longer hash to what advance recorded."""
     state = read_state(state_dir)

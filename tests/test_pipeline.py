@@ -199,3 +199,16 @@ def sharpen_narrow(ws) -> str:
     proc = subprocess.run(["sharpen", "rounds"], cwd=ws, env=env() | {"COLUMNS": "100"}, capture_output=True,
                           text=True, check=True)
     return proc.stdout
+
+
+def test_checkout_of_a_round_leaves_dvc_status_clean_and_comes_back(two_rounds):
+    ws, _ = two_rounds  # last in the file: it moves the workspace, and puts it back
+    for tag in ("round-1", "round-2"):
+        out = sharpen(ws, "checkout", tag).stdout
+        assert "up to date" in run(ws, "dvc", "status").stdout, tag
+        assert run(ws, "git", "describe", "--tags", "--exact-match").stdout.strip() == tag
+        assert "sharpen checkout main" in out
+    sharpen(ws, "checkout", "main")
+    assert run(ws, "git", "symbolic-ref", "--short", "HEAD").stdout.strip() == "main"
+    assert run(ws, "git", "status", "--porcelain").stdout.strip() == ""
+    assert "modified outs" not in run(ws, "dvc", "status").stdout  # only round 3's changed params remain
