@@ -152,3 +152,39 @@ def test_iterative_dpo_round_trains_on_the_filters_pairs(dpo_round):
     chosen = pairs.join(verdicts, left_on=["problem_id", "chosen_idx"], right_on=["problem_id", "sample_idx"])
     rejected = pairs.join(verdicts, left_on=["problem_id", "rejected_idx"], right_on=["problem_id", "sample_idx"])
     assert chosen["correct"].all() and not rejected["correct"].any()
+
+
+RESUME = """
+import sys, polars as pl
+from pathlib import Path
+from sharpen.objectives.dpo import train_dpo
+pairs = pl.read_parquet(sys.argv[1])
+train_dpo(pairs, Path(sys.argv[2]), Path(sys.argv[3]), beta=0.1, nll_weight=1.0, lr=1e-2, lr_scheduler="constant",
+          warmup_ratio=0.0, epochs=3, batch_size=4, max_length=16, seed=0, chat="never", checkpoints=Path(sys.argv[4]),
+          checkpoint_steps=2)
+"""
+
+
+def test_a_killed_dpo_train_resumes_to_the_same_model(tiny_model_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from sharpen.io import hash_path
+
+    samples, verdicts = _round([(f"p{i}", str(i), True) for i in range(8)] + [(f"p{i}", str(i + 1), False) for i in range(8)])
+    pairs, _ = preference_pairs(samples, verdicts, samples.select("round", "problem_id", "sample_idx", keep=pl.lit(True),
+                                                                  reason=pl.lit("kept")), rule="correct_vs_incorrect", max_per_problem=1)
+    pairs.write_parquet(tmp_path / "pairs.parquet")
+
+    def run(out: str, checkpoints: str, fault: str | None = None) -> subprocess.CompletedProcess:
+        env = os.environ | ({"SHARPEN_FAULT": fault} if fault else {})
+        return subprocess.run([sys.executable, "-c", RESUME, str(tmp_path / "pairs.parquet"), str(tiny_model_dir),
+                               str(tmp_path / out), str(tmp_path / checkpoints)], env=env, capture_output=True, text=True,
+                              start_new_session=True)
+
+    assert run("whole", "ck-whole").returncode == 0
+    assert run("resumed", "ck", "train-step@3").returncode == -9
+    again = run("resumed", "ck")
+    assert again.returncode == 0 and "resuming from checkpoint-2" in again.stdout
+    assert hash_path(tmp_path / "resumed") == hash_path(tmp_path / "whole")
