@@ -286,7 +286,7 @@ class GRPOParams(_Section):
         "scored, with the importance ratio against generate's recorded log-probabilities")
     steps: int = Field(20, ge=1, le=1_000_000, description="optimizer steps per round")
     num_generations: int = Field(8, ge=2, le=256, description="completions per problem (the group); divides train.batch_size")
-    max_completion_length: int = Field(16, ge=1, le=65536)
+    max_completion_length: int = Field(16, ge=1, le=65536, description="online: new tokens per completion (round: as generated)")
     temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = "dapo"
     beta: float = Field(0.0, ge=0, le=100, allow_inf_nan=False, description="KL to the reference (0: none loaded)")

@@ -43,6 +43,12 @@ _SCRATCHPAD = {
     "train": {"max_length": 96},
 }
 
+# GRPO as DAPO runs it (loss, clip-higher, no KL), 20 optimizer steps a round; and the problem rule
+# that keeps what GRPO can learn from (neither all right nor all wrong, as MASA / ReST-GRPO prefilter).
+_GRPO_ONLINE = {"rollouts": "online", "steps": 20, "num_generations": 8, "max_completion_length": 8,
+                "loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28, "scale_rewards": "group"}
+_LEARNABLE = {"select": "correct", "cap": 10, "dedup": True, "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]}
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in [
@@ -142,12 +148,9 @@ RECIPES: dict[str, Recipe] = {
             "on by TRL's GRPOTrainer, the round's verifier as the reward, DAPO's loss and clip-higher, from the "
             "previous policy.",
             {**_NO_METHOD, "verify": {"labels": "gold"},
-             "filter": {"select": "correct", "cap": 10, "dedup": True,
-                        "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]},
+             "filter": _LEARNABLE,
              "train": {"objective": "grpo", "init": "previous",
-                       "grpo": {"rollouts": "online", "steps": 20, "num_generations": 8, "max_completion_length": 8,
-                                "loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28,
-                                "scale_rewards": "group"}}},
+                       "grpo": _GRPO_ONLINE}},
             on_default_task="the verifier's reward is exact (0 or 1); the generate stage's k samples only pick the "
             "learnable problems, the trainer samples its own groups",
             sources="Shao et al. 2024 (GRPO); Yu et al. 2025 (DAPO); MASA, ReST-GRPO (prefilter)",
@@ -161,8 +164,7 @@ RECIPES: dict[str, Recipe] = {
              "generate": {"k": 8, "logprobs": True},
              "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": [{"rule": "std_min", "eps": 0.05}]},
              "train": {"objective": "grpo", "init": "previous",
-                       "grpo": {"rollouts": "round", "steps": 20, "num_generations": 8, "loss_type": "dapo",
-                                "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28, "scale_rewards": "group"}}},
+                       "grpo": {**_GRPO_ONLINE, "rollouts": "round"}}},
             on_default_task="the verifier's reward is exact (0 or 1), so std > 0.05 keeps every mixed group; "
             "the paper's prefix-guided rollouts for hard problems are not here",
             sources="ReST-GRPO (Zhang et al. 2025); Shao et al. 2024 (GRPO); Yu et al. 2025 (DAPO)",
@@ -172,12 +174,9 @@ RECIPES: dict[str, Recipe] = {
             "TTRL's RL step: no gold labels; problems whose k samples disagree are trained on by online GRPO, "
             "each group rewarded against its own majority answer; from the previous policy.",
             {**_NO_METHOD, "verify": {"labels": "majority"},
-             "filter": {"select": "correct", "cap": 10, "dedup": True,
-                        "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]},
+             "filter": _LEARNABLE,
              "train": {"objective": "grpo", "init": "previous",
-                       "grpo": {"rollouts": "online", "steps": 20, "num_generations": 8, "max_completion_length": 8,
-                                "loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28,
-                                "scale_rewards": "group"}}},
+                       "grpo": _GRPO_ONLINE}},
             on_default_task="the majority is taken over each training group (8 samples), not over a larger "
             "voting set as in the paper (64 votes, 32 trained on); gold answers are read only to log label accuracy",
             sources="PRIME-RL/TTRL",
@@ -190,12 +189,9 @@ RECIPES: dict[str, Recipe] = {
             {"synthesize": {"kind": "none"}, "controller": {"kind": "sec", "sec": {"alpha": 0.5, "tau": 0.5}},
              "verify": {"labels": "gold"},
              "generate": {"problems_per_round": 256},
-             "filter": {"select": "correct", "cap": 10, "dedup": True,
-                        "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]},
+             "filter": _LEARNABLE,
              "train": {"objective": "grpo", "init": "previous",
-                       "grpo": {"rollouts": "online", "steps": 20, "num_generations": 8, "max_completion_length": 8,
-                                "loss_type": "dapo", "beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.28,
-                                "scale_rewards": "group"}}},
+                       "grpo": _GRPO_ONLINE}},
             on_default_task="categories are the operands' digit lengths ('2+3'); the arm reward uses the generate "
             "stage's k samples per problem (the paper uses the RL step's own rollouts)",
             sources="Chen et al. 2025, Self-Evolving Curriculum (2505.14970)",
