@@ -80,7 +80,7 @@ def rounds(
     wide: bool = typer.Option(False, "--wide", help="every column: all monitors, sample volumes, per-stage times"),
 ) -> None:
     """Table of rounds: tag, gate, greedy/pass@k/maj@k, kept samples and total time (`--wide`: everything)."""
-    from sharpen.lineage import rounds_table
+    from sharpen.lineage import round_cell, round_columns, rounds_table
 
     rows = rounds_table()
     if as_json:
@@ -88,29 +88,14 @@ def rounds(
         return
     if not rows:
         _fail("no rounds yet: run `dvc repro`")
-    metric_cols = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))},
-                         key=lambda k: (0 if k.startswith("greedy") else 1 if k.startswith("pass") else 2, k.split("@")[0],
-                                        int(k.split("@")[1]) if "@" in k else 0))
-    if wide:
-        cols = ["round", "tag", "policy", "gate", *metric_cols, "generated", "kept", "synthesized",
-                "controller_s", "generate_s", "verify_s", "filter_s", "synthesize_s", "train_s", "evaluate_s", "total_s"]
-        if any("loop_stop" in r for r in rows):
-            cols.append("loop_stop")
-    else:  # what fits 100 columns: the accuracy a round reached, what it kept, what it cost
-        metric_cols = [c for c in metric_cols if c == "greedy_accuracy" or "@" in c]
-        cols = ["round", "tag", "gate", *metric_cols, "kept", "total_s"]
+    cols, metric_cols = round_columns(rows, wide)
     table = Table(title="sharpen rounds (accuracy in %, times in seconds" + ("" if wide else "; --wide for all") + ")")
     for c in cols:
         table.add_column(c.replace("greedy_accuracy", "greedy").replace("loop_stop", "loop stopped").removesuffix("_s"),
                          no_wrap=c != "loop_stop",
                          justify="left" if c in ("tag", "policy", "gate", "loop_stop") else "right")
     for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            cells.append("" if v is None else f"{100 * v:.1f}" if isinstance(v, float) and c in metric_cols and v <= 1
-                         else f"{v:.1f}" if isinstance(v, float) else str(v))
-        table.add_row(*cells)
+        table.add_row(*[round_cell(r.get(c), c, metric_cols) for c in cols])
     console.print(table)
     if rows[-1].get("tag") == "(not advanced)":
         console.print("the last row is this workspace's round, not yet advanced: `sharpen advance` gates, commits "

@@ -183,6 +183,30 @@ def lineage(tag: str) -> dict:
             "new_loops": switches}
 
 
+def round_columns(rows: list[dict], wide: bool) -> tuple[list[str], list[str]]:
+    """(the columns of the rounds table in order, which of them are accuracies): `sharpen rounds`
+    and the report show the same ones. Essential: round, tag, gate, greedy, pass@k, maj@k, kept,
+    total time; wide: also the policy hash, every monitor, sample volumes and per-stage times."""
+    metrics = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))},
+                     key=lambda k: (0 if k.startswith("greedy") else 1 if k.startswith("pass") else 2,
+                                    k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
+    if not wide:
+        metrics = [c for c in metrics if c == "greedy_accuracy" or "@" in c]
+        return ["round", "tag", "gate", *metrics, "kept", "total_s"], metrics
+    cols = ["round", "tag", "policy", "gate", *metrics, "generated", "kept", "synthesized", "controller_s",
+            "generate_s", "verify_s", "filter_s", "synthesize_s", "train_s", "evaluate_s", "total_s"]
+    return cols + (["loop_stop"] if any("loop_stop" in r for r in rows) else []), metrics
+
+
+def round_cell(value, column: str, metrics: list[str]) -> str:
+    """A rounds-table cell: accuracies in % (one decimal), other floats one decimal."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and column in metrics and value <= 1:
+        return f"{100 * value:.1f}"
+    return f"{value:.1f}" if isinstance(value, float) else str(value)
+
+
 # --- diff -----------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write
-from sharpen.lineage import file_at, frame_at, json_at, round_tags, rounds_table
+from sharpen.lineage import file_at, frame_at, json_at, round_cell, round_columns, round_tags, rounds_table
 from sharpen.schemas import ProblemStats
 
 
@@ -108,13 +108,21 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
 
     losses = [(n, _csv_at(tag, "data/round/train/loss.csv")) for n, tag in tags]
     losses = [(n, d) for n, d in losses if d is not None and d.height]
-    if losses:
-        fig, ax = plt.subplots(figsize=(6.4, 3.4))
-        for n, d in losses:
-            ax.plot(d["step"], d["loss"], linewidth=1, label=f"round {n}")
-        ax.set(xlabel="step", ylabel="loss", title="Training loss per round")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+    if losses:  # one small panel per round: overlaid per-step curves of several rounds are unreadable
+        cols = min(len(losses), 4)
+        rows_ = -(-len(losses) // cols)
+        fig, axes = plt.subplots(rows_, cols, figsize=(3.2 * cols, 2.4 * rows_), squeeze=False, sharey=True)
+        for ax, (n, d) in zip(axes.flat, losses):
+            ax.plot(d["step"], d["loss"], linewidth=0.6, color="#bbbbbb")
+            window = max(1, d.height // 20)
+            ax.plot(d["step"], d["loss"].rolling_mean(window, min_samples=1), linewidth=1.4, color="#4c72b0")
+            ax.set(title=f"round {n}", xlabel="step")
+            ax.grid(alpha=0.3)
+        for ax in list(axes.flat)[len(losses):]:
+            ax.axis("off")
+        axes[0][0].set_ylabel("loss")
+        fig.suptitle("Training loss per round (raw, and a moving mean)")
+        fig.tight_layout()
         figs.append(("Training loss", _png(fig)))
         plt.close(fig)
     # what reward learning saw: GRPO's reward per step, DPO's chosen-rejected margin per step
@@ -135,17 +143,12 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
 
 
 def _table(rows: list[dict]) -> str:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            text = "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-            cells.append(f"<td>{html.escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    """Every column of `sharpen rounds --wide`, in its order and format; scrolls sideways if the window is narrow."""
+    cols, metrics = round_columns(rows, wide=True)
+    head = "".join(f"<th>{html.escape(c.replace('greedy_accuracy', 'greedy').removesuffix('_s'))}</th>" for c in cols)
+    body = ["<tr>" + "".join(f"<td>{html.escape(round_cell(r.get(c), c, metrics))}</td>" for c in cols) + "</tr>"
+            for r in rows]
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
 
 
 def write_report(out: Path) -> Path:
@@ -162,14 +165,16 @@ def write_report(out: Path) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>sharpen report</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; margin-bottom: 2rem; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; }}
+.scroll {{ overflow-x: auto; max-width: 100%; margin-bottom: 2rem; }}
+table {{ border-collapse: collapse; font-size: 0.8rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: right; white-space: nowrap; }}
 th {{ background: #f3f3f3; }}
-figure {{ display: inline-block; margin: 0 1rem 1rem 0; }}
+figure {{ display: block; margin: 0 0 1.5rem 0; max-width: 1100px; }}
+figure img {{ width: 100%; height: auto; }}
 figcaption {{ font-size: 0.8rem; color: #555; }}
 </style></head><body>
 <h1>sharpen: {len(tags)} round(s)</h1>
-<p>Held-out metrics per round (round 0 is the base model); stage times in seconds.</p>
+<p>Held-out metrics per round in % (round 0 is the base model); stage times in seconds.</p>
 {_table(rows)}
 {images}
 <script type="application/json" id="rounds">{html.escape(json.dumps(rows))}</script>

@@ -168,6 +168,23 @@ def test_report_is_one_self_contained_html_file(two_rounds, tmp_path):
     assert "round-2" in page
 
 
+def test_report_table_has_the_cli_columns_order_and_formats(two_rounds, tmp_path):
+    import re
+
+    from sharpen.lineage import round_columns
+
+    ws, _ = two_rounds
+    sharpen(ws, "report", "--out", str(tmp_path / "report.html"))
+    page = (tmp_path / "report.html").read_text()
+    rows = json.loads(sharpen(ws, "rounds", "--json").stdout)
+    cols, _ = round_columns(rows, wide=True)
+    headers = re.findall(r"<th>([^<]*)</th>", page)
+    assert headers == [c.replace("greedy_accuracy", "greedy").removesuffix("_s") for c in cols]
+    cells = re.findall(r"<td>([^<]*)</td>", page)
+    assert cells and not [c for c in cells if re.fullmatch(r"-?\d+\.\d{2,}", c)]  # one decimal at most
+    assert 'class="scroll"' in page  # a wide table scrolls inside its box instead of widening the page
+
+
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(two_rounds, tmp_path):
     ws, _ = two_rounds
