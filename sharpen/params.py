@@ -16,12 +16,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 PARAMS_FILE = Path("params.yaml")
 
 
+def _takes_number_not_bool(annotation) -> bool:
+    options = get_args(annotation) or (annotation,)
+    return bool not in options and any(o in (int, float) for o in options)
+
+
 class ParamsError(ValueError):
     """params.yaml is missing, unreadable or invalid; the message names the file and key."""
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # every float finite (inf and nan are errors, not a NaN model or an endless loop)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, data):
+        """YAML reads yes/no/on/off as booleans, and pydantic would take True as the number 1."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and _takes_number_not_bool(field.annotation):
+                    raise ValueError(f"{name}: expected a number, got {value!r} (YAML reads yes/no/on/off as true/false)")
+        return data
 
 
 class TaskParams(_Section):
@@ -72,7 +89,7 @@ class BaseParams(_Section):
     num_heads: int = Field(4, ge=1)
     steps: int = Field(350, ge=1)
     batch_size: int = Field(256, ge=1)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, le=1)
     warmup_steps: int = Field(30, ge=0)
     hint_fraction: float = Field(
         0.0, ge=0, le=1, description="share of pretraining prompts carrying the answer as a hint (STaR rationalization)"
@@ -88,8 +105,8 @@ class BaseParams(_Section):
 
 class SamplingParams(_Section):
     backend: Literal["hf", "vllm"] = "hf"
-    k: int = Field(8, ge=1, description="samples per problem")
-    temperature: float = Field(1.0, ge=0, description="0 means greedy")
+    k: int = Field(8, ge=1, le=1024, description="samples per problem")
+    temperature: float = Field(1.0, ge=0, le=10, description="0 means greedy")
     top_p: float = Field(1.0, gt=0, le=1)
     max_new_tokens: int = Field(8, ge=1)
     batch_size: int = Field(128, ge=1, description="prompts per forward batch (each expanded to k sequences)")
@@ -308,10 +325,10 @@ class TrainParams(_Section):
     grpo: GRPOParams | None = Field(None, description="objective grpo: its settings (null: the defaults)")
     lora: LoraParams | None = Field(None, description="null: full fine-tuning")
     init: Literal["base", "previous"] = "base"
-    lr: float = Field(2e-4, gt=0)
+    lr: float = Field(2e-4, gt=0, le=1)
     lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps warming up the fresh optimizer")
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(3.0, gt=0, le=10_000)
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(64, ge=8)
     seed: int = 0

@@ -153,3 +153,14 @@ def test_threshold_without_tau_or_controller_is_refused(tmp_path):
     data["filter"] = {"select": "threshold"}
     with pytest.raises(ParamsError, match="filter.tau"):
         load_params(write(tmp_path, data))
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("train", "lr", float("inf")), ("train", "epochs", float("nan")), ("generate", "temperature", float("inf")),
+    ("base", "lr", float("-inf")), ("generate", "k", True), ("train", "batch_size", False), ("generate", "k", 100_000),
+])
+def test_numbers_are_finite_bounded_and_not_booleans(tmp_path, section, key, value):
+    data = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    data.setdefault(section, {})[key] = value
+    with pytest.raises(ParamsError, match=rf"{section}"):
+        load_params(write(tmp_path, data))
