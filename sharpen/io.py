@@ -159,6 +159,8 @@ def atomic_write_dir(path: Path | str, write: Callable[[Path], None]) -> Path:
         faults.point(f"swap:{'/'.join(path.parts[-3:])}")
         os.replace(tmp, path)
     finally:
+        if old.exists() and not path.exists():  # any exception (Ctrl-C too) between the two renames
+            os.replace(old, path)  # the previous version stays; never both gone
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(path.parent)

@@ -118,3 +118,22 @@ def test_a_zombie_writers_moved_aside_dir_is_put_back(tmp_path):
 def test_a_pid_reused_after_the_sibling_was_written_is_not_its_writer():
     assert io._alive(os.getpid(), since=time.time())
     assert not io._alive(os.getpid(), since=time.time() - 10 * 365 * 86400)
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, SystemExit, OSError])
+def test_an_interruption_between_the_two_renames_keeps_the_previous_dir(tmp_path, monkeypatch, interruption):
+    from sharpen import faults
+    from sharpen.io import atomic_write_dir
+
+    target = tmp_path / "policy"
+    atomic_write_dir(target, lambda d: (d / "weights").write_text("old"))
+
+    def interrupt(name: str) -> None:
+        if name.startswith("swap:"):
+            raise interruption()
+
+    monkeypatch.setattr(faults, "point", interrupt)
+    with pytest.raises(interruption):
+        atomic_write_dir(target, lambda d: (d / "weights").write_text("new"))
+    assert (target / "weights").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["policy"]  # nothing left beside it
