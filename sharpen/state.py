@@ -419,6 +419,24 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
     return state
 
 
+def _made_by_advance(tag: str, n: int) -> bool:
+    """Whether `tag` is advance's own: annotated with its message, on its `round N:` commit, and that
+    commit holds round N's evaluate metrics."""
+    import json
+
+    if _git("cat-file", "-t", f"refs/tags/{tag}", check=False).strip() != "tag":
+        return False  # a lightweight tag
+    if not _git("tag", "-l", "--format=%(contents:subject)", tag, check=False).startswith(f"sharpen round {n}:"):
+        return False
+    if not _git("log", "-1", "--format=%s", f"{tag}^{{commit}}", check=False).startswith(f"round {n}:"):
+        return False
+    try:
+        committed = json.loads(_git("show", f"{tag}:{ROUND_METRICS.as_posix()}", check=False) or "{}")
+    except ValueError:
+        return False
+    return isinstance(committed, dict) and committed.get("round") == n
+
+
 ADVANCE_LOCK = Path(".dvc/tmp/sharpen-advance.lock")
 
 
@@ -505,6 +523,11 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
             raise AdvanceError(
                 f"tag {tag} already exists at {tagged[:8]} and HEAD is elsewhere; round {n} was advanced before. "
                 f"Set `round:` in params.yaml past it, or delete the tag (`git tag -d {tag}`) to redo it"
+            )
+        if not _made_by_advance(tag, n):
+            raise AdvanceError(
+                f"tag {tag} is on HEAD but was not made by `sharpen advance` (not its annotated tag on a "
+                f"`round {n}:` commit holding round {n}'s metrics); delete it (`git tag -d {tag}`) and rerun"
             )
         # advance died after tagging: finish the promotion (idempotent)
         return decision, _promote(params, decision, round_metrics)

@@ -188,6 +188,10 @@ CASES = [
          scope=("data/state/state.json", "data/state/policy/", "dvc.lock", "params.yaml", "data/round")),
     # advance
     Case("advance-detached-head", "finished", git("checkout", "-q", "--detach"), ADVANCE, "HEAD is detached"),
+    # a round-N tag advance did not make is never taken for its own interrupted advance
+    Case("advance-foreign-lightweight-tag", "finished", git("tag", "round-1"), ADVANCE, "was not made by `sharpen advance`"),
+    Case("advance-foreign-annotated-tag", "finished", git("tag", "-a", "round-1", "-m", "my release"), ADVANCE,
+         "was not made by `sharpen advance`"),
     Case("advance-dirty-tree", "finished", write("notes.txt", "mine"), ADVANCE, "not outputs of this round: notes.txt"),
     Case("advance-tag-elsewhere", "finished",
          both(git("commit", "-q", "--allow-empty", "-m", "other"), git("tag", "round-1", "HEAD~1")), ADVANCE,
