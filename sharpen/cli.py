@@ -19,6 +19,33 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 240)  # (rich reads COLUMNS)
 
 
+@app.callback()
+def _at_workspace_root() -> None:
+    """Every command works on the workspace that holds the current directory: from a subdirectory,
+    move up to the nearest folder with a dvc.yaml (artifact paths are relative to it)."""
+    from pathlib import Path
+
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists():
+            if folder != here:
+                os.chdir(folder)
+            return
+
+
+def _json_safe(value):
+    """NaN and infinities become null: JSON has no such numbers."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _fail(message: str) -> None:
     console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(1)
@@ -84,7 +111,7 @@ def rounds(
 
     rows = rounds_table()
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(_json_safe(rows), indent=2, allow_nan=False))
         return
     if not rows:
         _fail("no rounds yet: run `dvc repro`")
@@ -115,7 +142,7 @@ def show_lineage(
     except ValueError as e:
         _fail(str(e))
     if as_json:
-        print(json.dumps(info, indent=2, default=str))
+        print(json.dumps(_json_safe(info), indent=2, default=str, allow_nan=False))
         return
     console.print(f"[bold]{tag}[/bold] at commit {info['commit'][:10]}  (recipe {info['params'].get('recipe')}, "
                   f"seed {info['params'].get('seed')})", highlight=False)
@@ -169,7 +196,7 @@ def show_diff(
     except (ValueError, ArtifactError) as e:
         _fail(str(e))
     if as_json:
-        print(json.dumps(d, indent=2, default=str))
+        print(json.dumps(_json_safe(d), indent=2, default=str, allow_nan=False))
         return
     table = Table(title=f"{tag_a} → {tag_b}: metrics")
     for c in ("metric", tag_a, tag_b, "delta"):

@@ -164,3 +164,12 @@ def test_numbers_are_finite_bounded_and_not_booleans(tmp_path, section, key, val
     data.setdefault(section, {})[key] = value
     with pytest.raises(ParamsError, match=rf"{section}"):
         load_params(write(tmp_path, data))
+
+
+def test_json_output_never_holds_nan():
+    import json
+
+    from sharpen.cli import _json_safe
+
+    text = json.dumps(_json_safe({"a": float("nan"), "b": [1.0, float("inf")], "c": "x"}), allow_nan=False)
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": "x"}

@@ -218,6 +218,12 @@ def sharpen_narrow(ws) -> str:
     return proc.stdout
 
 
+def test_commands_from_a_subdirectory_work_on_the_workspace(two_rounds):
+    ws, _ = two_rounds
+    rows = json.loads(sharpen(ws / "data" / "round", "rounds", "--json").stdout)
+    assert [r.get("gate") for r in rows if r["tag"].startswith("round-")] == ["accepted", "accepted"]
+
+
 def test_checkout_of_a_round_leaves_dvc_status_clean_and_comes_back(two_rounds):
     ws, _ = two_rounds  # last in the file: it moves the workspace, and puts it back
     for tag in ("round-1", "round-2"):
