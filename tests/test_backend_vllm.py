@@ -87,3 +87,23 @@ def test_real_vllm_engine_samples_k_per_prompt(tiny_model_dir):
     out = backend.generate(["1+1=", "2+2="], n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
     again = backend.generate(["1+1=", "2+2="], n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
     assert [len(r) for r in out] == [3, 3] and out == again
+
+
+class LogprobLLM(FakeLLM):
+    """Answers with token ids and, per step, vLLM's dict holding the sampled token's Logprob."""
+
+    def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+        self.calls.append((prompts, params, lora_request))
+        step = lambda t: {t: SimpleNamespace(logprob=-0.1 * t, rank=1)}  # noqa: E731
+        return [SimpleNamespace(prompt=p, outputs=[
+            SimpleNamespace(text="ab", token_ids=[3, 4], finish_reason="stop", logprobs=[step(3), step(4)])
+            for _ in range(sp.n)]) for p, sp in zip(prompts, params, strict=True)]
+
+
+def test_logprobs_come_from_vllms_processed_logprobs_of_the_sampled_tokens(tiny_model_dir):
+    fake = SimpleNamespace(**(vars(FAKE) | {"LLM": LogprobLLM}))
+    backend = VLLMBackend(tiny_model_dir, batch_size=4, vllm_module=fake, logprobs=True)
+    out = backend.generate(["1+1="], n=2, temperature=1.0, top_p=1.0, max_new_tokens=2, seed=0, logprobs=True)
+    assert backend.llm.kwargs["logprobs_mode"] == "processed_logprobs"
+    assert backend.llm.calls[0][1][0].logprobs == 0  # the sampled token only
+    assert [(c.token_ids, c.logprobs) for c in out[0]] == [((3, 4), (pytest.approx(-0.3), pytest.approx(-0.4)))] * 2

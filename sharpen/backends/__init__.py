@@ -56,9 +56,10 @@ class Backend(Protocol):
 
 def load_backend(
     name: str, model_path: Path | str, *, batch_size: int, chat: str = "auto", tensor_parallel_size: int = 1,
-    autocast: str = "none",
+    autocast: str = "none", logprobs: bool = False,
 ) -> Backend:
-    """The backend `name` serving the policy at `model_path` (full weights or a LoRA adapter)."""
+    """The backend `name` serving the policy at `model_path` (full weights or a LoRA adapter);
+    `logprobs`: it will be asked for per-token log-probabilities (vLLM sets its engine up for them)."""
     if name == "hf":
         from sharpen.backends.hf import HFBackend
 
@@ -66,5 +67,6 @@ def load_backend(
     if name == "vllm":
         from sharpen.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model_path, batch_size=batch_size, chat=chat, tensor_parallel_size=tensor_parallel_size)
+        return VLLMBackend(model_path, batch_size=batch_size, chat=chat, tensor_parallel_size=tensor_parallel_size,
+                           logprobs=logprobs)
     raise ValueError(f"generate.backend: unknown backend {name!r}; allowed: hf, vllm")

@@ -68,12 +68,16 @@ def sampling_kwargs(n: int, temperature: float, top_p: float, max_new_tokens: in
     }
 
 
-def map_outputs(outputs, n: int, greedy: bool) -> list[list[Completion]]:
-    """vLLM RequestOutputs (in prompt order) → n Completions per prompt."""
+def map_outputs(outputs, n: int, greedy: bool, logprobs: bool = False) -> list[list[Completion]]:
+    """vLLM RequestOutputs (in prompt order) → n Completions per prompt; with `logprobs`, each sampled
+    token's log-probability (vLLM returns the sampled token's entry in each step's dict)."""
     mapped = []
     for output in outputs:
         rows = [
-            Completion(text=o.text, num_tokens=len(o.token_ids), finish_reason="stop" if o.finish_reason == "stop" else "length")
+            Completion(text=o.text, num_tokens=len(o.token_ids), finish_reason="stop" if o.finish_reason == "stop" else "length",
+                       token_ids=tuple(o.token_ids) if logprobs else None,
+                       logprobs=tuple(step[t].logprob for t, step in zip(o.token_ids, o.logprobs, strict=True))
+                       if logprobs else None)
             for o in output.outputs
         ]
         if greedy:
@@ -87,10 +91,13 @@ def map_outputs(outputs, n: int, greedy: bool) -> list[list[Completion]]:
 class VLLMBackend:
     def __init__(
         self, model_path: Path | str, *, batch_size: int, chat: str = "auto", tensor_parallel_size: int = 1,
-        seed: int = 0, vllm_module=None,
+        seed: int = 0, vllm_module=None, logprobs: bool = False,
     ):  # fmt: skip
         self.vllm = vllm_module or import_vllm()
         kwargs, self.adapter = engine_kwargs(model_path, tensor_parallel_size=tensor_parallel_size, seed=seed)
+        if logprobs:  # after temperature (and top-k/p): the distribution that sampled, as the hf backend records it
+            kwargs["logprobs_mode"] = "processed_logprobs"
+        self.processed_logprobs = logprobs
         self.llm = self.vllm.LLM(**kwargs)
         self.chat = chat
         self.batch_size = batch_size  # vLLM schedules its own batches; kept for the interface
@@ -107,16 +114,19 @@ class VLLMBackend:
         on_progress: Callable[[int], None] | None = None,
         logprobs: bool = False,
     ) -> list[list[Completion]]:
-        if logprobs:
-            raise NotImplementedError("generate.logprobs: the vllm backend does not record per-token log-probabilities "
-                                      "yet; generate with `backend: hf` for `train.grpo.rollouts: round`")
+        if logprobs and not self.processed_logprobs:
+            raise ValueError("generate.logprobs: this vLLM engine was started without processed log-probabilities "
+                             "(load_backend(..., logprobs=True) starts it with logprobs_mode='processed_logprobs')")
+        if logprobs and temperature == 0:
+            raise ValueError("generate.logprobs: log-probabilities of a sampling policy need temperature > 0")
         rendered = render(self.llm.get_tokenizer(), prompts, self.chat)
         params = [
-            self.vllm.SamplingParams(**sampling_kwargs(n, temperature, top_p, max_new_tokens, seed, i))
+            self.vllm.SamplingParams(**sampling_kwargs(n, temperature, top_p, max_new_tokens, seed, i),
+                                     **({"logprobs": 0} if logprobs else {}))
             for i in range(len(rendered))
         ]
         lora = self.vllm.LoRARequest("policy", 1, self.adapter) if self.adapter else None
         outputs = self.llm.generate(rendered, params, lora_request=lora, use_tqdm=False)
         if on_progress:
             on_progress(len(rendered) * n)
-        return map_outputs(outputs, n, greedy=temperature == 0)
+        return map_outputs(outputs, n, greedy=temperature == 0, logprobs=logprobs)
