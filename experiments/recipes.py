@@ -145,7 +145,11 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the workspaces here instead of a temp dir")
     parser.add_argument("--json", type=Path, help="append each run's row to this JSON-lines file")
     args = parser.parse_args()
-    runs = [r for r in RUNS if not args.only or r[0] in args.only]
+    by_name = {r[0]: r for r in RUNS}
+    unknown = [name for name in args.only or [] if name not in by_name]
+    if unknown:
+        raise SystemExit(f"--only: unknown run(s) {unknown}; known: {list(by_name)}")
+    runs = [by_name[name] for name in args.only] if args.only else RUNS  # in the order asked
     root = args.keep or Path(tempfile.mkdtemp(prefix="sharpen-recipes-"))
     root.mkdir(parents=True, exist_ok=True)
     rows = []
