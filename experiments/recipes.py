@@ -38,6 +38,8 @@ RUNS = [
         "task": {"scratchpad": True}, "base": {"hint_fraction": 0.5, "steps": 180},
         "generate": {"max_new_tokens": 40}, "evaluate": {"max_new_tokens": 40}, "train": {"max_length": 96},
     }),
+    # the reward-learning recipes all continue from the previous policy: their control does too
+    ("rest-em (previous)", "rest-em", {"train": {"init": "previous"}}),
     # learning from rewards (objectives dpo and grpo)
     ("iterative-dpo", "iterative-dpo", {}),
     ("spin", "spin", {}),
