@@ -175,7 +175,9 @@ def checkout(rev: str) -> str:
         raise AdvanceError("the work tree has uncommitted changes (a round not yet advanced? `sharpen advance` it); "
                            "commit or stash them first (`git status`)")
     if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], capture_output=True).returncode:
-        tags = ", ".join(t for _, t in _round_tag_names()) or "none yet"
+        from sharpen.lineage import round_tags
+
+        tags = ", ".join(t for _, t in round_tags()) or "none yet"
         raise AdvanceError(f"{rev}: no such round tag or branch (round tags: {tags})")
     back = _git("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
     if not back:  # already at a round: the most recently committed branch is the loop's
@@ -187,11 +189,6 @@ def checkout(rev: str) -> str:
         raise AdvanceError(f"`dvc checkout` at {rev} failed (are the round's outputs in this workspace's DVC cache, or "
                            f"a remote? `dvc pull`): {proc.stderr.strip()[-500:]}")
     return back
-
-
-def _round_tag_names() -> list[tuple[int, str]]:
-    names = _git("tag", "--list", "round-*", check=False).split()
-    return sorted((int(t.split("-")[1]), t) for t in names if t.split("-")[1].isdigit())
 
 
 def check_policy_hash(policy_hash: str, state_dir: Path = STATE_DIR) -> None:

@@ -65,7 +65,7 @@ def test_round_rollouts_replay_the_stored_groups_and_sample_nothing(groups, tiny
 
 
 def test_the_importance_ratio_is_against_the_recorded_logprobs(groups, tiny_model_dir, tmp_path):
-    _, _ = log_true, _ = train(groups, tiny_model_dir, tmp_path / "a", steps=1, lr=1e-9)
+    log_true, _ = train(groups, tiny_model_dir, tmp_path / "a", steps=1, lr=1e-9)
     shifted = groups.with_columns(pl.col("logprobs").list.eval(pl.element() - 1.0))  # pi_sample e times smaller
     log_shifted, _ = train(shifted, tiny_model_dir, tmp_path / "b", steps=1, lr=1e-9)
     assert log_true[0]["clip_ratio/region_mean"] == 0.0  # the policy that sampled: ratio 1
