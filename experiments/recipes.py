@@ -48,6 +48,11 @@ RUNS = [
     ("rest-grpo", "rest-grpo", {}),
     ("ttrl-grpo", "ttrl-grpo", {}),
     ("sec", "sec", {}),
+    # self-play (a proposer role writes the problems); the control has their base and continues from
+    # the previous policy, on the task's pool with gold labels
+    ("r-zero", "r-zero", {}),
+    ("absolute-zero", "absolute-zero", {}),
+    ("rest-em (self-play base, previous)", "rest-em", {"base": {"propose_fraction": 0.1}, "train": {"init": "previous"}}),
 ]
 
 
@@ -99,6 +104,17 @@ def run_recipe(root: Path, name: str, recipe: str, overrides: dict, rounds: int)
         for stage in ("generate", "controller", "synthesize"):
             m = json.loads(show(ws, tag, f"data/round/{stage}/metrics.json") or "{}")
             row["samples"] += int(m.get("samples", 0))
+        proposer = json.loads(show(ws, tag, "data/round/train_proposer/metrics.json") or "{}")
+        if proposer.get("kind", "none") != "none":
+            verify = json.loads(show(ws, tag, "data/round/verify/metrics.json") or "{}")
+            filt = json.loads(show(ws, tag, "data/round/filter/metrics.json") or "{}")
+            propose = json.loads(show(ws, tag, "data/round/propose/metrics.json") or "{}")
+            row.setdefault("selfplay", []).append({
+                "valid": proposer.get("valid_share"), "rate": proposer.get("solver_rate_mean"),
+                "true_rate": proposer.get("true_solve_rate"), "label_accuracy": verify.get("label_accuracy"),
+                "problems": propose.get("problems"), "distinct": propose.get("distinct_share"),
+                "kept_problems": filt.get("problems_with_kept"), "reward": proposer.get("reward_mean"),
+                "categories": propose.get("categories")})
         if n == 1:
             row["round1"] = {s: json.loads(show(ws, tag, f"data/round/{s}/metrics.json") or "{}")
                              for s in ("controller", "verify", "filter", "synthesize", "train")}
@@ -123,6 +139,22 @@ def table(rows: list[dict], rounds: int) -> str:
                  *[f"{100 * r['categories'].get(c, float('nan')):.0f}" for c in cats],
                  f"{r['samples']:,}", f"{r['wall_s'] / 60:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_self_play(rows: list[dict]) -> str:
+    """Per self-play round: the proposer's validity, diversity and mean reward, the solver's mean rate on
+    the proposals (r-zero: p̂; absolute-zero: success) and its true success rate, pseudo-label accuracy."""
+    pct = lambda v: "—" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    head = ["recipe", "round", "solver greedy", "valid", "distinct", "problems", "kept problems", "solver rate",
+            "true solve rate", "pseudo-label acc", "proposer reward"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        for n, sp in enumerate(r.get("selfplay", []), 1):
+            cells = [r["name"], str(n), pct(r["greedy"][n - 1]), pct(sp["valid"]), pct(sp["distinct"]),
+                     str(sp["problems"]), str(sp["kept_problems"]), pct(sp["rate"]), pct(sp["true_rate"]),
+                     pct(sp["label_accuracy"]), "—" if sp["reward"] is None else f"{sp['reward']:.3f}"]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -164,6 +196,9 @@ def main() -> None:
     print(table(rows, args.rounds))
     print()
     print(table_per_round(rows, args.rounds))
+    if any("selfplay" in r for r in rows):
+        print()
+        print(table_self_play(rows))
 
 
 if __name__ == "__main__":

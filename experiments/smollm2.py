@@ -9,7 +9,7 @@ the task on which a form-blind math_equiv taught the loop to restate its questio
 
 `--recipe grpo` (or iterative-dpo, ...) runs another recipe on the same params.
 
-Run: `python experiments/smollm2.py --rounds 2 [--task multiplication] [--recipe grpo]` (about 12 minutes a round on 2 CPU cores)
+Run: `python experiments/smollm2.py --rounds 2 [--task multiplication] [--recipe grpo --lr 5e-5]` (about 12 minutes a round on 2 CPU cores)
 """
 
 import argparse
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--task", choices=["addition", "multiplication"], default="addition")
     parser.add_argument("--recipe", default="rest-em", help="e.g. grpo or iterative-dpo (their defaults, with GRPO's "
                         "completions as long as generate's)")
+    parser.add_argument("--lr", type=float, default=None, help="train.lr (the example's 5e-4 is SFT's; RL and DPO "
+                        "with LoRA want smaller steps)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sharpen-smollm2-") as tmp:
         ws = Path(tmp) / "ws"
@@ -53,6 +55,8 @@ def main() -> None:
             raw["recipe"] = args.recipe
             if args.recipe in ("grpo", "ttrl-grpo", "sec"):
                 raw["train"]["grpo"] = {"max_completion_length": raw["generate"]["max_new_tokens"]}
+            if args.lr is not None:
+                raw["train"]["lr"] = args.lr
             params = yaml.safe_dump(raw, sort_keys=False)
         (ws / "params.yaml").write_text(params)
         sh(ws, "git", "add", "-A")

@@ -13,7 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
-STAGES = ("controller", "generate", "verify", "filter", "synthesize", "train", "evaluate")
+STAGES = ("controller", "propose", "generate", "verify", "filter", "synthesize", "train", "train_proposer", "evaluate")
+SELF_PLAY_COLUMNS = ("proposed_valid", "proposed_rate")  # rounds with a proposer (propose.kind) only
 
 
 def file_at(rev: str | None, path: str) -> bytes | None:
@@ -71,6 +72,10 @@ def _row(rev: str | None, label: str) -> dict | None:
     row["kept"] = stage_metrics["filter"].get("kept")
     row["synthesized"] = stage_metrics["synthesize"].get("examples")
     row["policy"] = (stage_metrics["train"].get("model_hash") or "")[:8]
+    if stage_metrics["train_proposer"].get("kind", "none") != "none":  # what the proposer wrote, under the solver
+        row["proposed_valid"] = stage_metrics["train_proposer"].get("valid_share")
+        row["proposed_rate"] = stage_metrics["train_proposer"].get("solver_rate_mean")
+        row["proposer"] = (stage_metrics["train_proposer"].get("model_hash") or "")[:8]
     for s in STAGES:
         row[f"{s}_s"] = stage_metrics[s].get("wall_s")
     row["total_s"] = round(sum(v for s in STAGES if (v := row[f"{s}_s"]) is not None), 1)
@@ -190,12 +195,16 @@ def round_columns(rows: list[dict], wide: bool) -> tuple[list[str], list[str]]:
     metrics = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))},
                      key=lambda k: (0 if k.startswith("greedy") else 1 if k.startswith("pass") else 2,
                                     k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
+    self_play = any(r.get("proposed_valid") is not None for r in rows)
     if not wide:
         metrics = [c for c in metrics if c == "greedy_accuracy" or "@" in c]
-        return ["round", "tag", "gate", *metrics, "kept", "total_s"], metrics
-    cols = ["round", "tag", "policy", "gate", *metrics, "generated", "kept", "synthesized", "controller_s",
-            "generate_s", "verify_s", "filter_s", "synthesize_s", "train_s", "evaluate_s", "total_s"]
-    return cols + (["loop_stop"] if any("loop_stop" in r for r in rows) else []), metrics
+        return ["round", "tag", "gate", *metrics, "kept", *(SELF_PLAY_COLUMNS if self_play else ()), "total_s"], \
+            [*metrics, *(SELF_PLAY_COLUMNS if self_play else ())]
+    cols = ["round", "tag", "policy", *(["proposer"] if self_play else []), "gate", *metrics, "generated", "kept",
+            *(SELF_PLAY_COLUMNS if self_play else ()), "synthesized",
+            *(f"{s}_s" for s in STAGES if self_play or s not in ("propose", "train_proposer")), "total_s"]
+    shares = [*metrics, *(SELF_PLAY_COLUMNS if self_play else ())]
+    return cols + (["loop_stop"] if any("loop_stop" in r for r in rows) else []), shares
 
 
 def round_cell(value, column: str, metrics: list[str]) -> str:
@@ -228,7 +237,7 @@ def diff(tag_a: str, tag_b: str) -> dict:
     for t in (tag_a, tag_b):
         _tag_ref(t)
     metrics = {}
-    for stage in ("evaluate", "generate", "filter", "train"):
+    for stage in ("evaluate", "propose", "generate", "filter", "train", "train_proposer"):
         a = json_at(tag_a, f"data/round/{stage}/metrics.json") or {}
         b = json_at(tag_b, f"data/round/{stage}/metrics.json") or {}
         for key in sorted(set(a) | set(b)):
@@ -261,7 +270,8 @@ def diff(tag_a: str, tag_b: str) -> dict:
     volumes = {}
     for label, stage, key in (("generated", "generate", "samples"), ("kept", "filter", "kept"),
                               ("trained_on", "train", "examples"), ("pairs", "filter", "pairs"),
-                              ("rl_problems", "train", "problems"), ("rollouts", "train", "rollouts")):
+                              ("rl_problems", "train", "problems"), ("rollouts", "train", "rollouts"),
+                              ("proposals", "propose", "proposals"), ("proposed_problems", "propose", "problems")):
         volumes[label] = {t: (json_at(t, f"data/round/{stage}/metrics.json") or {}).get(key) for t in (tag_a, tag_b)}
     return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params, "volumes": volumes,
             "newly_solved": solved, "newly_failed": failed,

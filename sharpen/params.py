@@ -94,6 +94,10 @@ class BaseParams(_Section):
     hint_fraction: float = Field(
         0.0, ge=0, le=1, description="share of pretraining prompts carrying the answer as a hint (STaR rationalization)"
     )
+    propose_fraction: float = Field(
+        0.0, ge=0, le=1, allow_inf_nan=False, description="share of pretraining examples that teach the tiny base to "
+        "write a question after the marker `?` (self-play's proposer starts from it; an LLM would get an instruction)"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -151,8 +155,8 @@ class GroupBand(_Section):
 
     @model_validator(mode="after")
     def _ordered(self) -> GroupBand:
-        if self.lo > self.hi:
-            raise ValueError(f"lo ({self.lo}) > hi ({self.hi})")
+        if self.lo >= self.hi:
+            raise ValueError(f"lo ({self.lo}) must be below hi ({self.hi})")
         return self
 
 
@@ -337,6 +341,28 @@ class TrainParams(_Section):
         "a killed train resumes from it. 0: none, a killed train starts over")
 
 
+class ProposeParams(_Section):
+    """Self-play's proposer role (sharpen/selfplay): it writes the round's problems, the solver answers them
+    generate.k times, and the proposer learns by GRPO on its own groups from what the solver did."""
+
+    kind: Literal["none", "r-zero", "absolute-zero"] = Field(
+        "none", description="none: problems come from the task's pool | r-zero: challenger, rewarded by the "
+        "solver's uncertainty | absolute-zero: programs validated and labelled by execution")
+    prompt: str = Field("?", min_length=1, description="what the proposer is given (the tiny base learnt `?` -> a "
+                        "question, base.propose_fraction)")
+    prompts: int = Field(16, ge=1, le=100_000, description="proposer prompts a round; each gets `group` proposals")
+    group: int = Field(8, ge=2, le=256, description="proposals per prompt: the proposer's GRPO group")
+    temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
+    max_new_tokens: int = Field(12, ge=1, le=4096)
+    repetition_threshold: float = Field(0.5, gt=0, le=1, allow_inf_nan=False,
+                                        description="r-zero: BLEU similarity at which two questions share a cluster")
+    timeout_s: float = Field(2.0, gt=0, le=60, allow_inf_nan=False, description="absolute-zero: per program run")
+    max_output_chars: int = Field(32, ge=1, le=4096, description="absolute-zero: longest gold output accepted")
+    steps: int = Field(20, ge=1, le=1_000_000, description="the proposer's GRPO optimizer steps a round")
+    lr: float = Field(2e-5, gt=0, le=1, allow_inf_nan=False)
+    batch_size: int = Field(16, ge=2, le=100_000, description="proposals per optimizer step (whole groups)")
+
+
 class EvaluateParams(SamplingParams):
     pass_k: tuple[int, ...] = Field((1, 8), description="k values reported as pass@k (each <= k)")
 
@@ -393,6 +419,7 @@ class Params(_Section):
     filter: FilterParams = FilterParams()
     synthesize: SynthesizeParams = SynthesizeParams()
     controller: ControllerParams = ControllerParams()
+    propose: ProposeParams = ProposeParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     advance: AdvanceParams = AdvanceParams()
@@ -422,6 +449,32 @@ class Params(_Section):
             raise ValueError(f"verify.verifier: task {task} is scored by {own[task]}, not {verifier}")
         if task == "arithmetic" and verifier in own.values():
             raise ValueError(f"verify.verifier: task arithmetic is scored by exact_integer or math_equiv, not {verifier}")
+        return self
+
+    @model_validator(mode="after")
+    def _self_play_fits(self) -> Params:
+        p = self.propose
+        if p.kind == "none":
+            return self
+        if self.task.name != "arithmetic":
+            raise ValueError(f"propose.kind: {p.kind} proposes problems for the arithmetic task only so far "
+                             f"(task.name is {self.task.name})")
+        if self.generate.k < 2:
+            raise ValueError(f"generate.k: self-play's solver answers each proposed question m = generate.k times, "
+                             f"and m must be at least 2 (got {self.generate.k})")
+        if p.kind == "absolute-zero" and self.task.template != "{prompt}":
+            raise ValueError("task.template: absolute-zero's tasks are programs, posed as `<program>=`; "
+                             f"the template {self.task.template!r} cannot hold them (use \"{{prompt}}\")")
+        if p.batch_size % p.group:
+            raise ValueError(f"propose.group: {p.group} must divide propose.batch_size ({p.batch_size})")
+        want = {"r-zero": "majority", "absolute-zero": "gold"}[p.kind]
+        if self.verify.labels != want:
+            raise ValueError(f"verify.labels: {p.kind} labels the solver's answers by "
+                             f"{'majority vote (it never reads the truth)' if want == 'majority' else 'the executor'}; "
+                             f"set verify.labels: {want} (now {self.verify.labels})")
+        if self.controller.kind != "none" or self.synthesize.kind != "none":
+            raise ValueError("propose.kind: the proposer writes the round's problems; controller.kind and "
+                             "synthesize.kind draw from the pool and must be none")
         return self
 
     @model_validator(mode="after")

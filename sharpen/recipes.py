@@ -4,7 +4,8 @@ A recipe is a set of defaults laid under params.yaml: whatever the file sets win
 recipe's parameters can be overridden. The method sections (`synthesize`, `controller`) belong
 to the recipe: a file may tune the parameters its recipe has there, but not add others or
 switch their `kind` (that would be a different recipe), so a typo or a leftover from another
-recipe is an error instead of a silently ignored setting. Specs and sources: shared/methods.md.
+recipe is an error instead of a silently ignored setting. Self-play's `propose` section is a
+method section too. Specs and sources: shared/methods.md.
 
 Run: `sharpen recipes` lists them with their parameters.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-METHOD_SECTIONS = ("synthesize", "controller")
+METHOD_SECTIONS = ("synthesize", "controller", "propose")
 
 
 class RecipeError(ValueError):
@@ -51,6 +52,15 @@ _GRPO_ONLINE = {"rollouts": "online", "steps": 200, "num_generations": 8, "max_c
 # 3.2% greedy (Adam moves every weight by ~lr a step, however small the advantage); 2e-5 for 200
 # steps was the best of 5e-6..1e-4 (28.4%), measured on 400 pool problems (RESULTS.md).
 _RL_LR = 2e-5
+# Self-play: the tiny base also learns to write a question after `?` (10% of pretraining), the
+# solver answers each proposal 8 times with recorded log-probs and trains by GRPO on those groups.
+_SELF_PLAY = {
+    "base": {"propose_fraction": 0.1},
+    "generate": {"k": 8, "logprobs": True, "temperature": 1.0},
+    "train": {"objective": "grpo", "init": "previous", "lr": _RL_LR, "batch_size": 32,
+              "grpo": {**_GRPO_ONLINE, "rollouts": "round", "steps": 20}},
+}
+_PROPOSER = {"prompts": 16, "group": 8, "steps": 20, "lr": 5e-5, "batch_size": 16}
 _LEARNABLE = {"select": "correct", "cap": 10, "dedup": True, "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]}
 
 RECIPES: dict[str, Recipe] = {
@@ -184,6 +194,37 @@ RECIPES: dict[str, Recipe] = {
             on_default_task="the majority is taken over each training group (8 samples), not over a larger "
             "voting set as in the paper (64 votes, 32 trained on); gold answers are read only to log label accuracy",
             sources="PRIME-RL/TTRL",
+        ),
+        Recipe(
+            "r-zero",
+            "R-Zero: a challenger (the proposer role) writes questions; the solver answers each m = generate.k "
+            "times; p̂ = the majority answer's share. Questions with p̂ in [0.3, 0.8], labelled by majority vote, "
+            "train the solver by GRPO on its own groups; the challenger is rewarded min(p̂, 1 − p̂) minus a "
+            "repetition penalty (BLEU clusters), −1 if unparsable, and trained by GRPO. No gold answer is read.",
+            {"synthesize": {"kind": "none"}, "controller": {"kind": "none"}, **_SELF_PLAY,
+             "propose": {**_PROPOSER, "kind": "r-zero"},
+             "verify": {"labels": "majority"},
+             "filter": {"select": "correct", "cap": 10, "dedup": True,
+                        "groups": [{"rule": "group_band", "lo": 0.3, "hi": 0.8}]}},
+            on_default_task="the challenger is the tiny base, pretrained to write `a+b` after the marker `?` "
+            "(base.propose_fraction: 0.1; an LLM gets an instruction); questions are additions; the truth is "
+            "computed only to log pseudo-label accuracy and true difficulty",
+            sources="Huang et al. 2025, R-Zero (2508.05004)",
+        ),
+        Recipe(
+            "absolute-zero",
+            "Absolute Zero (deduction): the proposer writes a program, the sandbox runs it (twice: deterministic, "
+            "time-limited, no I/O) and its value is the gold; invalid programs are rejected with the reason. The "
+            "solver answers each task m times, rewarded against the gold, and trains by GRPO on its own groups; "
+            "the proposer is rewarded 1 − the solver's success rate (0 at 0 or 1), −1 if rejected.",
+            {"synthesize": {"kind": "none"}, "controller": {"kind": "none"}, **_SELF_PLAY,
+             "propose": {**_PROPOSER, "kind": "absolute-zero"},
+             "verify": {"labels": "gold"},
+             "filter": _LEARNABLE},
+            on_default_task="a program is one Python expression over integer literals (deduction with no input), "
+            "written by the tiny base after `?`; abduction and induction are not here; accepted tasks are kept in "
+            "data/state/buffer.parquet but the tiny proposer's prompt does not show them",
+            sources="Zhao et al. 2025, Absolute Zero (2505.03335)",
         ),
         Recipe(
             "sec",

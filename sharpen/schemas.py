@@ -16,6 +16,9 @@ import pandera.polars as pa
 
 FINISH_REASONS = ["stop", "length"]
 PAIR_RULES = ["correct_vs_incorrect", "gold_vs_sample", "judge_best_vs_worst"]
+# why a proposal did or did not become a problem (sharpen/selfplay/execution.py has the execution ones)
+PROPOSAL_REASONS = ["ok", "unparsable", "held_out", "forbidden", "error", "timeout", "nondeterministic",
+                    "not_an_answer", "output_too_long"]
 VERDICT_REASONS = ["ok", "wrong", "unparseable", "timeout", "restated", "not_final", "multiple"]
 DROP_REASONS = [
     "kept", "group_band", "std_min", "difficulty_band", "incorrect", "below_threshold", "duplicate", "over_cap",
@@ -126,6 +129,34 @@ class TrainExample(pa.DataFrameModel):
     class Config:
         strict = True
         unique = ["problem_id", "sample_idx"]
+
+
+class Proposal(pa.DataFrameModel):
+    """One proposal of self-play's proposer (stages/propose.py), and once the solver has answered,
+    its reward (stages/train_proposer.py fills `solver_rate` and `reward`)."""
+
+    round: int = pa.Field(ge=1)
+    slot: str = pa.Field(description="the proposer prompt it answers: its GRPO group")
+    sample_idx: int = pa.Field(ge=0)
+    prompt: str = pa.Field(description="what the proposer was given")
+    completion: str
+    temperature: float = pa.Field(gt=0)
+    token_ids: Optional[list[int]] = pa.Field(nullable=True)
+    logprobs: Optional[list[float]] = pa.Field(nullable=True)
+    question: Optional[str] = pa.Field(nullable=True, description="the parsed question; null: unparsable")
+    reason: str = pa.Field(isin=PROPOSAL_REASONS, description="ok, or why it did not become a problem")
+    problem_id: Optional[str] = pa.Field(nullable=True, description="the round problem it became (reason ok)")
+    answer: Optional[str] = pa.Field(nullable=True, description="absolute-zero: the executor's output (the gold); "
+                                     "r-zero: the truth where the task computes one, for logging only")
+    cluster: int = pa.Field(ge=0, description="r-zero: its repetition cluster in the batch")
+    repetition: float = pa.Field(ge=0, le=1, description="r-zero: the cluster's share of the batch (the penalty)")
+    solver_rate: Optional[float] = pa.Field(nullable=True, ge=0, le=1, description="r-zero: p̂, the majority "
+                                            "answer's share; absolute-zero: the solver's success rate")
+    reward: Optional[float] = pa.Field(nullable=True, ge=-1, le=1)
+
+    class Config:
+        strict = True
+        unique = ["round", "slot", "sample_idx"]
 
 
 class PreferencePair(pa.DataFrameModel):

@@ -42,6 +42,9 @@ SYNTHETIC = "problems.parquet"  # problems synthesized and admitted by earlier r
 CONTROLLER = "controller.jsonl"  # every round's controller output
 PAIRS = "pairs.parquet"  # the last round's own preference pairs (PreferencePair; filter.pairs.mix_previous)
 ROUND_PAIRS = Path("data/round/filter/pairs.parquet")
+ROUND_PROPOSER = Path("data/round/train_proposer/model")  # self-play: the proposer's next policy
+ROUND_PROPOSALS = Path("data/round/train_proposer/proposals.parquet")
+BUFFER = "buffer.parquet"  # self-play: every round's accepted proposals (Proposal), with their solver rate
 
 
 class AdvanceError(RuntimeError):
@@ -71,6 +74,10 @@ class LoopState(BaseModel):
     # what the promoted policy was made under (loop_identity); a round under other settings is refused
     trained_under: dict[str, str] | None = None
     new_loops: list[dict] = Field([], description="`sharpen new-loop` records: round, what changed, the policy left")
+    # self-play's proposer role (sharpen/selfplay): `base` until advance first promotes data/state/proposer
+    proposer: str = Field("base", pattern="^(base|proposer)$")
+    proposer_round: int = 0
+    proposer_hash: str | None = None
     history: list[GateRecord] = []
 
 
@@ -88,18 +95,20 @@ def write_state(state: LoopState, state_dir: Path = STATE_DIR) -> None:
     write_json(state.model_dump(), state_dir / "state.json")
 
 
-def current_policy_dir(state_dir: Path = STATE_DIR, base_model: Path = BASE_MODEL) -> Path:
-    """The directory of the policy the next round generates from."""
+def current_policy_dir(state_dir: Path = STATE_DIR, base_model: Path = BASE_MODEL, role: str = "policy") -> Path:
+    """The directory of the policy the next round generates from: the solver's (`role: policy`, the
+    loop's policy) or self-play's proposer's (`role: proposer`)."""
     state = read_state(state_dir)
-    path = base_model if state.policy == "base" else state_dir / state.policy
-    recover = ("run `dvc repro base`" if state.policy == "base" else
+    name = getattr(state, role)
+    path = base_model if name == "base" else state_dir / name
+    recover = ("run `dvc repro base`" if name == "base" else
                f"restore it with `git checkout -- {path}.dvc && dvc checkout {path}.dvc`")
+    label = "policy" if role == "policy" else f"{role} policy"
+    named = f"the {label} named by {state_dir / 'state.json'} (`{role}: {name}`)"
     if not (path / "config.json").exists() and not (path / "adapter_config.json").exists():
-        raise ArtifactError(
-            f"{path}: policy named by {state_dir / 'state.json'} has no config.json (nor adapter_config.json); {recover}"
-        )
+        raise ArtifactError(f"{path}: {named} has no config.json (nor adapter_config.json); {recover}")
     if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt")):
-        raise ArtifactError(f"{path}: policy named by {state_dir / 'state.json'} has no tokenizer; {recover}")
+        raise ArtifactError(f"{path}: {named} has no tokenizer; {recover}")
     return path
 
 
@@ -355,6 +364,14 @@ def _carry(n: int) -> None:
         pairs = read_frame(ROUND_PAIRS, PreferencePair).filter(pl.col("round") == n)  # not the ones it mixed in
         if pairs.height:
             write_frame(pairs, STATE_DIR / PAIRS, PreferencePair)
+    if ROUND_PROPOSALS.exists():
+        from sharpen.schemas import Proposal
+
+        accepted = read_frame(ROUND_PROPOSALS, Proposal).filter((pl.col("round") == n) & (pl.col("reason") == "ok"))
+        if accepted.height:
+            path = STATE_DIR / BUFFER
+            old = read_frame(path, Proposal).filter(pl.col("round") != n) if path.exists() else accepted.clear()
+            write_frame(pl.concat([old, accepted]).sort("round", "slot", "sample_idx"), path, Proposal)
     if ROUND_CONTROLLER.exists():
         choice = read_json(ROUND_CONTROLLER)
         if choice.get("kind") == "sec" and ROUND_STATS.exists():  # what the round's draw taught, for the next Q
@@ -389,22 +406,13 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
     if accepted.accepted:
         atomic_write_dir(STATE_DIR / "policy", lambda tmp: shutil.copytree(ROUND_MODEL, tmp, dirs_exist_ok=True))
         faults.point("advance:policy-copied")
-        import logging
-
-        from dvc.repo import Repo
-
-        dvc_log = logging.getLogger("dvc")
-        level = dvc_log.level
-        dvc_log.setLevel(logging.WARNING)  # its "to track the changes with git, run..." hint: advance commits them
-        try:
-            with Repo(".") as repo:
-                repo.add(str(STATE_DIR / "policy"))
-        finally:
-            dvc_log.setLevel(level)
+        _dvc_add(STATE_DIR / "policy")
         faults.point("advance:policy-added")
         state.policy, state.policy_round, state.policy_hash = "policy", n, new_hash
         state.trained_under = loop_identity(params)
         state.policy_metrics = {k: float(v) for k, v in round_metrics.items() if isinstance(v, (int, float))}
+    if params.propose.kind != "none":  # the proposer learnt from the solver it faced, which stays either way
+        _promote_role(state, "proposer", ROUND_PROPOSER, n)
     _carry(n)
     write_state(state)
     faults.point("advance:state-written")
@@ -414,6 +422,33 @@ def _promote(params: Params, accepted: Gate, round_metrics: dict) -> LoopState:
     verdict = "promoted" if accepted.accepted else f"rejected, keeping round {state.policy_round}'s policy"
     _git("commit", "-q", "-m", f"advance to round {n + 1}: round {n} {verdict}")
     return state
+
+
+def _dvc_add(path: Path) -> None:
+    import logging
+
+    from dvc.repo import Repo
+
+    dvc_log = logging.getLogger("dvc")
+    level = dvc_log.level
+    dvc_log.setLevel(logging.WARNING)  # its "to track the changes with git, run..." hint: advance commits them
+    try:
+        with Repo(".") as repo:
+            repo.add(str(path))
+    finally:
+        dvc_log.setLevel(level)
+
+
+def _promote_role(state: LoopState, role: str, model: Path, n: int) -> None:
+    """Copy a self-play role's new policy into the state (data/state/<role>, tracked by DVC)."""
+    if not (model / "config.json").exists() and not (model / "adapter_config.json").exists():
+        raise AdvanceError(f"{model}: round {n}'s {role} policy is missing; run `dvc repro`")
+    atomic_write_dir(STATE_DIR / role, lambda tmp: shutil.copytree(model, tmp, dirs_exist_ok=True))
+    faults.point(f"advance:{role}-copied")
+    _dvc_add(STATE_DIR / role)
+    setattr(state, role, role)
+    setattr(state, f"{role}_round", n)
+    setattr(state, f"{role}_hash", hash_path(model))
 
 
 def _made_by_advance(tag: str, n: int) -> bool:

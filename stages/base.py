@@ -40,7 +40,7 @@ def main() -> None:
     def draw_batch(rng, n):
         return task.pretraining_texts(
             rng, n, min_digits=t.min_digits, max_digits=t.max_digits, use_scratchpad=t.scratchpad, exclude=exclude,
-            hint_fraction=b.hint_fraction,
+            hint_fraction=b.hint_fraction, propose_fraction=b.propose_fraction,
         )
 
     tokenizer = tiny_lm.build_tokenizer()

@@ -7,10 +7,12 @@ Each shard has its own seed, so a resumed run writes the same samples as an unin
 
 The round's problems (the pool plus problems earlier rounds synthesized, or a draw from them)
 go to problems.parquet, which the later stages read. With a controller, b-star's chosen sampling
-temperature is used, or sec's category probabilities choose the round's problems.
+temperature is used, or sec's category probabilities choose the round's problems. In self-play
+(`propose.kind`), the round's problems are the ones the proposer wrote (`--proposed`).
 
 Run: `python -m stages.generate --problems data/tasks/pool.parquet --state data/state \
-        --base data/base/model --controller data/round/controller/metrics.json --out data/round/generate`
+        --base data/base/model --controller data/round/controller/metrics.json \
+        --proposed data/round/propose/problems.parquet --out data/round/generate`
 """
 
 import argparse
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--base", type=Path, required=True)
     parser.add_argument("--controller", type=Path, required=True)
+    parser.add_argument("--proposed", type=Path, required=True, help="self-play: the proposer's problems (propose stage)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
@@ -52,7 +55,13 @@ def main() -> None:
     check_policy_hash(policy_hash, args.state)
     check_loop_identity(params, args.state)
     pool = round_pool(read_frame(args.problems, Problem), args.state)
-    if control["kind"] == "sec":
+    if params.propose.kind != "none":
+        problems = read_frame(args.proposed, Problem)
+        if not problems.height:
+            raise ValueError(f"{args.proposed}: the proposer wrote no valid problem this round (why, per proposal: "
+                             "`reasons` in data/round/propose/metrics.json); raise propose.prompts or check the proposer")
+        print(f"generate: {problems.height} problems written by the proposer ({params.propose.kind})")
+    elif control["kind"] == "sec":
         problems = draw_by_category(pool, control["probabilities"], g.problems_per_round,
                                     derive_seed(params.seed, params.round, "sec"))
         print(f"generate: {problems.height} problems drawn by the sec curriculum")

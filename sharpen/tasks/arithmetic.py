@@ -29,6 +29,18 @@ def prompt_for(a: int, b: int) -> str:
     return f"{a}+{b}="
 
 
+PROPOSE_MARKER = "?"  # what the tiny base writes a question after (base.propose_fraction)
+
+
+def question_for(a: int, b: int) -> str:
+    """The question a proposer writes: `a+b`; the solver's prompt is `prompt_for_question` of it."""
+    return f"{a}+{b}"
+
+
+def prompt_for_question(question: str) -> str:
+    return f"{question}="
+
+
 HINT_OPEN, HINT_CLOSE = "(", ")"
 
 
@@ -114,17 +126,22 @@ def make_splits(
 
 def pretraining_texts(
     rng: random.Random, n: int, *, min_digits: int, max_digits: int, use_scratchpad: bool, exclude: set[str],
-    hint_fraction: float = 0.0,
+    hint_fraction: float = 0.0, propose_fraction: float = 0.0,
 ) -> list[tuple[str, str]]:
     """`n` (prompt, completion) pairs for pretraining the base model, never a prompt in `exclude`.
 
-    A `hint_fraction` share of the prompts carry the answer as a hint (see `hinted_prompt`).
+    A `hint_fraction` share of the prompts carry the answer as a hint (see `hinted_prompt`). A
+    `propose_fraction` share are proposals instead: the marker `PROPOSE_MARKER` -> a question `a+b`
+    (self-play's proposer role starts from this; `sharpen.selfplay`).
     """
     out = []
     while len(out) < n:
         a, b = draw_pair(rng, min_digits, max_digits)
         prompt = prompt_for(a, b)
         if prompt not in exclude:
+            if propose_fraction and rng.random() < propose_fraction:
+                out.append((PROPOSE_MARKER, question_for(a, b)))
+                continue
             if hint_fraction and rng.random() < hint_fraction:
                 prompt = hinted_prompt(prompt, str(a + b))
             out.append((prompt, completion_for(a, b, use_scratchpad=use_scratchpad)))

@@ -184,7 +184,7 @@ CASES = [
     # stage runs, even when the .dvc file is frozen; so that file is outside this case's scope, and
     # the message says how to get the good policy back from git + the cache.
     Case("policy-without-tokenizer", "pending", remove("data/state/policy/tokenizer.json"), REPRO,
-         "data/state/policy: policy named by data/state/state.json has no tokenizer",
+         "data/state/policy: the policy named by data/state/state.json (`policy: policy`) has no tokenizer",
          scope=("data/state/state.json", "data/state/policy/", "dvc.lock", "params.yaml", "data/round")),
     # advance
     Case("advance-detached-head", "finished", git("checkout", "-q", "--detach"), ADVANCE, "HEAD is detached"),

@@ -1,0 +1,107 @@
+"""What a proposer wrote: the question it parses to, and how alike the batch's questions are.
+
+`question_of(text, kind)` reads one proposal (None: unparsable). On the embedded arithmetic task
+a question is an addition `a+b` (R-Zero) or a Python expression over integer literals (Absolute
+Zero's program, scaled down: `sharpen.selfplay.execution` runs it); the tiny base learnt to write
+them after the marker prompt `?` (`base.propose_fraction`).
+
+`repetition_penalty(questions, threshold)` is R-Zero's: questions are clustered by BLEU
+similarity (average linkage: two clusters merge while the mean similarity between their members
+is at least `threshold`, so a chain of near neighbours does not become one cluster), and each
+question's penalty is its cluster's share of the batch. BLEU here is sentence BLEU over tokens (numbers, words and single
+symbols), up to 4-grams (fewer for shorter questions), add-one smoothing above unigrams, with the
+brevity penalty, symmetrised (the mean of both directions).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+ADDITION = re.compile(r"\s*(\d{1,9})\s*\+\s*(\d{1,9})\s*")
+EXPRESSION_MAX_CHARS = 64
+_TOKEN = re.compile(r"\d+|\w+|[^\w\s]")
+
+
+def question_of(text: str, kind: str) -> str | None:
+    """The question a proposal states, normalised (no spaces), or None if it is not one."""
+    line = text.strip().split("\n", 1)[0].strip()
+    if kind == "r-zero":
+        m = ADDITION.fullmatch(line)
+        return f"{int(m.group(1))}+{int(m.group(2))}" if m else None
+    if kind == "absolute-zero":
+        line = line.removesuffix("=").strip()
+        if not line or len(line) > EXPRESSION_MAX_CHARS or not line.isascii():
+            return None
+        return line.replace(" ", "")
+    raise ValueError(f"propose.kind: {kind!r} has no proposal format")
+
+
+def tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def bleu(candidate: list[str], reference: list[str]) -> float:
+    """Sentence BLEU of `candidate` against one reference (see the module docstring)."""
+    if not candidate or not reference:
+        return 0.0
+    order = min(4, len(candidate), len(reference))
+    logs = []
+    for n in range(1, order + 1):
+        cand = Counter(tuple(candidate[i : i + n]) for i in range(len(candidate) - n + 1))
+        ref = Counter(tuple(reference[i : i + n]) for i in range(len(reference) - n + 1))
+        overlap = sum((cand & ref).values())
+        total = sum(cand.values())
+        if n == 1 and overlap == 0:
+            return 0.0
+        logs.append(math.log((overlap + (n > 1)) / (total + (n > 1))))
+    brevity = min(0.0, 1 - len(reference) / len(candidate))
+    return math.exp(brevity + sum(logs) / order)
+
+
+def similarity(a: str, b: str) -> float:
+    ta, tb = tokens(a), tokens(b)
+    return (bleu(ta, tb) + bleu(tb, ta)) / 2
+
+
+def clusters(questions: list[str], threshold: float) -> list[int]:
+    """A cluster id per question: average-linkage agglomeration on similarity, stopped at `threshold`."""
+    distinct = list(dict.fromkeys(questions))
+    count = {q: 0 for q in distinct}
+    for q in questions:
+        count[q] += 1
+    n = len(distinct)
+    sim = [[1.0 if i == j else 0.0 for j in range(n)] for i in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            sim[i][j] = sim[j][i] = similarity(distinct[i], distinct[j])
+    members = {i: [i] for i in range(n)}
+    size = {i: count[distinct[i]] for i in range(n)}  # identical questions are one cluster from the start
+    while len(members) > 1:
+        keys = list(members)
+        best, pair = threshold, None
+        for x, a in enumerate(keys):
+            for b in keys[x + 1 :]:
+                if sim[a][b] >= best:
+                    best, pair = sim[a][b], (a, b)
+        if pair is None:
+            break
+        a, b = pair
+        for c in members:  # Lance-Williams update for average linkage (weighted by proposals)
+            if c not in (a, b):
+                sim[a][c] = sim[c][a] = (size[a] * sim[a][c] + size[b] * sim[b][c]) / (size[a] + size[b])
+        members[a] += members.pop(b)
+        size[a] += size.pop(b)
+    cluster_of = {}
+    for cid, (_, ids) in enumerate(sorted(members.items())):
+        for i in ids:
+            cluster_of[distinct[i]] = cid
+    return [cluster_of[q] for q in questions]
+
+
+def repetition_penalty(questions: list[str], threshold: float) -> tuple[list[int], list[float]]:
+    """(cluster id, penalty = the cluster's share of the batch) for each question."""
+    ids = clusters(questions, threshold)
+    sizes = Counter(ids)
+    return ids, [sizes[c] / len(questions) for c in ids]

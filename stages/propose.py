@@ -1,0 +1,154 @@
+"""Self-play's proposer writes the round's problems (`propose.kind`: r-zero | absolute-zero).
+
+The proposer policy (data/state/proposer, or the base until advance promotes one) samples
+`propose.group` proposals for each of `propose.prompts` prompts, with their token log-probs (its
+GRPO step trains on exactly these groups). Each proposal is parsed to a question; Absolute
+Zero's are run in the sandbox, and the value the program returns is the gold. A question equal to
+a held-out problem is refused (`held_out`): the solver is scored on the held-out set and never
+trains on it. Every proposal is kept in proposals.parquet with its reason; the valid, distinct
+questions become problems.parquet, which the generate stage's solver answers m = generate.k times.
+
+With `propose.kind: none` (every non-self-play recipe) both files are written empty.
+
+Run: `python -m stages.propose --state data/state --base data/base/model --held-out data/tasks/eval.parquet \
+        --out data/round/propose`
+"""
+
+import argparse
+from pathlib import Path
+
+import polars as pl
+
+from sharpen.backends import load_backend
+from sharpen.io import hash_path, read_frame, write_frame, write_json
+from sharpen.params import load_params
+from sharpen.sampling import derive_seed, sample_frame
+from sharpen.schemas import Problem, Proposal
+from sharpen.selfplay.execution import execute
+from sharpen.selfplay.proposals import question_of, repetition_penalty
+from sharpen.stage import Timer, progress, run_stage
+from sharpen.state import current_policy_dir
+from sharpen.tasks import apply_template, arithmetic
+
+PROPOSAL_COLUMNS = {
+    "round": pl.Int64, "slot": pl.String, "sample_idx": pl.Int64, "prompt": pl.String, "completion": pl.String,
+    "temperature": pl.Float64, "token_ids": pl.List(pl.Int64), "logprobs": pl.List(pl.Float64),
+    "question": pl.String, "reason": pl.String, "problem_id": pl.String, "answer": pl.String, "cluster": pl.Int64,
+    "repetition": pl.Float64, "solver_rate": pl.Float64, "reward": pl.Float64,
+}
+PROBLEM_COLUMNS = {"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--base", type=Path, required=True)
+    parser.add_argument("--held-out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    params = load_params()
+    p, g = params.propose, params.generate
+    timer = Timer()
+    if p.kind == "none":
+        write_frame(pl.DataFrame(schema=PROPOSAL_COLUMNS), args.out / "proposals.parquet", Proposal)
+        write_frame(pl.DataFrame(schema=PROBLEM_COLUMNS), args.out / "problems.parquet", Problem)
+        write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
+        return
+    policy = current_policy_dir(args.state, args.base, role="proposer")
+    policy_hash = hash_path(policy)
+    slots = pl.DataFrame({"problem_id": [f"slot-{i:04d}" for i in range(p.prompts)], "prompt": [p.prompt] * p.prompts})
+    backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
+                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=True)
+    bar = progress(p.prompts * p.group, f"propose: round {params.round}", "proposal")
+    completions = backend.generate(slots["prompt"].to_list(), n=p.group, temperature=p.temperature, top_p=1.0,
+                                   max_new_tokens=p.max_new_tokens, seed=derive_seed(params.seed, params.round, "propose"),
+                                   on_progress=bar.update, logprobs=True)
+    bar.close()
+    samples = sample_frame(slots, completions, round_=params.round, policy_hash=policy_hash, temperature=p.temperature)
+    held_out = set(read_frame(args.held_out, Problem)["problem_id"].to_list())
+    proposals, problems = validate(samples, p, held_out)
+    problems = apply_template(problems, params.task.template, params.task.name)
+    write_frame(proposals, args.out / "proposals.parquet", Proposal)
+    write_frame(problems, args.out / "problems.parquet", Problem)
+    reasons = dict(sorted(proposals.group_by("reason").len().iter_rows()))
+    parsed = proposals.filter(pl.col("question").is_not_null())
+    write_json(
+        {
+            "round": params.round,
+            "kind": p.kind,
+            "proposals": proposals.height,
+            "valid_share": reasons.get("ok", 0) / max(proposals.height, 1),
+            "reasons": reasons,
+            "problems": problems.height,
+            # diversity: distinct questions per parsed proposal, and the mean repetition penalty (r-zero)
+            "distinct_share": parsed["question"].n_unique() / max(parsed.height, 1),
+            "repetition_mean": float(parsed["repetition"].mean()) if parsed.height else None,
+            "categories": dict(sorted(problems.group_by("category").len().iter_rows())),
+            "proposer_hash": policy_hash,
+            "wall_s": timer.seconds,
+        },
+        args.out / "metrics.json",
+    )
+    print(f"propose ({p.kind}): {problems.height} problems from {proposals.height} proposals "
+          f"({reasons.get('ok', 0)} valid) in {timer.seconds:.0f}s")
+
+
+def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(Proposal rows, Problem rows): each proposal parsed, checked and, if valid, made a problem."""
+    texts = samples["completion"].to_list()
+    questions = [question_of(t, p.kind) for t in texts]
+    reasons = ["unparsable" if q is None else "held_out" if q in held_out else "ok" for q in questions]
+    answers: list[str | None] = [None] * len(texts)
+    if p.kind == "absolute-zero":  # the gold is what the program returns in the sandbox
+        runnable = [i for i, r in enumerate(reasons) if r == "ok"]
+        distinct = list(dict.fromkeys(questions[i] for i in runnable))
+        ran = dict(zip(distinct, execute(distinct, timeout_s=p.timeout_s, max_output_chars=p.max_output_chars),
+                       strict=True))
+        for i in runnable:
+            reasons[i], answers[i] = ran[questions[i]].reason, ran[questions[i]].answer
+    else:  # r-zero: the truth is computed for logging only; the solver's labels are its own majority
+        for i, q in enumerate(questions):
+            if reasons[i] == "ok":
+                a, b = arithmetic.operands(q)
+                answers[i] = str(a + b)
+    parsed = [i for i, q in enumerate(questions) if q is not None]
+    cluster, repetition = [0] * len(texts), [0.0] * len(texts)
+    if parsed:
+        ids, shares = repetition_penalty([questions[i] for i in parsed], p.repetition_threshold)
+        for i, c, share in zip(parsed, ids, shares, strict=True):
+            cluster[i], repetition[i] = c, share
+    ok = [r == "ok" for r in reasons]
+    proposals = pl.DataFrame(
+        {
+            "round": samples["round"], "slot": samples["problem_id"], "sample_idx": samples["sample_idx"],
+            "prompt": samples["prompt"], "completion": samples["completion"], "temperature": samples["temperature"],
+            "token_ids": samples["token_ids"], "logprobs": samples["logprobs"], "question": questions,
+            "reason": reasons, "problem_id": [q if k else None for q, k in zip(questions, ok, strict=True)],
+            "answer": answers, "cluster": cluster, "repetition": repetition,
+            "solver_rate": [None] * len(texts), "reward": [None] * len(texts),
+        },
+        schema=PROPOSAL_COLUMNS,
+    )
+    valid = proposals.filter(pl.col("problem_id").is_not_null()).unique("problem_id", keep="first", maintain_order=True)
+    problems = pl.DataFrame(
+        {
+            "problem_id": valid["problem_id"],
+            "prompt": [arithmetic.prompt_for_question(q) for q in valid["question"]],
+            "answer": valid["answer"],
+            "category": [_category(q) for q in valid["question"]],
+        },
+        schema=PROBLEM_COLUMNS,
+    ).sort("problem_id")
+    return proposals, problems
+
+
+def _category(question: str) -> str:
+    """The arithmetic task's category (operand digit lengths) for `a+b`; `expression` otherwise."""
+    try:
+        return arithmetic.category(*arithmetic.operands(question))
+    except ValueError:
+        return "expression"
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,115 @@
+"""Self-play's defining behaviour, stage by stage, without a pipeline: the proposer's rewards,
+the repetition penalty, validation by execution, and the params that must fail clearly.
+
+Run: `pytest tests/test_selfplay.py`
+"""
+
+import polars as pl
+import pytest
+
+from sharpen.params import ParamsError, load_params
+from sharpen.selfplay.execution import execute
+from sharpen.selfplay.proposals import question_of, repetition_penalty
+from sharpen.selfplay.rewards import INVALID, challenger_reward, proposer_reward
+from stages.propose import validate
+from stages.train_proposer import score
+
+
+def test_challenger_reward_follows_p_hat_and_peaks_at_one_half():
+    grid = [i / 10 for i in range(11)]
+    rewards = [challenger_reward(p, 0.0) for p in grid]
+    assert max(rewards) == challenger_reward(0.5, 0.0) == 0.5
+    assert rewards[:6] == sorted(rewards[:6]) and rewards[5:] == sorted(rewards[5:], reverse=True)
+    assert challenger_reward(1.0, 0.0) == 0.0  # the solver always agrees with itself: nothing to learn
+
+
+def test_repeated_questions_are_penalised():
+    batch = ["12+34", "12+34", "12+34", "70+8"]
+    clusters, penalties = repetition_penalty(batch, threshold=0.5)
+    assert clusters[0] == clusters[1] == clusters[2] != clusters[3]
+    assert penalties[0] == 0.75 and penalties[3] == 0.25
+    assert challenger_reward(0.5, penalties[0]) < challenger_reward(0.5, penalties[3])
+
+
+def test_near_duplicates_share_a_cluster_and_different_questions_do_not():
+    clusters, _ = repetition_penalty(["what is 12 plus 34", "what is 12 plus 35", "name a prime below 9"], 0.5)
+    assert clusters[0] == clusters[1] != clusters[2]
+
+
+def test_an_unparsable_proposal_earns_minus_one():
+    assert question_of("12+", "r-zero") is None and question_of("hello", "r-zero") is None
+    assert challenger_reward(None, 0.0) == proposer_reward(None) == INVALID == -1.0
+
+
+def test_absolute_zero_rewards_tasks_the_solver_sometimes_solves():
+    assert proposer_reward(0.0) == proposer_reward(1.0) == 0.0
+    assert proposer_reward(0.25) == 0.75 and proposer_reward(0.75) == 0.25
+
+
+def _proposals(texts: list[str], kind: str, held_out=frozenset()):
+    samples = pl.DataFrame({
+        "round": [1] * len(texts), "problem_id": [f"slot-{i // 4:04d}" for i in range(len(texts))],
+        "sample_idx": [i % 4 for i in range(len(texts))], "prompt": ["?"] * len(texts), "completion": texts,
+        "temperature": [1.0] * len(texts), "token_ids": [[1]] * len(texts), "logprobs": [[-0.5]] * len(texts),
+    })
+    params = load_params().propose.model_copy(update={"kind": kind})
+    return validate(samples, params, set(held_out))
+
+
+def test_absolute_zeros_gold_comes_from_the_sandbox():
+    proposals, problems = _proposals(["6*7", "2**10", "99-1", "10//3"], "absolute-zero")
+    assert dict(zip(problems["problem_id"], problems["answer"])) == {"6*7": "42", "2**10": "1024", "99-1": "98",
+                                                                     "10//3": "3"}
+
+
+def test_invalid_programs_never_become_tasks():
+    bad = {"__import__('os').listdir('/')": "forbidden", "open('/etc/passwd').read()": "forbidden",
+           "1/0": "error", "9**9**9": "timeout", "hash('x')%1000": "nondeterministic", "10**99": "output_too_long",
+           "'text'": "not_an_answer", "2+": "unparsable", "id(object())": "nondeterministic"}
+    proposals, problems = _proposals([*bad, "3+4"], "absolute-zero")
+    assert problems["problem_id"].to_list() == ["3+4"]
+    got = dict(zip(proposals["question"].fill_null("2+"), proposals["reason"]))
+    assert {q: got[q] for q in bad} == bad
+
+
+def test_a_held_out_question_is_refused():
+    proposals, problems = _proposals(["12+34", "5+6"], "r-zero", held_out={"12+34"})
+    assert problems["problem_id"].to_list() == ["5+6"] and proposals["reason"].to_list() == ["held_out", "ok"]
+
+
+def test_r_zero_rewards_never_read_the_truth():
+    proposals, _ = _proposals(["12+34", "12+34", "5+6", "oops"], "r-zero")
+    verdicts = pl.DataFrame({"problem_id": ["12+34"] * 4 + ["5+6"] * 4, "majority_ratio": [0.5] * 4 + [1.0] * 4,
+                             "correct": [True, True, False, False] + [True] * 4})
+    right = score(proposals, verdicts, "r-zero")
+    wrong = score(proposals.with_columns(answer=pl.lit("0")), verdicts, "r-zero")
+    assert right["reward"].to_list() == wrong["reward"].to_list()
+    assert right["reward"].to_list() == [0.0, 0.0, 0.0, -1.0]  # 12+34 twice: p̂ 0.5 minus half the batch
+
+
+@pytest.mark.parametrize("override, key", [
+    ({"filter": {"groups": [{"rule": "group_band", "lo": 0.8, "hi": 0.3}]}}, "lo (0.8) must be below hi"),
+    ({"filter": {"groups": [{"rule": "group_band", "lo": 0.5, "hi": 0.5}]}}, "lo (0.5) must be below hi"),
+    ({"generate": {"k": 1}}, "generate.k"),
+    ({"verify": {"labels": "gold"}}, "verify.labels"),
+    ({"propose": {"group": 1}}, "propose.group"),
+])
+def test_bad_self_play_params_name_the_key(tmp_path, override, key):
+    import yaml
+
+    raw = yaml.safe_load(open("params.yaml"))
+    raw["recipe"] = "r-zero"
+    for section, value in override.items():
+        raw[section] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=key.replace("(", r"\(").replace(")", r"\)")):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_missing_proposer_policy_names_the_key(tmp_path):
+    from sharpen.io import ArtifactError, write_json
+    from sharpen.state import current_policy_dir
+
+    write_json({"policy": "base", "proposer": "proposer", "proposer_round": 1}, tmp_path / "state.json")
+    with pytest.raises(ArtifactError, match=r"`proposer: proposer`"):
+        current_policy_dir(tmp_path, tmp_path / "base", role="proposer")
