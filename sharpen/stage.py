@@ -1,7 +1,7 @@
 """What every stage's `main()` shares: clean errors for bad input, its wall time, a progress bar.
 
-A stage that fails on bad params, a bad artifact, a full disk, generation out of memory or a
-sandbox it cannot use prints one `error:` line naming the file,
+A stage that fails on bad params, a bad artifact, a full disk, generation out of memory, a
+training loss gone NaN/inf or a sandbox it cannot use prints one `error:` line naming the file,
 key or column and exits 1, instead of a traceback. Anything else is a bug and keeps its traceback.
 """
 
@@ -20,11 +20,15 @@ from sharpen.params import ParamsError
 from sharpen.sandbox import SandboxError
 
 
+class TrainingDiverged(RuntimeError):
+    """A training loss that stopped being a finite number; the stage writes no model (the previous stays)."""
+
+
 def run_stage(main: Callable[[], None]) -> None:
     faults.point(f"start:{_stage_name(main)}")
     try:
         main()
-    except (ParamsError, ArtifactError, SandboxError, GenerationOOM) as e:
+    except (ParamsError, ArtifactError, SandboxError, GenerationOOM, TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 

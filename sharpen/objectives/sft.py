@@ -108,6 +108,7 @@ def trainer_args(output_dir: str, *, resumable: bool, checkpoint_steps: int, lr:
         output_dir=output_dir, learning_rate=lr, lr_scheduler_type=lr_scheduler,
         warmup_steps=warmup_ratio,  # transformers 5: a float below 1 is a fraction of the steps
         per_device_train_batch_size=batch_size, logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN/inf loss is logged as it is, so check_finite_loss stops the stage
         save_strategy="steps" if resumable else "no", save_steps=checkpoint_steps or 500, save_total_limit=1,
         report_to="none", seed=seed, data_seed=seed, dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
@@ -131,10 +132,25 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
     return None
 
 
+def check_finite_loss(logs: dict | None, step: int, lr: float) -> None:
+    """Raise TrainingDiverged if a logged loss is NaN or infinite."""
+    import math
+
+    from sharpen.stage import TrainingDiverged
+
+    for key in ("loss", "train_loss"):
+        value = (logs or {}).get(key)
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            raise TrainingDiverged(
+                f"train: the training loss became {value} at step {step} (train.lr {lr:g}); the model is not written "
+                "and the previous one is kept. Lower train.lr (or the warm-up: train.warmup_ratio) and rerun `dvc repro`"
+            )
+
+
 def attach_stage_callbacks(trainer) -> None:
     """What every objective's trainer gets: the `train-step` fault point (sharpen.faults) after each
-    optimizer step, and a progress bar that does not print every step's log dict (the per-step
-    values go to loss.csv)."""
+    optimizer step, a stop with a clear error when the loss goes NaN or infinite (`check_finite_loss`),
+    and a progress bar that does not print every step's log dict (the per-step values go to loss.csv)."""
     import warnings
 
     from transformers import TrainerCallback
@@ -146,6 +162,10 @@ def attach_stage_callbacks(trainer) -> None:
         def on_step_end(self, args, state, control, **kwargs):
             faults.point("train-step")
 
+    class FiniteLoss(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            check_finite_loss(logs, state.global_step, args.learning_rate)
+
     class QuietProgress(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             pass
@@ -154,6 +174,7 @@ def attach_stage_callbacks(trainer) -> None:
     warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     trainer.add_callback(FaultPoint())
+    trainer.add_callback(FiniteLoss())
     if any(isinstance(c, ProgressCallback) for c in trainer.callback_handler.callbacks):
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(QuietProgress())
