@@ -1,23 +1,29 @@
 """Make the task's training pool and its disjoint held-out set (arithmetic, a problem file, HumanEval or reasoning-gym).
 
+Every gold answer is read by the configured verifier's own parser before anything is written (the
+answer must verify against itself): a problem whose answer the verifier cannot read is an error
+naming its row, here, not a traceback minutes into the round.
+
 Run: `python -m stages.tasks --out data/tasks`
 """
 
 import argparse
 from pathlib import Path
 
-from sharpen.io import write_frame
+from sharpen.io import ArtifactError, write_frame
 from sharpen.params import load_params
 from sharpen.schemas import Problem
 from sharpen.stage import run_stage
 from sharpen.tasks import apply_template, get_task
+from sharpen.verifiers import unreadable_references
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    p = load_params().task
+    params = load_params()
+    p = params.task
     task = get_task(p.name)
     if p.name == "arithmetic":
         pool, held_out = task.make_splits(
@@ -30,6 +36,17 @@ def main() -> None:
     else:
         pool, held_out = task.make_splits(p.eval_size, p.seed)
     pool, held_out = (apply_template(f, p.template, p.name) for f in (pool, held_out))
+    v = params.verify
+    for split, frame in (("pool", pool), ("held-out", held_out)):
+        bad = unreadable_references(frame, v.verifier, v.answer_form)
+        if bad:
+            source = p.path if p.name == "file" else f"task {p.name}"
+            pid, answer, reason = bad[0]
+            shown = answer if len(answer) <= 60 else answer[:57] + "..."
+            raise ArtifactError(
+                f"{source}: problem {pid!r} ({split}): its answer {shown!r} cannot be read by verify.verifier "
+                f"{v.verifier} ({reason}); {len(bad)} such problem(s). Fix the answers, or choose a verifier "
+                "that reads them (e.g. math_equiv for fractions or expressions)")
     write_frame(pool, args.out / "pool.parquet", Problem)
     write_frame(held_out, args.out / "eval.parquet", Problem)
     print(f"tasks: {pool.height} pool problems, {held_out.height} held-out, categories {sorted(pool['category'].unique())}")

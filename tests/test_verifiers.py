@@ -101,3 +101,13 @@ def test_maj_at_k_counts_equal_values_as_one_answer():
                             "correct": [False, True, True, False, True]})
     assert majority_correct(samples)["maj_correct"].to_list() == [False]  # as written, "2" wins 2 to 1
     assert majority_correct(samples, partial(vote_keys, "math_equiv"))["maj_correct"].to_list() == [True]
+
+
+def test_gold_answers_a_verifier_cannot_read_are_named():
+    import polars as pl
+
+    from sharpen.verifiers import unreadable_references
+
+    problems = pl.DataFrame({"problem_id": ["a", "b", "c"], "answer": ["3", "four", "7" * 5000]})
+    assert [pid for pid, _, _ in unreadable_references(problems, "exact_integer")] == ["b", "c"]
+    assert unreadable_references(problems.head(1), "math_equiv") == []

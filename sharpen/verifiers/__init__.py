@@ -79,6 +79,18 @@ def references_for(verifier_name: str, problems):
     return problems.select(pl.struct("prompt", column).map_elements(build, return_dtype=pl.String)).to_series()
 
 
+def unreadable_references(problems, verifier_name: str, answer_form: str = "auto") -> list[tuple[str, str, str]]:
+    """(problem_id, answer, reason) of every problem whose gold answer its verifier cannot read: the
+    answer, written as a completion, must verify against itself. For the verifiers that read the
+    problem's `answer` (exact_integer, math_equiv); the others' references are tests or sources."""
+    if verifier_name in REFERENCES:
+        return []
+    answers = problems["answer"].to_list()
+    results = get_verifier(verifier_name, answer_form)(answers, answers)
+    return [(pid, a, r.reason) for pid, a, r in zip(problems["problem_id"], answers, results, strict=True)
+            if not r.correct]
+
+
 def get_verifier(name: str, answer_form: str = "auto") -> Verifier:
     """The named verifier, with the task's answer form bound where it takes one."""
     try:

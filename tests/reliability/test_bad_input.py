@@ -110,7 +110,8 @@ FILTER = ("python", "-m", "stages.filter", "--samples", "data/round/generate/sam
           "--verdicts", "data/round/verify/verdicts.parquet", "--problems", "data/round/generate/problems.parquet",
           "--state", "data/state", "--controller", "data/round/controller/metrics.json", "--out", "data/round/filter")
 GENERATE = ("python", "-m", "stages.generate", "--problems", "data/tasks/pool.parquet", "--state", "data/state",
-            "--base", "data/base/model", "--controller", "data/round/controller/metrics.json", "--out", "data/round/generate")
+            "--base", "data/base/model", "--controller", "data/round/controller/metrics.json",
+            "--proposed", "data/round/propose/problems.parquet", "--out", "data/round/generate")
 TRAIN = ("python", "-m", "stages.train", "--kept", "data/round/filter/kept.parquet",
          "--synthesized", "data/round/synthesize/examples.parquet", "--pairs", "data/round/filter/pairs.parquet",
          "--problems", "data/round/generate/problems.parquet", "--decisions", "data/round/filter/decisions.parquet",
@@ -158,6 +159,14 @@ CASES = [
          REPRO, "data/problems/p.jsonl line 2: field 'prompt' must be a string, got list"),
     Case("file-duplicate-ids", "pending", problem_file("p.jsonl", GOOD_ROW * 2), REPRO,
          "data/problems/p.jsonl line 2: duplicate id 'a'"),
+    # answers the configured verifier cannot read: refused by the tasks stage, naming the row
+    Case("file-answer-in-words", "pending",
+         both(problem_file("p.jsonl", GOOD_ROW + '{"id": "b", "prompt": "2+2=", "answer": "four"}\n'),
+              edit_params(setter("verify.verifier", "exact_integer"))), REPRO,
+         "data/problems/p.jsonl: problem 'b' (held-out): its answer 'four' cannot be read by verify.verifier exact_integer"),
+    Case("file-answer-5000-digits", "pending",
+         problem_file("p.jsonl", GOOD_ROW + '{"id": "b", "prompt": "2+2=", "answer": "' + "7" * 5000 + '"}\n'), REPRO,
+         "data/problems/p.jsonl: problem 'b' (held-out): its answer '777"),
     Case("file-empty", "pending", problem_file("p.jsonl", ""), REPRO, "data/problems/p.jsonl: no problems"),
     Case("file-not-utf8", "pending", problem_file("p.jsonl", GOOD_ROW.encode() + b'{"id": "\xff"}\n'), REPRO,
          "data/problems/p.jsonl line 2: not UTF-8"),
