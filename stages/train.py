@@ -31,7 +31,7 @@ from sharpen.params import DPOParams, GRPOParams, load_params
 from sharpen.filters import PROBLEM_RULES
 from sharpen.objectives.dpo import train_dpo
 from sharpen.objectives.grpo import train_grpo, train_grpo_round
-from sharpen.objectives.sft import train_sft
+from sharpen.objectives.sft import checkpoints_for, train_sft
 from sharpen.io import ArtifactError
 from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, Sample, TrainExample, Verdict
 from sharpen.verifiers import REFERENCES, references_for
@@ -79,11 +79,7 @@ def main() -> None:
         {"init": init_hash, "base": hash_path(args.base) if t.lora else None, "data": data_hash,
          "train": t.model_dump(), "chat": params.task.chat, "round": params.round}
     )[:16]
-    checkpoints = args.out / ".checkpoints"
-    if checkpoints.exists():
-        for stale in checkpoints.iterdir():
-            if stale.name != fingerprint:
-                shutil.rmtree(stale)
+    checkpoints = checkpoints_for(args.out, fingerprint)
     log: list[dict] = []
     skipped = None
     if rows == 0:
@@ -107,14 +103,14 @@ def main() -> None:
                 pairs, init_dir, tmp, beta=d.beta, nll_weight=d.nll_weight, lr=t.lr, lr_scheduler=t.lr_scheduler,
                 warmup_ratio=t.warmup_ratio, epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length,
                 seed=t.seed, chat=params.task.chat, lora=t.lora, base_dir=args.base,
-                checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
+                checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
             )
             return
         if stored:
             log, rollouts = train_grpo_round(
                 groups, init_dir, tmp, grpo=g, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
                 batch_size=t.batch_size, seed=t.seed, chat=params.task.chat, lora=t.lora, base_dir=args.base,
-                checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
+                checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
             )
             return
         if grpo:
@@ -124,18 +120,18 @@ def main() -> None:
             log, rollouts = train_grpo(
                 problems, refs, init_dir, tmp, grpo=g, verifier=v.verifier, answer_form=v.answer_form, labels=v.labels,
                 lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, batch_size=t.batch_size, seed=t.seed,
-                chat=params.task.chat, lora=t.lora, base_dir=args.base, checkpoints=checkpoints / fingerprint,
+                chat=params.task.chat, lora=t.lora, base_dir=args.base, checkpoints=checkpoints,
                 checkpoint_steps=t.checkpoint_steps,
             )
             return
         log = train_sft(
             examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
             batch_size=t.batch_size, max_length=t.max_length, seed=t.seed, chat=params.task.chat, lora=t.lora,
-            base_dir=args.base, checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
+            base_dir=args.base, checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
         )
 
     atomic_write_dir(args.out / "model", write)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    shutil.rmtree(checkpoints.parent, ignore_errors=True)
     columns = {"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64}
     extra = DPO_CURVE if dpo else GRPO_CURVE if grpo else {}
     columns |= {name: pl.Float64 for name in extra}

@@ -27,6 +27,7 @@ import polars as pl
 
 from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
 from sharpen.objectives.grpo import train_grpo_round
+from sharpen.objectives.sft import checkpoints_for
 from sharpen.params import GRPOParams, load_params
 from sharpen.schemas import Proposal, Verdict
 from sharpen.selfplay.rewards import reward
@@ -68,11 +69,7 @@ def main() -> None:
                              "proposals": hash_path(args.proposals), "verdicts": hash_path(args.verdicts),
                              "propose": p.model_dump(), "lora": t.lora.model_dump() if t.lora else None,
                              "round": params.round})[:16]
-    checkpoints = args.out / ".checkpoints"
-    if checkpoints.exists():
-        for stale in checkpoints.iterdir():
-            if stale.name != fingerprint:
-                shutil.rmtree(stale)
+    checkpoints = checkpoints_for(args.out, fingerprint)
     log: list[dict] = []
     skipped = None if groups.height else f"every proposer group had equal rewards ({flat.len()} dropped)"
 
@@ -85,11 +82,11 @@ def main() -> None:
         log, _ = train_grpo_round(
             groups, init_dir, tmp, grpo=grpo, lr=p.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
             batch_size=p.batch_size, seed=t.seed, chat=params.task.chat, lora=t.lora, base_dir=args.base,
-            checkpoints=checkpoints / fingerprint, checkpoint_steps=t.checkpoint_steps,
+            checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
         )
 
     atomic_write_dir(args.out / "model", write)
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    shutil.rmtree(checkpoints.parent, ignore_errors=True)
     write_frame(scored, args.out / "proposals.parquet", Proposal)
     curve = pl.DataFrame([{"step": int(r["step"]), "loss": float(r["loss"]),
                            "reward_mean": float(r.get("reward", float("nan")))} for r in log],

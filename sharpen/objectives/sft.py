@@ -115,6 +115,18 @@ def trainer_args(output_dir: str, *, resumable: bool, checkpoint_steps: int, lr:
     )  # fmt: skip
 
 
+def checkpoints_for(out: Path, fingerprint: str) -> Path:
+    """`<out>/.checkpoints/<fingerprint>`, with checkpoints made from other inputs deleted (never resumed)."""
+    import shutil
+
+    root = out / ".checkpoints"
+    if root.exists():
+        for stale in root.iterdir():
+            if stale.name != fingerprint:
+                shutil.rmtree(stale)
+    return root / fingerprint
+
+
 def last_complete_checkpoint(folder: Path) -> Path | None:
     """The latest `checkpoint-N` in `folder` whose trainer state reads; later, unfinished ones are removed."""
     import json
