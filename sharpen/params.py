@@ -351,6 +351,8 @@ class ProposeParams(_Section):
     prompt: str = Field("?", min_length=1, description="what the proposer is given (the tiny base learnt `?` -> a "
                         "question, base.propose_fraction)")
     prompts: int = Field(16, ge=1, le=100_000, description="proposer prompts a round; each gets `group` proposals")
+    examples: int = Field(3, ge=0, le=64, description="a prompt with `{examples}`: how many accepted tasks from "
+                          "the buffer (data/state/buffer.parquet) it shows")
     group: int = Field(8, ge=2, le=256, description="proposals per prompt: the proposer's GRPO group")
     temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
     max_new_tokens: int = Field(12, ge=1, le=4096)

@@ -223,7 +223,7 @@ RECIPES: dict[str, Recipe] = {
              "filter": _LEARNABLE},
             on_default_task="a program is one Python expression over integer literals (deduction with no input), "
             "written by the tiny base after `?`; abduction and induction are not here; accepted tasks are kept in "
-            "data/state/buffer.parquet but the tiny proposer's prompt does not show them",
+            "data/state/buffer.parquet and a prompt with `{examples}` shows some, but the tiny proposer's `?` shows none",
             sources="Zhao et al. 2025, Absolute Zero (2505.03335)",
         ),
         Recipe(

@@ -8,7 +8,9 @@ a held-out problem is refused (`held_out`): the solver is scored on the held-out
 trains on it. Every proposal is kept in proposals.parquet with its reason; the valid, distinct
 questions become problems.parquet, which the generate stage's solver answers m = generate.k times.
 
-With `propose.kind: none` (every non-self-play recipe) both files are written empty.
+A prompt holding `{examples}` is filled, slot by slot, with questions drawn from the buffer of
+tasks earlier rounds accepted (data/state/buffer.parquet, carried by advance). With
+`propose.kind: none` (every non-self-play recipe) both files are written empty.
 
 Run: `python -m stages.propose --state data/state --base data/base/model --held-out data/tasks/eval.parquet \
         --out data/round/propose`
@@ -56,7 +58,8 @@ def main() -> None:
         return
     policy = current_policy_dir(args.state, args.base, role="proposer")
     policy_hash = hash_path(policy)
-    slots = pl.DataFrame({"problem_id": [f"slot-{i:04d}" for i in range(p.prompts)], "prompt": [p.prompt] * p.prompts})
+    slots = pl.DataFrame({"problem_id": [f"slot-{i:04d}" for i in range(p.prompts)],
+                          "prompt": proposer_prompts(p, buffered_questions(args.state), params.seed, params.round)})
     backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
                            tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=True)
     bar = progress(p.prompts * p.group, f"propose: round {params.round}", "proposal")
@@ -91,6 +94,32 @@ def main() -> None:
     )
     print(f"propose ({p.kind}): {problems.height} problems from {proposals.height} proposals "
           f"({reasons.get('ok', 0)} valid) in {timer.seconds:.0f}s")
+
+
+def buffered_questions(state_dir: Path) -> list[str]:
+    """The questions earlier rounds accepted (data/state/buffer.parquet), oldest first."""
+    from sharpen.state import BUFFER
+
+    path = state_dir / BUFFER
+    if not path.exists():
+        return []
+    return list(dict.fromkeys(read_frame(path, Proposal).sort("round")["question"].to_list()))
+
+
+def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
+    """One prompt per slot: `propose.prompt`, with `{examples}` (if it has one) replaced by
+    `propose.examples` questions drawn from the buffer of accepted tasks, one line each (Absolute
+    Zero's reference tasks); the draw is seeded by (seed, round, slot)."""
+    import random
+
+    if "{examples}" not in p.prompt:
+        return [p.prompt] * p.prompts
+    out = []
+    for i in range(p.prompts):
+        rng = random.Random(derive_seed(seed, round_, f"examples-{i}"))
+        shown = rng.sample(buffer, min(p.examples, len(buffer)))
+        out.append(p.prompt.replace("{examples}", "\n".join(shown)))
+    return out
 
 
 def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -113,3 +113,17 @@ def test_a_missing_proposer_policy_names_the_key(tmp_path):
     write_json({"policy": "base", "proposer": "proposer", "proposer_round": 1}, tmp_path / "state.json")
     with pytest.raises(ArtifactError, match=r"`proposer: proposer`"):
         current_policy_dir(tmp_path, tmp_path / "base", role="proposer")
+
+
+def test_a_prompt_with_examples_shows_tasks_from_the_buffer():
+    from stages.propose import proposer_prompts
+
+    p = load_params().propose.model_copy(update={"prompt": "Examples:\n{examples}\nA new one:", "prompts": 4,
+                                                 "examples": 2})
+    buffer = ["1+2", "30+4", "5*6", "7-1"]
+    prompts = proposer_prompts(p, buffer, seed=0, round_=2)
+    for prompt in prompts:
+        shown = prompt.removeprefix("Examples:\n").removesuffix("\nA new one:").split("\n")
+        assert len(shown) == 2 and set(shown) <= set(buffer)
+    assert prompts == proposer_prompts(p, buffer, seed=0, round_=2)  # seeded
+    assert proposer_prompts(p.model_copy(update={"prompt": "?"}), buffer, 0, 2) == ["?"] * 4
