@@ -3,7 +3,9 @@
 Each round runs every stage of dvc.yaml in order as `dvc repro <stage>` (its own process group,
 output streamed into the Prefect run logs, killed whole on timeout or cancel, retried on failure;
 DVC skips what already finished), then `sharpen advance`. Stopping rules, timeouts and retries
-come from the `loop` section of params.yaml. The flow only sequences: the logic is in
+come from the `loop` section of params.yaml. Ctrl-C or SIGTERM to a loop run in the foreground
+stops it in seconds: the stage is killed, DVC's locks released, the stop recorded in
+.sharpen/loops.jsonl and one line says how to resume (`sharpen.runner.stop_on_signals`). The flow only sequences: the logic is in
 `sharpen.runner`, `sharpen.loop` and `sharpen.state`. One loop per workspace (a file lock).
 
 Run:
@@ -25,7 +27,7 @@ from prefect import flow, get_run_logger, task
 from sharpen.io import read_json
 from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock
 from sharpen.params import load_params
-from sharpen.runner import kill_live_groups, reap_orphans, run_command
+from sharpen.runner import kill_live_groups, reap_orphans, run_command, stop_on_signals
 from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish_interrupted_advance
 
 
@@ -60,9 +62,30 @@ def _kill_stages(flow, flow_run, state) -> None:
     kill_live_groups()
 
 
+# what a loop run in the foreground has done so far, for the record a signal-stopped loop writes
+_progress: dict = {}
+_foreground = False  # `run` (not `serve`): Ctrl-C and SIGTERM stop the loop in seconds (stop_on_signals)
+
+
+def _stopped_by(signal_name: str) -> None:
+    """Record and report a loop stopped by a signal (called from the signal handler)."""
+    p = _progress
+    where = f"round {p['round']}, stage {p['stage']}" if p.get("stage") else f"round {p.get('round', '?')}"
+    record_stop({"first_round": p.get("first_round"), "rounds_done": p.get("done", 0),
+                 "reason": f"stopped by {signal_name} during {where}", "values": p.get("values", []),
+                 "elapsed_s": round(time.monotonic() - p.get("started", time.monotonic()), 1)})
+    print(f"loop stopped by {signal_name} during {where}; the running stage was killed and its DVC locks released. "
+          "Resume with `python -m flows.loop` (DVC skips the stages that finished)", file=sys.stderr, flush=True)
+
+
 @flow(name="sharpen-loop", log_prints=True, on_cancellation=[_kill_stages], on_crashed=[_kill_stages])
 def loop(rounds: int | None = None) -> str:
     """Run rounds until a stopping rule fires; return (and record) the reason."""
+    if _foreground:  # inside the flow engine, whose own SIGTERM bridge would wait on its API first
+        try:
+            stop_on_signals(_stopped_by)
+        except ValueError:  # not the main thread: the handlers main() installed stand
+            pass
     logger = get_run_logger()
     params = load_params()
     lp = params.loop
@@ -72,6 +95,7 @@ def loop(rounds: int | None = None) -> str:
     started, first_round = time.monotonic(), params.round
     values: list[float] = []
     done, reason = 0, "not started"
+    _progress.update(first_round=first_round, round=first_round, done=0, values=values, started=started, stage=None)
     try:
         with workspace_lock():
             orphans = reap_orphans()  # stages a killed loop left running here
@@ -83,12 +107,16 @@ def loop(rounds: int | None = None) -> str:
             repro = repro_stage.with_options(retries=lp.stage_retries, retry_delay_seconds=5)
             while True:
                 round_ = load_params().round
+                _progress.update(round=round_)
                 for stage in stages:
+                    _progress.update(stage=stage)
                     repro(stage, lp.stage_timeout_s)
+                _progress.update(stage="advance")
                 if not values:
                     values.append(float(current_policy_metrics().get(_metric(lp), 0.0)))
                 result = advance_round(round_)
                 done += 1
+                _progress.update(done=done, stage=None)
                 values.append(float(result["metrics"].get(_metric(lp), 0.0)))
                 reason = stop_reason(lp, rounds_done=done, max_rounds=max_rounds, values=values,
                                      rejected=not result["accepted"], elapsed_s=time.monotonic() - started)
@@ -130,6 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         loop.serve(name=args.name, cron=args.cron, interval=args.interval, limit=1,
                    parameters={"rounds": args.rounds})
         return
+    global _foreground
+    _foreground = True
+    stop_on_signals(_stopped_by)  # also covers the start-up, before the flow engine runs
     try:
         with workspace_lock():  # held across the run: a second loop is refused here, before Prefect starts
             print(loop(rounds=args.rounds))

@@ -8,6 +8,11 @@ A loop killed outright (SIGKILL, a crash) cannot kill its stage; the stage's pro
 recorded in `.dvc/tmp/sharpen-stage-groups` while it runs, and the next loop in this workspace
 kills whatever of those groups is still running here (`reap_orphans`) before it starts.
 
+`stop_on_signals` makes Ctrl-C (SIGINT, which also reaches Prefect's temporary server) and
+SIGTERM stop a loop in seconds: kill the running stage, drop DVC's read/write locks that the
+killed `dvc repro` held, record the stop, say in one line what stopped and how to resume, exit.
+Without it the flow engine waited minutes on an API that was already gone.
+
 Used by the Prefect flow (`flows/loop.py`).
 """
 
@@ -143,3 +148,95 @@ def run_command(
     kill_group(proc.pid, grace_s=0.5)  # stragglers the command left behind in its group
     _record_group(proc.pid, running=False)
     return rc
+
+
+DVC_RWLOCK = Path(".dvc/tmp/rwlock")
+
+
+def _dead(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def release_dead_dvc_locks(path: Path = DVC_RWLOCK) -> int:
+    """Remove the entries of processes no longer alive from DVC's rwlock file (what DVC itself does,
+    with a warning, on the next command); return how many were removed."""
+    import json
+
+    try:
+        lock = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return 0
+    removed = 0
+    write = {}
+    for out, info in (lock.get("write") or {}).items():
+        if _dead(int(info.get("pid", 0))):
+            removed += 1
+        else:
+            write[out] = info
+    read = {}
+    for out, infos in (lock.get("read") or {}).items():
+        alive = [i for i in infos if not _dead(int(i.get("pid", 0)))]
+        removed += len(infos) - len(alive)
+        if alive:
+            read[out] = alive
+    if removed:
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"write": write, "read": read}))
+        os.replace(tmp, path)
+    return removed
+
+
+def stop_on_signals(on_stop: Callable[[str], None]) -> None:
+    """On SIGINT or SIGTERM: kill the running stage's process group, release the DVC locks it held,
+    call `on_stop(signal name)` (record and report), end every other child (Prefect's temporary
+    server), and exit with 128 + the signal number. Only for a loop run in the foreground: a served
+    deployment keeps Prefect's own SIGTERM handling, which reports a runner's cancel."""
+
+    def handler(signum, _frame) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C does not interrupt the cleanup
+        groups = list(_live_groups)
+        kill_live_groups()
+        for pgid in groups:
+            _record_group(pgid, running=False)
+        _reap_children()
+        release_dead_dvc_locks()
+        try:
+            on_stop(signal.Signals(signum).name)
+        finally:
+            _end_children()
+            os._exit(128 + signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _end_children(grace_s: float = 2.0) -> None:
+    import psutil
+
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass

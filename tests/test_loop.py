@@ -126,6 +126,39 @@ def test_sigterm_to_the_flow_kills_the_running_stage(tmp_path):
     assert not survivors, f"stage processes survived the flow: {[p.pid for p in survivors]}"
 
 
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_a_signal_stops_the_loop_in_seconds_and_says_how_to_resume(tmp_path, how):
+    """Ctrl-C (SIGINT to the whole foreground group, Prefect's temporary server included) or SIGTERM to
+    the loop: it exits within seconds, kills the stage, leaves no DVC lock behind, records the stop."""
+    import signal
+    import subprocess
+
+    ws = make_workspace(tmp_path / "ws", {"base": {"steps": 5000}})
+    flow = subprocess.Popen([sys.executable, "-m", "flows.loop", "--rounds", "1"], cwd=ws, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not (ws / ".dvc/tmp/rwlock").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # the base stage is running, holding DVC's locks
+    children = psutil.Process(flow.pid).children(recursive=True)
+    assert children, "the loop started nothing"
+    sent = time.time()
+    if how == "ctrl-c":
+        os.killpg(flow.pid, signal.SIGINT)
+    else:
+        flow.send_signal(signal.SIGTERM)
+    out, _ = flow.communicate(timeout=60)
+    assert time.time() - sent < 20, f"took {time.time() - sent:.0f} s to stop"
+    assert flow.returncode == 128 + (signal.SIGINT if how == "ctrl-c" else signal.SIGTERM)
+    assert "Resume with `python -m flows.loop`" in out and "Traceback" not in out
+    time.sleep(1)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    lock = json.loads((ws / ".dvc/tmp/rwlock").read_text())
+    assert not lock.get("write") and not lock.get("read")
+    last = json.loads((ws / ".sharpen/loops.jsonl").read_text().splitlines()[-1])
+    assert last["reason"].startswith("stopped by SIG") and "stage base" in last["reason"]
+
+
 @pytest.mark.parametrize("rounds", ["0", "-2"])
 def test_zero_or_negative_rounds_is_an_error_not_the_default(rounds, capsys):
     from flows.loop import main
