@@ -53,6 +53,9 @@ RUNS = [
     ("r-zero", "r-zero", {}),
     ("absolute-zero", "absolute-zero", {}),
     ("rest-em (self-play base, previous)", "rest-em", {"base": {"propose_fraction": 0.1}, "train": {"init": "previous"}}),
+    # the same on self-play's sample budget: 128 pool problems a round x 8 (self-play: ~120 proposals x 8)
+    ("rest-em (self-play base, previous, 128 problems)", "rest-em", {
+        "base": {"propose_fraction": 0.1}, "train": {"init": "previous"}, "generate": {"problems_per_round": 128}}),
 ]
 
 
