@@ -17,17 +17,24 @@ Run:
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 import yaml
-from prefect import flow, get_run_logger, task
 
-from sharpen.io import read_json
-from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock
-from sharpen.params import load_params
-from sharpen.runner import kill_live_groups, reap_orphans, run_command, stop_on_signals
+# no anonymous usage telemetry from the temporary Prefect server: offline it only fails, and on a first
+# run it raced the database migration ("database is locked", a 90-line traceback before a good run)
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+from prefect import flow, get_run_logger, task  # noqa: E402
+
+from sharpen.errors import DEBUG_ENV, QuietTracebacks, SharpenError, boundary  # noqa: E402
+from sharpen.io import read_json  # noqa: E402
+from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock  # noqa: E402
+from sharpen.params import load_params  # noqa: E402
+from sharpen.runner import dvc_chatter, kill_live_groups, reap_orphans, run_command, stop_on_signals  # noqa: E402
 from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish_interrupted_advance
 
 
@@ -36,12 +43,38 @@ def pipeline_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
     return list((yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}))
 
 
+VERBOSE_ENV = "SHARPEN_VERBOSE"
+STAGE_LOGS = Path(".sharpen/logs")
+
+
+class StageFailed(SharpenError):
+    """`dvc repro STAGE` exited non-zero; the message carries the stage's own `error:` line."""
+
+
 @task(task_run_name="dvc repro {stage}")
-def repro_stage(stage: str, timeout_s: float | None) -> None:
+def repro_stage(stage: str, timeout_s: float | None, round_: int) -> None:
+    """Every output line goes to .sharpen/logs/round-N/STAGE.log; the run log shows the stage's own
+    lines (summary, warnings, errors, progress), DVC's chatter only with -v."""
     logger = get_run_logger()
-    rc = run_command(["dvc", "repro", stage], on_line=logger.info, timeout_s=timeout_s)
+    verbose = os.environ.get(VERBOSE_ENV) == "1"
+    log_path = STAGE_LOGS / f"round-{round_}" / f"{stage}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"--- dvc repro {stage} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+            if line.startswith(("error:", "ERROR:")):
+                errors.append(line)
+            if verbose or not dvc_chatter(line):
+                logger.info(line.rsplit("\r", 1)[-1])  # a progress bar's latest redraw
+
+        rc = run_command(["dvc", "repro", stage], on_line=on_line, timeout_s=timeout_s)
     if rc != 0:
-        raise RuntimeError(f"`dvc repro {stage}` exited {rc}")
+        why = errors[0].removeprefix("error:").strip() if errors else f"exited {rc}"
+        raise StageFailed(f"stage {stage} of round {round_} failed: {why} (its output: {log_path})")
 
 
 @task(task_run_name="advance round {round_}", retries=2, retry_delay_seconds=[2, 10])
@@ -110,7 +143,7 @@ def loop(rounds: int | None = None) -> str:
                 _progress.update(round=round_)
                 for stage in stages:
                     _progress.update(stage=stage)
-                    repro(stage, lp.stage_timeout_s)
+                    repro(stage, lp.stage_timeout_s, round_)
                 _progress.update(stage="advance")
                 if not values:
                     values.append(float(current_policy_metrics().get(_metric(lp), 0.0)))
@@ -125,6 +158,9 @@ def loop(rounds: int | None = None) -> str:
     except LoopBusy as e:
         reason = str(e)
         logger.error(reason)
+        raise
+    except SharpenError as e:  # a failed stage (after its retries), bad params, a refused advance
+        reason = str(e)
         raise
     finally:
         record_stop({"first_round": first_round, "rounds_done": done, "reason": reason, "values": values,
@@ -152,7 +188,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cron", help="serve: a cron schedule, e.g. '0 * * * *'")
     parser.add_argument("--interval", type=int, help="serve: seconds between scheduled runs")
     parser.add_argument("--name", default="sharpen-loop", help="serve: the deployment's name")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show DVC's own lines around each stage too")
+    parser.add_argument("--debug", action="store_true", help="on a failure, print tracebacks instead of one line")
     args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ[VERBOSE_ENV] = "1"
+    if args.debug:
+        os.environ[DEBUG_ENV] = "1"
+    _quiet_prefect_tracebacks()
     if args.command == "serve":
         # limit=1: at most one run at a time from this server; the workspace lock refuses any other loop
         loop.serve(name=args.name, cron=args.cron, interval=args.interval, limit=1,
@@ -161,12 +204,16 @@ def main(argv: list[str] | None = None) -> None:
     global _foreground
     _foreground = True
     stop_on_signals(_stopped_by)  # also covers the start-up, before the flow engine runs
-    try:
-        with workspace_lock():  # held across the run: a second loop is refused here, before Prefect starts
-            print(loop(rounds=args.rounds))
-    except LoopBusy as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    with boundary("loop"), workspace_lock():  # the lock, held across the run, refuses a second loop first
+        print(loop(rounds=args.rounds))
+
+
+def _quiet_prefect_tracebacks() -> None:
+    """Prefect's engine logs every failed task and flow with its traceback; ours say what to do in
+    one line, and any other traceback goes to a log file the line names (sharpen.errors)."""
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(QuietTracebacks())
 
 
 if __name__ == "__main__":

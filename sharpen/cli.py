@@ -1,6 +1,7 @@
 """The `sharpen` command: advance the loop and inspect its rounds.
 
-Run: `sharpen --help`, `sharpen advance`, `sharpen rounds`, `sharpen params`.
+Run: `sharpen --help`, `sharpen advance`, `sharpen rounds`, `sharpen params`. Every failure is one
+`error:` line (sharpen.errors.boundary); `sharpen --debug COMMAND` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+# tracebacks are the boundary's business (`main`), not typer's pretty printer
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0],
+                  pretty_exceptions_enable=False)
 # a table piped to a file or CI log keeps its columns instead of squeezing them to 80 characters
 console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 240)  # (rich reads COLUMNS)
 
 
 @app.callback()
-def _at_workspace_root() -> None:
+def _at_workspace_root(
+    debug: bool = typer.Option(False, "--debug", help="on a failure, print the traceback instead of one line"),
+) -> None:
     """Every command works on the workspace that holds the current directory: from a subdirectory,
     move up to the nearest folder with a dvc.yaml (artifact paths are relative to it)."""
-    from pathlib import Path
+    from sharpen.errors import DEBUG_ENV
 
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
     here = Path.cwd()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").exists():
@@ -54,14 +61,9 @@ def _fail(message: str) -> None:
 @app.command()
 def advance() -> None:
     """Gate the finished round, commit and tag it round-N, promote its policy, bump `round`."""
-    from sharpen.io import ArtifactError
-    from sharpen.params import ParamsError
-    from sharpen.state import AdvanceError, advance as do_advance
+    from sharpen.state import advance as do_advance
 
-    try:
-        decision, state = do_advance()
-    except (AdvanceError, ParamsError, ArtifactError) as e:
-        _fail(str(e))
+    decision, state = do_advance()
     record = state.history[-1]
     verdict = "[green]accepted[/green]" if decision.accepted else "[yellow]rejected[/yellow]"
     console.print(f"round {record.round}: gate {verdict} ({decision.reason}); tagged round-{record.round}")
@@ -71,12 +73,9 @@ def advance() -> None:
 @app.command("checkout")
 def checkout_command(rev: str = typer.Argument(..., help="a round tag (round-2) or a branch (main)")) -> None:
     """Go to a round (or back to a branch): `git checkout` and `dvc checkout` together, so `dvc status` is clean."""
-    from sharpen.state import AdvanceError, checkout
+    from sharpen.state import checkout
 
-    try:
-        back = checkout(rev)
-    except AdvanceError as e:
-        _fail(str(e))
+    back = checkout(rev)
     if rev.startswith("round-"):
         console.print(f"at {rev}: code, params, metrics and DVC outputs as they were (`dvc status` is clean); come "
                       f"back with `sharpen checkout {back}`", highlight=False)
@@ -88,14 +87,9 @@ def checkout_command(rev: str = typer.Argument(..., help="a round tag (round-2) 
 def new_loop_command() -> None:
     """Start a new loop from the base model here, after changing the recipe, model, task or base
     settings mid-loop (the switch is recorded in the loop state and committed)."""
-    from sharpen.io import ArtifactError
-    from sharpen.params import ParamsError
-    from sharpen.state import AdvanceError, new_loop
+    from sharpen.state import new_loop
 
-    try:
-        state = new_loop()
-    except (AdvanceError, ParamsError, ArtifactError) as e:
-        _fail(str(e))
+    state = new_loop()
     switch = state.new_loops[-1]
     console.print(f"new loop from the base model at round {switch['round']} (round {switch['left_policy_round']}'s "
                   f"policy left behind, still at its tag); next: `dvc repro`", highlight=False)
@@ -137,10 +131,7 @@ def show_lineage(
     """What produced a round: commit, params, each stage's input/output hashes, the policy chain to base."""
     from sharpen.lineage import lineage
 
-    try:
-        info = lineage(tag)
-    except ValueError as e:
-        _fail(str(e))
+    info = lineage(tag)
     if as_json:
         print(json.dumps(_json_safe(info), indent=2, default=str, allow_nan=False))
         return
@@ -188,13 +179,9 @@ def show_diff(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Metrics and params deltas, data volumes, and per-problem changes between two rounds."""
-    from sharpen.io import ArtifactError
     from sharpen.lineage import diff
 
-    try:
-        d = diff(tag_a, tag_b)
-    except (ValueError, ArtifactError) as e:
-        _fail(str(e))
+    d = diff(tag_a, tag_b)
     if as_json:
         print(json.dumps(_json_safe(d), indent=2, default=str, allow_nan=False))
         return
@@ -227,23 +214,17 @@ def report(out: Path = typer.Option(Path("reports/sharpen.html"), help="where to
     """Write one self-contained HTML file: the rounds table and plots across rounds."""
     from sharpen.report import write_report
 
-    try:
-        path = write_report(out)
-    except ValueError as e:
-        _fail(str(e))
+    path = write_report(out)
     console.print(f"wrote {path}")
 
 
 @app.command()
 def recipes(name: str = typer.Argument(None, help="show one recipe's parameters in full")) -> None:
     """List the recipes (named methods) with their parameters and one-line descriptions."""
-    from sharpen.recipes import RECIPES, RecipeError, flatten, get_recipe
+    from sharpen.recipes import RECIPES, flatten, get_recipe
 
     if name:
-        try:
-            chosen = [get_recipe(name)]
-        except RecipeError as e:
-            _fail(str(e))
+        chosen = [get_recipe(name)]
     else:
         chosen = list(RECIPES.values())
     for r in chosen:
@@ -260,14 +241,20 @@ def recipes(name: str = typer.Argument(None, help="show one recipe's parameters 
 @app.command("params")
 def check_params(path: Path = typer.Argument(Path("params.yaml"), help="params file to validate")) -> None:
     """Validate a params file and print the resolved values."""
-    from sharpen.params import ParamsError, load_params
+    from sharpen.params import load_params
 
-    try:
-        p = load_params(path)
-    except ParamsError as e:
-        _fail(str(e))
+    p = load_params(path)
     console.print_json(p.model_dump_json())
 
 
+def main() -> None:
+    """The `sharpen` command, inside the error boundary: any failure is one line, its traceback in a log."""
+    from sharpen.errors import boundary
+
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    with boundary(f"sharpen {command}".strip()):
+        app()
+
+
 if __name__ == "__main__":
-    app()
+    main()

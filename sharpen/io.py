@@ -24,9 +24,10 @@ import pandera.polars as pa
 import polars as pl
 
 from sharpen import faults
+from sharpen.errors import SharpenError
 
 
-class ArtifactError(ValueError):
+class ArtifactError(SharpenError, ValueError):
     """An artifact is missing, unreadable, or does not match its schema."""
 
 
@@ -213,14 +214,18 @@ def write_json(obj: Any, path: Path | str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def read_json(path: Path | str) -> Any:
+def read_json(path: Path | str) -> dict[str, Any]:
+    """A JSON object (every JSON artifact here is one: metrics, state, a controller's choice)."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ArtifactError(f"{path}: not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{path}: not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{path}: holds a JSON {type(value).__name__}, not an object of named values")
+    return value
 
 
 def write_csv(df: pl.DataFrame, path: Path | str) -> Path:

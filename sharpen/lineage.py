@@ -13,8 +13,14 @@ import re
 import subprocess
 from pathlib import Path
 
+from sharpen.errors import SharpenError
+
 STAGES = ("controller", "propose", "generate", "verify", "filter", "synthesize", "train", "train_proposer", "evaluate")
 SELF_PLAY_COLUMNS = ("proposed_valid", "proposed_rate")  # rounds with a proposer (propose.kind) only
+
+
+class LineageError(SharpenError, ValueError):
+    """A round tag that is not there, or a committed file that cannot be read."""
 
 
 def file_at(rev: str | None, path: str) -> bytes | None:
@@ -26,16 +32,44 @@ def file_at(rev: str | None, path: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
+def _where(rev: str | None, path: str) -> str:
+    return f"{path} at {rev}" if rev else path
+
+
+def _fix(rev: str | None, path: str) -> str:
+    return (f"; `dvc repro` rewrites it (or `git checkout -- {path}`)" if rev is None else
+            f"; the round's commit holds it so (`git show {rev}:{path}`)")
+
+
 def json_at(rev: str | None, path: str) -> dict | None:
+    """A JSON object file at `rev` (None: the workspace), None if absent; anything else names the file."""
     data = file_at(rev, path)
-    return json.loads(data) if data else None
+    if not data:
+        return None
+    try:
+        value = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LineageError(f"{_where(rev, path)}: not valid JSON ({e}){_fix(rev, path)}") from None
+    if not isinstance(value, dict):
+        raise LineageError(
+            f"{_where(rev, path)}: holds a JSON {type(value).__name__}, not an object of named values{_fix(rev, path)}")
+    return value
 
 
 def yaml_at(rev: str | None, path: str) -> dict:
+    """A YAML mapping file at `rev` ({} if absent); a damaged one (merge-conflict markers, a tab) names the file."""
     import yaml
 
     data = file_at(rev, path)
-    return (yaml.safe_load(data) or {}) if data else {}
+    if not data:
+        return {}
+    try:
+        value = yaml.safe_load(data) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise LineageError(f"{_where(rev, path)}: not readable YAML ({' '.join(str(e).split())})") from None
+    if not isinstance(value, dict):
+        raise LineageError(f"{_where(rev, path)}: holds a YAML {type(value).__name__}, not a mapping")
+    return value
 
 
 def frame_at(rev: str, path: str, schema):
@@ -115,9 +149,12 @@ def _loop_stops(path: Path = Path(".sharpen/loops.jsonl")) -> dict[int, str]:
     """round -> why the loop run that ended after it stopped (from this workspace's loop log)."""
     stops = {}
     if path.exists():
-        for line in path.read_text().splitlines():
-            entry = json.loads(line)
-            if entry.get("rounds_done"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a killed writer
+            if isinstance(entry, dict) and entry.get("rounds_done") and isinstance(entry.get("first_round"), int):
                 stops[entry["first_round"] + entry["rounds_done"] - 1] = entry["reason"]
     return stops
 
@@ -129,11 +166,11 @@ def _tag_ref(tag: str) -> str:
     from sharpen.state import tag_commit
 
     if not re.fullmatch(r"round-\d+", tag):
-        raise ValueError(f"expected a round tag like round-3, got {tag!r}")
+        raise LineageError(f"expected a round tag like round-3, got {tag!r}")
     commit = tag_commit(tag)
     if commit is None:
         known = ", ".join(t for _, t in round_tags()) or "none yet"
-        raise ValueError(f"no tag {tag}; rounds tagged so far: {known}")
+        raise LineageError(f"no tag {tag}; rounds tagged so far: {known}")
     return commit
 
 

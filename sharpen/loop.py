@@ -20,13 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sharpen.errors import SharpenError
 from sharpen.params import LoopParams
 
 LOCK_FILE = Path(".dvc/tmp/sharpen-loop.lock")
 LOOPS_LOG = Path(".sharpen/loops.jsonl")
 
 
-class LoopBusy(RuntimeError):
+class LoopBusy(SharpenError, RuntimeError):
     """Another sharpen loop holds this workspace."""
 
 

@@ -149,10 +149,26 @@ def adapter_base(policy_dir: Path | str) -> Path:
 
 
 def load_causal_lm(policy_dir: Path | str, *, torch_dtype=None):
-    """(model, tokenizer) of a policy directory: full weights, or a LoRA adapter merged into its base."""
+    """(model, tokenizer) of a policy directory: full weights, or a LoRA adapter merged into its base.
+
+    A directory that cannot be loaded (a truncated weights file, a damaged config) is a ModelError
+    naming it and how to get it back."""
+    policy_dir = Path(policy_dir)
+    try:
+        return _load_causal_lm(policy_dir, torch_dtype)
+    except ModelError:
+        raise
+    except Exception as e:  # transformers, safetensors, peft and json each raise their own types
+        raise ModelError(
+            f"{policy_dir}: cannot load the model ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}). "
+            f"Restore it from DVC's cache (`dvc checkout {policy_dir}`, or for the promoted policy `git checkout -- "
+            f"data/state/policy.dvc && dvc checkout data/state/policy.dvc`), or rerun the stage that writes it"
+        ) from None
+
+
+def _load_causal_lm(policy_dir: Path, torch_dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    policy_dir = Path(policy_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(policy_dir))
     kwargs = {} if torch_dtype is None else {"dtype": torch_dtype}
     if not is_adapter(policy_dir):

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sharpen.errors import SharpenError
+
 PARAMS_FILE = Path("params.yaml")
 
 
@@ -21,7 +23,7 @@ def _takes_number_not_bool(annotation) -> bool:
     return bool not in options and any(o in (int, float) for o in options)
 
 
-class ParamsError(ValueError):
+class ParamsError(SharpenError, ValueError):
     """params.yaml is missing, unreadable or invalid; the message names the file and key."""
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from sharpen.errors import SharpenError
+
 METHOD_SECTIONS = ("synthesize", "controller", "propose")
 
 
-class RecipeError(ValueError):
+class RecipeError(SharpenError, ValueError):
     """An unknown recipe, or a parameter the chosen recipe does not take."""
 
 

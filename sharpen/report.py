@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write
-from sharpen.lineage import file_at, frame_at, json_at, round_cell, round_columns, round_tags, rounds_table
+from sharpen.lineage import LineageError, file_at, frame_at, json_at, round_cell, round_columns, round_tags, rounds_table
 from sharpen.schemas import ProblemStats
 
 
@@ -154,7 +154,7 @@ def _table(rows: list[dict]) -> str:
 def write_report(out: Path) -> Path:
     rows = rounds_table()
     if not rows:
-        raise ValueError("no rounds to report yet: run `dvc repro`")
+        raise LineageError("no rounds to report yet: run `dvc repro`")
     tags = round_tags()
     figures = _figures(rows, tags)
     images = "".join(

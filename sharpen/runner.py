@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from sharpen.errors import SharpenError
+
 _live_groups: set[int] = set()
 GROUPS_FILE = Path(".dvc/tmp/sharpen-stage-groups")
 
@@ -73,8 +75,19 @@ def reap_orphans() -> list[int]:
     return killed
 
 
-class StageTimeout(RuntimeError):
+class StageTimeout(SharpenError, RuntimeError):
     """The command ran past its timeout; its whole process group was killed."""
+
+
+# what `dvc repro` prints around a stage's own output: kept in the stage's log file, not on screen
+_DVC_CHATTER = ("ERROR: failed to reproduce", "Running stage '", "> ", "Updating lock file", "To track the changes with git", "git add ",
+                "To enable auto staging", "dvc config core.autostage", "Use `dvc push`", "Data and pipelines are up to date",
+                "Stage '", "Verifying data sources in stage", "Verifying outputs in stage")
+
+
+def dvc_chatter(line: str) -> bool:
+    """True for DVC's own lines around a stage (its command echo, lock updates, git-add hints)."""
+    return line.strip().startswith(_DVC_CHATTER)
 
 
 def kill_group(pgid: int, grace_s: float = 5.0) -> None:

@@ -2,7 +2,9 @@
 
 A stage that fails on bad params, a bad artifact, a full disk, generation out of memory, a
 training loss gone NaN/inf or a sandbox it cannot use prints one `error:` line naming the file,
-key or column and exits 1, instead of a traceback. Anything else is a bug and keeps its traceback.
+key or column and exits 1, instead of a traceback. Anything else prints one line naming the
+exception and the log file under .sharpen/logs/ that holds its traceback (sharpen.errors.boundary;
+`SHARPEN_DEBUG=1 dvc repro` prints it instead).
 """
 
 from __future__ import annotations
@@ -14,23 +16,18 @@ from collections.abc import Callable
 from tqdm import tqdm
 
 from sharpen import faults
-from sharpen.backends import GenerationOOM
-from sharpen.io import ArtifactError
-from sharpen.params import ParamsError
-from sharpen.sandbox import SandboxError
+from sharpen.errors import SharpenError, boundary
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SharpenError, RuntimeError):
     """A training loss that stopped being a finite number; the stage writes no model (the previous stays)."""
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    faults.point(f"start:{_stage_name(main)}")
-    try:
+    name = _stage_name(main)
+    faults.point(f"start:{name}")
+    with boundary(f"stage {name}"):
         main()
-    except (ParamsError, ArtifactError, SandboxError, GenerationOOM, TrainingDiverged) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
 
 
 def _stage_name(main: Callable[[], None]) -> str:

@@ -17,6 +17,7 @@ Run: `sharpen advance` (the Prefect flow calls `advance()` too).
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sharpen import faults
+from sharpen.errors import SharpenError
 from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_json, write_json
 from sharpen.params import PARAMS_FILE, Params, load_params
 
@@ -47,7 +49,7 @@ ROUND_PROPOSALS = Path("data/round/train_proposer/proposals.parquet")
 BUFFER = "buffer.parquet"  # self-play: every round's accepted proposals (Proposal), with their solver rate
 
 
-class AdvanceError(RuntimeError):
+class AdvanceError(SharpenError, RuntimeError):
     """advance refused; nothing was changed. The message says why and what to do."""
 
 
@@ -522,6 +524,23 @@ def finish_interrupted_advance(params_file: Path = PARAMS_FILE) -> bool:
         return _finish_interrupted(load_params(params_file).round) is not None
 
 
+def _stale_stages(status: dict) -> str:
+    """What `dvc status` found, in words: outputs edited after the run are not "a stage that changed"."""
+    edited, changed = [], []
+    for stage, entries in sorted(status.items()):
+        kinds = {k for e in entries for k in (e if isinstance(e, dict) else {e: None})}
+        if kinds == {"changed outs"}:
+            edited += [p for e in entries for p in e["changed outs"]]
+        else:
+            what = sorted(k.removeprefix("changed ") + (" changed" if k.startswith("changed ") else "") for k in kinds)
+            changed.append(f"{stage} ({', '.join(what)})")
+    parts = [f"{', '.join(edited)} differ from what `dvc repro` wrote (edited or damaged since; dvc.lock "
+             f"records other hashes)"] if edited else []
+    if changed:
+        parts.append("`dvc status` shows stale stages: " + "; ".join(changed))
+    return "; ".join(parts)
+
+
 def _advance(params_file: Path) -> tuple[Gate, LoopState]:
     params = load_params(params_file)
     n = params.round
@@ -541,6 +560,12 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
         )
     previous = current_policy_metrics()
     a = params.advance
+    value = round_metrics.get(a.metric)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise AdvanceError(
+            f"{ROUND_METRICS}: advance.metric {a.metric} is {value}, not a number the gate can compare; the "
+            f"round's evaluation produced no score. Rerun `dvc repro -f evaluate` (or `git checkout -- {ROUND_METRICS}`)"
+        )
     decision = gate(a.gate, a.metric, a.tolerance, round_metrics, previous, a.reject_form_hacking)
 
     if subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], capture_output=True).returncode != 0:
@@ -569,7 +594,7 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
     with Repo(".") as repo:
         stale = repo.status()
     if stale:
-        raise AdvanceError(f"round {n} has not finished: `dvc status` shows changed stages {sorted(stale)}; run `dvc repro`")
+        raise AdvanceError(f"round {n} has not finished: {_stale_stages(stale)}; run `dvc repro`")
     allowed = _pipeline_outputs()
     changed = _changed_paths()
     unrelated = [p for p in changed if p not in allowed and Path(p).name != ".gitignore"]

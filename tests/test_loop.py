@@ -166,3 +166,26 @@ def test_zero_or_negative_rounds_is_an_error_not_the_default(rounds, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--rounds", rounds])
     assert exit_.value.code == 2 and "rounds is no loop" in capsys.readouterr().err
+
+
+def test_a_failed_stage_ends_the_loop_with_one_line_and_no_traceback(tmp_path):
+    """The stage's own `error:` line reaches the user once at the end; DVC's chatter and Prefect's
+    tracebacks stay out of the console (the stage's full output is in its log file)."""
+    import subprocess
+
+    ws = make_workspace(tmp_path / "ws", {"loop": {"stage_retries": 0},
+                                          "task": {"name": "file", "path": "data/problems/p.jsonl", "eval_size": 1}})
+    (ws / "data/problems/p.jsonl").write_text('{"id": "a", "prompt": "1+2=", "answer": "3"}\n{"id": "b", "prompt": 7, "answer": "1"}\n')
+    run(ws, "git", "add", "-A")
+    run(ws, "git", "commit", "-qm", "a bad problem file")
+    proc = subprocess.run([sys.executable, "-m", "flows.loop", "--rounds", "1"], cwd=ws, env=env(),
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "Traceback" not in out and "telemetry" not in out, out[-3000:]
+    last = out.strip().splitlines()[-2:]  # the boundary's line, then Prefect stopping its temporary server
+    assert any(line.startswith("error: stage tasks of round 1 failed: data/problems/p.jsonl line 2: field 'prompt'")
+               for line in last), last
+    assert "> python -m stages.tasks" not in out  # DVC's echo of the command: in the log file only
+    log = (ws / ".sharpen/logs/round-1/tasks.log").read_text()
+    assert "> python -m stages.tasks" in log and "field 'prompt' must be a string" in log

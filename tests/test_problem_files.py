@@ -55,7 +55,7 @@ def test_tests_are_kept_and_unknown_fields_listed(tmp_path):
         ('{"id": "x", "prompt": "p", "answer": "1"}\n{"id": "x", "prompt": "q", "answer": "2"}\n',
          "line 2: duplicate id 'x' (first at"),
         ('{"id": "x", "prompt": "p", "answer": "1"}\n{"id": "y", "prompt": \n', "line 2: not valid JSON"),
-        ('["x", "p", "1"]\n', "line 1: expected an object"),
+        ('["x", "p", "1"]\n', "line 1: a JSON array, but p.jsonl is read as JSON Lines"),
         ("", "no problems (the file is empty)"),
     ],
     ids=["missing", "wrong-type", "null", "bool-id", "blank-prompt", "blank-answer", "duplicate", "bad-json", "array", "empty"],
@@ -147,3 +147,31 @@ def test_an_unknown_split_names_the_ones_there(tmp_path):
 def test_a_mapping_to_an_unknown_field_is_refused(tmp_path):
     with pytest.raises(ProblemFileError, match="task.fields: question are not problem fields"):
         read_problem_file(jsonl(tmp_path / "p.jsonl", *GOOD), {"question": "prompt"})
+
+
+def test_a_json_file_may_hold_one_array_of_objects(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps(GOOD, indent=2))
+    assert read_problem_file(tmp_path / "p.json")[0].equals(read_problem_file(jsonl(tmp_path / "p.jsonl", *GOOD))[0])
+
+
+@pytest.mark.parametrize("text", [json.dumps(GOOD) + "\n", json.dumps(GOOD, indent=2) + "\n"])
+def test_an_array_in_a_jsonl_file_is_told_json_lines_is_expected(tmp_path, text):
+    (tmp_path / "p.jsonl").write_text(text)
+    with pytest.raises(ProblemFileError, match="line 1: a JSON array, but p.jsonl is read as JSON Lines"):
+        read_problem_file(tmp_path / "p.jsonl")
+
+
+def test_a_lone_surrogate_is_refused_naming_the_row_and_field(tmp_path):
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "ok \\udcff", "answer": "1"}\n')
+    with pytest.raises(ProblemFileError, match="line 1: field 'prompt' holds '\\\\udcff' at character 4"):
+        read_problem_file(tmp_path / "p.jsonl")
+
+
+def test_a_symlink_in_the_problems_folder_to_a_file_elsewhere_is_read(tmp_path, monkeypatch):
+    """DVC hashes what a link in its dependency folder points to, so editing the target reruns the round."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data/problems").mkdir(parents=True)
+    target = jsonl(tmp_path / "elsewhere.jsonl", *GOOD, {"id": "c", "prompt": "2*2=", "answer": "4"})
+    (tmp_path / "data/problems/p.jsonl").symlink_to(target)
+    pool, held = make_splits("data/problems/p.jsonl", None, eval_size=1, seed=0)
+    assert pool.height == 2 and held.height == 1

@@ -18,8 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+from sharpen.errors import SharpenError
 
-class GenerationOOM(RuntimeError):
+
+class GenerationOOM(SharpenError, RuntimeError):
     """Generation ran out of memory at the configured batch size; the message says what to lower."""
 
 

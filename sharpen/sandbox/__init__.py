@@ -66,6 +66,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from sharpen.errors import SharpenError
 from sharpen.sandbox import zygote as wire
 
 Status = Literal["passed", "failed", "timeout"]
@@ -123,7 +124,7 @@ class Outcome(NamedTuple):
     values: tuple | None = None  # Calls: one ("ok", value) | ("raise", name, text) | ("bad", why) per input answered
 
 
-class SandboxError(RuntimeError):
+class SandboxError(SharpenError, RuntimeError):
     """The sandbox refuses to run code it cannot confine."""
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def _as_text(value, field: str, where: str, *, number_ok: bool) -> str:
         raise ProblemFileError(f"{where}: field '{field}' must be a string, got {kind} ({str(value)[:40]!r})")
     if len(text) > MAX_FIELD_CHARS:
         raise ProblemFileError(f"{where}: field '{field}' has {len(text):,} characters (most allowed: {MAX_FIELD_CHARS:,})")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # JSON's "\ud800" escapes decode to lone surrogates, which are not text
+        raise ProblemFileError(
+            f"{where}: field '{field}' holds {text[e.start]!r} at character {e.start + 1}, half of a UTF-16 "
+            f"surrogate pair, which is not valid Unicode text; fix or drop that character"
+        ) from None
     return text
 
 
@@ -123,11 +131,27 @@ def _dataset_records(path: Path, split: str):
         yield f"{path} row {n}", record
 
 
+_NOT_LINES = ("{where}: a JSON array, but {name} is read as JSON Lines (one object per line, no enclosing [ ]); "
+              "write one object per line, or save the array as a .json file")
+
+
+def _json_array(path: Path) -> list | None:
+    """The records of a .json file holding one array of objects; None for anything else (read as JSON Lines)."""
+    try:
+        value = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, list) else None
+
+
 def _records(path: Path, split: str = "train"):
     """(where, record) for each row of a JSONL or Parquet file or a saved Hugging Face dataset."""
     suffix = path.suffix.lower()
     if path.is_dir():
         yield from _dataset_records(path, split)
+    elif suffix == ".json" and (items := _json_array(path)) is not None:
+        for n, record in enumerate(items, start=1):
+            yield f"{path} item {n}", record
     elif suffix in (".jsonl", ".json"):
         with open(path, "rb") as f:
             for n, raw in enumerate(f, start=1):
@@ -141,7 +165,11 @@ def _records(path: Path, split: str = "train"):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as e:
+                    if n == 1 and line.lstrip().startswith("["):
+                        raise ProblemFileError(_NOT_LINES.format(where=where, name=path.name)) from None
                     raise ProblemFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+                if isinstance(record, list):
+                    raise ProblemFileError(_NOT_LINES.format(where=where, name=path.name))
                 yield where, record
     elif suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -195,15 +223,21 @@ def split_held_out(problems: pl.DataFrame, eval_size: int, seed: int, what: str)
     return problems.filter(~mask).sort("problem_id"), problems.filter(mask).sort("problem_id")
 
 
+def _lexical(path: Path) -> Path:
+    """The absolute path with `..` folded but symlinks kept, as DVC sees a dependency's files."""
+    return Path(os.path.normpath(path.absolute()))
+
+
 def make_splits(
     path: str, eval_path: str | None, eval_size: int, seed: int, fields: dict[str, str] | None = None,
     split: str = "train",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     for p in (path, eval_path):
-        if p is not None and not Path(p).resolve().is_relative_to(PROBLEMS_DIR.resolve()):
+        # lexically inside (a symlink in data/problems/ to a file elsewhere is fine: DVC hashes what it points to)
+        if p is not None and not _lexical(Path(p)).is_relative_to(_lexical(PROBLEMS_DIR)):
             raise ProblemFileError(
                 f"task.path/eval_path: {p} is outside {PROBLEMS_DIR}/, the tasks stage's DVC dependency, so "
-                f"editing it would not rerun the round; copy or link it into {PROBLEMS_DIR}/"
+                f"editing it would not rerun the round; copy it, or put a symlink to it, into {PROBLEMS_DIR}/"
             )
     problems, ignored = read_problem_file(path, fields, split)
     if ignored:

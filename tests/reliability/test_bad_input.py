@@ -33,7 +33,8 @@ def snapshot(ws: Path, scope: tuple[str, ...] = ()) -> dict[str, str]:
     hashes = {}
     for path in sorted(ws.rglob("*")):
         rel = path.relative_to(ws).as_posix()
-        if path.is_dir() or SKIP_DIRS & set(path.relative_to(ws).parts) or rel.startswith((".dvc/tmp", ".dvc/cache")):
+        if path.is_dir() or SKIP_DIRS & set(path.relative_to(ws).parts) or \
+                rel.startswith((".dvc/tmp", ".dvc/cache", ".sharpen/logs")):  # logs: where tracebacks go
             continue
         if scope and not rel.startswith(scope):
             continue
@@ -232,6 +233,42 @@ CASES = [
     Case("pool-empty-file", "finished", write("data/tasks/pool.parquet", b""), GENERATE, "data/tasks/pool.parquet"),
     Case("kept-foreign-column", "finished",
          rewrite_frame("data/round/filter/kept.parquet", lambda f: f.with_columns(secret=pl.lit(1))), TRAIN, "secret"),
+    # family 5: what used to reach the user as a traceback (json, polars, safetensors, DVC)
+    Case("file-lone-surrogate", "pending", problem_file("p.jsonl", GOOD_ROW + '{"id": "b", "prompt": "x\\udc80", "answer": "1"}\n'),
+         REPRO, "data/problems/p.jsonl line 2: field 'prompt' holds '\\udc80' at character 2"),
+    Case("file-lone-surrogate-answer", "pending", problem_file("p.jsonl", GOOD_ROW + '{"id": "b", "prompt": "1+1=", "answer": "\\ud800"}\n'),
+         REPRO, "data/problems/p.jsonl line 2: field 'answer' holds"),
+    Case("rounds-metrics-list", "finished", write("data/round/evaluate/metrics.json", "[1, 2]"), ("sharpen", "rounds"),
+         "data/round/evaluate/metrics.json: holds a JSON list"),
+    Case("rounds-stage-metrics-string", "finished", write("data/round/filter/metrics.json", '"kept"'), ("sharpen", "rounds"),
+         "data/round/filter/metrics.json: holds a JSON str"),
+    Case("advance-metrics-string", "finished", write("data/round/evaluate/metrics.json", '"done"'), ADVANCE,
+         "data/round/evaluate/metrics.json: holds a JSON str"),
+    Case("generate-truncated-base-weights", "finished",
+         lambda ws: write("data/base/model/model.safetensors", (ws / "data/base/model/model.safetensors").read_bytes()[:1000])(ws),
+         GENERATE, "data/base/model: cannot load the model (SafetensorError"),
+    Case("generate-controller-list", "finished", write("data/round/controller/metrics.json", "[]"), GENERATE,
+         "data/round/controller/metrics.json: holds a JSON list"),
+    Case("advance-dvc-lock-conflict", "finished",
+         lambda ws: write("dvc.lock", "<<<<<<< HEAD\n" + (ws / "dvc.lock").read_text())(ws), ADVANCE, "DVC: unable to read: 'dvc.lock'"),
+    Case("advance-tab-in-dvc-yaml", "finished",
+         both(lambda ws: write("dvc.yaml", (ws / "dvc.yaml").read_text().replace("    cmd:", "\tcmd:", 1))(ws),
+              git("commit", "-qam", "tab")), ADVANCE, "DVC: unable to read: 'dvc.yaml'"),
+    # family 8: refusals that said the wrong thing
+    Case("file-json-array-in-jsonl", "pending", problem_file("p.jsonl", "[" + GOOD_ROW.strip() + "]\n"), REPRO,
+         "data/problems/p.jsonl line 1: a JSON array, but p.jsonl is read as JSON Lines"),
+    Case("file-pretty-json-array-in-jsonl", "pending", problem_file("p.jsonl", "[\n  " + GOOD_ROW.strip() + "\n]\n"), REPRO,
+         "is read as JSON Lines (one object per line"),
+    Case("report-metrics-garbage", "finished", write("data/round/evaluate/metrics.json", "{"), ("sharpen", "report"),
+         "data/round/evaluate/metrics.json: not valid JSON"),
+    Case("advance-nan-metric", "finished",
+         lambda ws: write("data/round/evaluate/metrics.json", (ws / "data/round/evaluate/metrics.json").read_text()
+                          .replace('"greedy_accuracy": ', '"greedy_accuracy": NaN, "was": '))(ws), ADVANCE,
+         "advance.metric greedy_accuracy is nan, not a number the gate can compare"),
+    Case("advance-edited-output", "finished",
+         lambda ws: write("data/round/filter/metrics.json", (ws / "data/round/filter/metrics.json").read_text()
+                          .replace("{", '{"note": 1,', 1))(ws), ADVANCE,
+         "data/round/filter/metrics.json differ from what `dvc repro` wrote"),
 ]
 
 
