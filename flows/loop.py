@@ -23,15 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 # no anonymous usage telemetry from the temporary Prefect server: offline it only fails, and on a first
 # run it raced the database migration ("database is locked", a 90-line traceback before a good run)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from prefect import flow, get_run_logger, task  # noqa: E402
 
 from sharpen.errors import DEBUG_ENV, QuietTracebacks, SharpenError, boundary  # noqa: E402
-from sharpen.io import read_json  # noqa: E402
+from sharpen.io import read_json, read_yaml  # noqa: E402
 from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock  # noqa: E402
 from sharpen.params import load_params  # noqa: E402
 from sharpen.runner import dvc_chatter, kill_live_groups, reap_orphans, run_command, stop_on_signals  # noqa: E402
@@ -40,7 +38,7 @@ from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish
 
 def pipeline_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
     """The stages of one round, in the order dvc.yaml lists them (which is topological)."""
-    return list((yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {}))
+    return list((read_yaml(dvc_yaml) or {}).get("stages", {}))
 
 
 VERBOSE_ENV = "SHARPEN_VERBOSE"

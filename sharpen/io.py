@@ -228,6 +228,36 @@ def read_json(path: Path | str) -> dict[str, Any]:
     return value
 
 
+class YAMLFileError(ArtifactError):
+    """A YAML file DVC or sharpen cannot read: bad syntax, a duplicate key, not UTF-8."""
+
+
+def read_yaml(path: Path | str, text: str | bytes | None = None) -> Any:
+    """A YAML file read exactly as DVC reads params.yaml, dvc.yaml and dvc.lock: YAML 1.2 through
+    ruamel.yaml's safe loader. So `k: 010` is 10, `dedup: off` is the string 'off' and `lr: 1e-3` a
+    float, for the run and for dvc.lock alike; a duplicate key is an error here as it is for DVC."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    path = Path(path)
+    try:
+        if text is None:
+            text = path.read_bytes()
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return YAML(typ="safe", pure=True).load(text)
+    except FileNotFoundError:
+        raise YAMLFileError(f"{path}: not found") from None
+    except UnicodeDecodeError as e:
+        raise YAMLFileError(f"{path}: not UTF-8 (byte {e.start})") from None
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise YAMLFileError(f"{path}{where}: not valid YAML: {' '.join(str(e.problem or e).split())}") from None
+    except YAMLError as e:
+        raise YAMLFileError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+
+
 def write_csv(df: pl.DataFrame, path: Path | str) -> Path:
     return atomic_write(path, lambda tmp: df.write_csv(tmp))
 

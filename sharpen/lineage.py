@@ -57,16 +57,16 @@ def json_at(rev: str | None, path: str) -> dict | None:
 
 
 def yaml_at(rev: str | None, path: str) -> dict:
-    """A YAML mapping file at `rev` ({} if absent); a damaged one (merge-conflict markers, a tab) names the file."""
-    import yaml
+    """A YAML mapping file at `rev` ({} if absent), read as DVC reads it; a damaged one names the file."""
+    from sharpen.io import YAMLFileError, read_yaml
 
     data = file_at(rev, path)
     if not data:
         return {}
     try:
-        value = yaml.safe_load(data) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise LineageError(f"{_where(rev, path)}: not readable YAML ({' '.join(str(e).split())})") from None
+        value = read_yaml(_where(rev, path), data) or {}
+    except YAMLFileError as e:
+        raise LineageError(str(e)) from None
     if not isinstance(value, dict):
         raise LineageError(f"{_where(rev, path)}: holds a YAML {type(value).__name__}, not a mapping")
     return value

@@ -7,13 +7,14 @@ and the allowed values. Check a file by hand with `sharpen params` (or `sharpen 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sharpen.errors import SharpenError
+from sharpen.io import YAMLFileError, read_yaml
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -21,6 +22,11 @@ PARAMS_FILE = Path("params.yaml")
 def _takes_number_not_bool(annotation) -> bool:
     options = get_args(annotation) or (annotation,)
     return bool not in options and any(o in (int, float) for o in options)
+
+
+def _takes_bool(annotation) -> bool:
+    options = get_args(annotation) or (annotation,)
+    return bool in options and not any(o in (int, float, str) for o in options)
 
 
 class ParamsError(SharpenError, ValueError):
@@ -34,12 +40,18 @@ class _Section(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _numbers_are_not_booleans(cls, data):
-        """YAML reads yes/no/on/off as booleans, and pydantic would take True as the number 1."""
+        """pydantic would take `true` as the number 1, and the string 'off' as false. In YAML 1.2 (DVC's
+        reading, and ours) only true/false are booleans, so a switch takes exactly those."""
         if isinstance(data, dict):
             for name, value in data.items():
                 field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field is not None and _takes_number_not_bool(field.annotation):
-                    raise ValueError(f"{name}: expected a number, got {value!r} (YAML reads yes/no/on/off as true/false)")
+                if field is None:
+                    continue
+                if isinstance(value, bool) and _takes_number_not_bool(field.annotation):
+                    raise ValueError(f"{name}: expected a number, got {value!r}")
+                if _takes_bool(field.annotation) and not isinstance(value, bool) and value is not None:
+                    raise ValueError(f"{name}: expected true or false, got {value!r} (YAML 1.2, which DVC and "
+                                     f"sharpen read, has no yes/no/on/off booleans)")
         return data
 
 
@@ -557,6 +569,10 @@ def _format(err: ValidationError, path: Path) -> str:
                     break
                 model = sections[0]
             msg += f"; allowed: {', '.join(model.model_fields)}"
+        named = re.fullmatch(r"Value error, (\w+): (.*)", msg, flags=re.S)
+        if named and named[1] not in key.split("."):  # a section's validator naming one of its keys
+            lines.append(f"  {key}.{named[1]}: {named[2]}")
+            continue
         lines.append(f"  {key}: {msg} (got {e['input']!r})" if e["type"] != "missing" else f"  {key}: {msg}")
     return "\n".join(lines)
 
@@ -564,12 +580,12 @@ def _format(err: ValidationError, path: Path) -> str:
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
     """Read and validate the whole params file; raise ParamsError naming the bad key."""
     path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found (run from the project root)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: not found (run from the project root)") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+        raw = read_yaml(path)  # YAML 1.2, DVC's parser: what runs is what dvc.lock records
+    except YAMLFileError as e:
+        raise ParamsError(str(e)) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

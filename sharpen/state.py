@@ -23,12 +23,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sharpen import faults
 from sharpen.errors import SharpenError
-from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_json, write_json
+from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_json, read_yaml, write_json
 from sharpen.params import PARAMS_FILE, Params, load_params
 
 STATE_DIR = Path("data/state")
@@ -268,7 +267,7 @@ def tag_commit(tag: str) -> str | None:
 def _pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
     """Paths git tracks for the pipeline: dvc.lock, params.yaml and every `cache: false` output."""
     paths = {"dvc.lock", str(PARAMS_FILE)}
-    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    stages = (read_yaml(dvc_yaml) or {}).get("stages", {})
     for stage in stages.values():
         for kind in ("outs", "metrics", "plots"):
             for entry in stage.get(kind, []) or []:

@@ -98,7 +98,7 @@ def test_cli_reports_bad_params_without_traceback(tmp_path):
     path = write(tmp_path, data)
     proc = subprocess.run([sys.executable, "-m", "sharpen.cli", "params", str(path)], capture_output=True, text=True)
     assert proc.returncode == 1
-    assert "generate.k" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert "generate.k" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
 
 
 def test_unknown_recipe_name_lists_recipes(tmp_path):
@@ -173,3 +173,43 @@ def test_json_output_never_holds_nan():
 
     text = json.dumps(_json_safe({"a": float("nan"), "b": [1.0, float("inf")], "c": "x"}), allow_nan=False)
     assert json.loads(text) == {"a": None, "b": [1.0, None], "c": "x"}
+
+
+def with_lines(*lines: str) -> str:
+    """The shipped params.yaml text with `lines` appended to its generate/filter sections (block style)."""
+    text = (PROJECT / "params.yaml").read_text()
+    return text + "\n" + "\n".join(lines) + "\n"
+
+
+def dvc_reads(path: Path) -> dict:
+    from dvc.utils.serialize import load_yaml
+
+    return load_yaml(str(path))
+
+
+@pytest.mark.parametrize(("section", "key", "text", "value"), [
+    ("generate", "k", "010", 10),          # YAML 1.1 read an octal 8; DVC (YAML 1.2) records 10
+    ("train", "lr", "1e-3", 0.001),        # YAML 1.1 read the string '1e-3'
+    ("generate", "k", "0o10", 8),
+])
+def test_a_value_means_to_the_run_what_dvc_records(tmp_path, section, key, text, value):
+    data = shipped()
+    data[section] = {key: "PLACEHOLDER"}
+    path = write(tmp_path, yaml.safe_dump(data).replace("PLACEHOLDER", text))
+    ours = getattr(getattr(load_params(path), section), key)
+    assert ours == value == dvc_reads(path)[section][key]
+
+
+@pytest.mark.parametrize("word", ["off", "no", "yes", "on", "0"])
+def test_a_switch_takes_only_true_or_false(tmp_path, word):
+    data = shipped()
+    data["filter"] = {"dedup": "PLACEHOLDER"}
+    with pytest.raises(ParamsError, match=r"filter.dedup: .*expected true or false"):
+        load_params(write(tmp_path, yaml.safe_dump(data).replace("PLACEHOLDER", word)))
+
+
+def test_a_duplicate_key_is_an_error_naming_its_line(tmp_path):
+    text = (PROJECT / "params.yaml").read_text() + "seed: 3\n"
+    line = text.count("\n")
+    with pytest.raises(ParamsError, match=rf'params.yaml line {line}: not valid YAML: found duplicate key "seed"'):
+        load_params(write(tmp_path, text))

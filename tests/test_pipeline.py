@@ -109,14 +109,14 @@ def test_advance_refuses_unfinished_round(two_rounds):
     ws, _ = two_rounds
     head = git(ws, "rev-parse", "HEAD")
     proc = sharpen(ws, "advance", check=False)
-    assert proc.returncode == 1 and "round 3 has not finished" in proc.stdout
+    assert proc.returncode == 1 and "round 3 has not finished" in proc.stderr
     assert git(ws, "rev-parse", "HEAD") == head
 
 
 def test_advance_refuses_unrelated_changes(two_rounds):
     _, logs = two_rounds
     assert logs["dirty"].returncode == 1
-    assert "scratch.txt" in logs["dirty"].stdout and "not outputs of this round" in logs["dirty"].stdout
+    assert "scratch.txt" in logs["dirty"].stderr and "not outputs of this round" in logs["dirty"].stderr
     assert logs["dirty_head_unchanged"]
 
 
@@ -129,7 +129,7 @@ def test_advance_refuses_an_existing_tag(two_rounds):
         proc = sharpen(ws, "advance", check=False)
     finally:
         (ws / "params.yaml").write_text(params)
-    assert proc.returncode == 1 and "tag round-2 already exists" in proc.stdout
+    assert proc.returncode == 1 and "tag round-2 already exists" in proc.stderr
     assert git(ws, "rev-parse", "HEAD") == head and git(ws, "tag", "--list", "round-*").split() == ["round-1", "round-2"]
 
 
@@ -155,7 +155,7 @@ def test_diff_per_problem_changes_add_up_to_the_metric_delta(two_rounds):
 def test_lineage_of_an_unknown_round_is_a_clear_error(two_rounds):
     ws, _ = two_rounds
     proc = sharpen(ws, "lineage", "round-9", check=False)
-    assert proc.returncode == 1 and "no tag round-9" in proc.stdout and "round-1, round-2" in proc.stdout
+    assert proc.returncode == 1 and "no tag round-9" in proc.stderr and "round-1, round-2" in proc.stderr
 
 
 def test_report_is_one_self_contained_html_file(two_rounds, tmp_path):

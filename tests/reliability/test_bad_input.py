@@ -152,6 +152,18 @@ CASES = [
     Case("params-missing-section", "pending", edit_params(lambda d: d.pop("train")), REPRO, "train"),
     Case("params-yaml-syntax", "pending", write("params.yaml", "round: 2\ngenerate: {k: [\n"), REPRO, "params.yaml"),
     Case("params-not-utf8", "pending", write("params.yaml", b"round: 2\nseed: \xff\xfe\n"), REPRO, "params.yaml"),
+    # family 2: one YAML dialect (1.2, DVC's): a duplicate key, yes/no/on/off for a switch
+    Case("params-duplicate-key", "pending", lambda ws: write("params.yaml", (ws / "params.yaml").read_text() + "seed: 7\n")(ws),
+         ("sharpen", "params"), 'not valid YAML: found duplicate key "seed"'),
+    Case("params-duplicate-key-repro", "pending",
+         lambda ws: write("params.yaml", (ws / "params.yaml").read_text() + "seed: 7\n")(ws), REPRO, 'duplicate key "seed"'),
+    Case("params-duplicate-nested-key", "pending",
+         lambda ws: write("params.yaml", (ws / "params.yaml").read_text() + "loop:\n  max_rounds: 2\n  max_rounds: 3\n")(ws),
+         ("sharpen", "params"), 'duplicate key "loop"'),
+    Case("params-switch-off", "pending", edit_params(setter("filter.dedup", "off")), REPRO,
+         "filter.dedup: expected true or false, got 'off'"),
+    Case("params-switch-yes", "pending", edit_params(setter("generate.logprobs", "yes")), ("sharpen", "params"),
+         "generate.logprobs: expected true or false, got 'yes'"),
     Case("params-loop-section", "finished", edit_params(setter("loop.stage_retries", -1)), ADVANCE, "loop.stage_retries"),
     # problem files: the tasks stage refuses them, naming the file, row and field
     Case("file-missing-field", "pending", problem_file("p.jsonl", GOOD_ROW + '{"id": "b", "prompt": "2+2="}\n'), REPRO,
