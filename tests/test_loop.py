@@ -189,3 +189,15 @@ def test_a_failed_stage_ends_the_loop_with_one_line_and_no_traceback(tmp_path):
     assert "> python -m stages.tasks" not in out  # DVC's echo of the command: in the log file only
     log = (ws / ".sharpen/logs/round-1/tasks.log").read_text()
     assert "> python -m stages.tasks" in log and "field 'prompt' must be a string" in log
+
+
+def test_dvc_chatter_is_told_apart_from_a_stages_own_lines():
+    from sharpen.runner import dvc_chatter
+
+    chatter = ["Running stage 'train':", "> python -m stages.train --kept x", "Updating lock file 'dvc.lock'",
+               "To track the changes with git, run:", "\tgit add dvc.lock", "Use `dvc push` to send your updates",
+               "Stage 'tasks' didn't change, skipping", "ERROR: failed to reproduce 'tasks': failed to run: x"]
+    own = ["train (sft): 186 steps on 412 examples from base, 31s", "error: data/problems/p.jsonl line 2: bad",
+           "generate: round 1:  50%|#####     | 48/96", "warning: 3 samples truncated"]
+    assert all(dvc_chatter(line) for line in chatter)
+    assert not any(dvc_chatter(line) for line in own)

@@ -140,9 +140,8 @@ def test_sharpen_recipes_lists_every_recipe_with_its_parameters():
 
 
 def test_sharpen_recipes_rejects_an_unknown_name():
-    from typer.testing import CliRunner
+    import subprocess
+    import sys
 
-    from sharpen.cli import app
-
-    result = CliRunner().invoke(app, ["recipes", "dpo"])
-    assert result.exit_code == 1 and "unknown recipe 'dpo'" in result.output
+    proc = subprocess.run([sys.executable, "-m", "sharpen.cli", "recipes", "dpo"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "error: unknown recipe 'dpo'" in proc.stderr and "Traceback" not in proc.stderr

@@ -461,16 +461,19 @@ def _wait(pid: int, deadline: float) -> int | None:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
-def _cpu_exhausted(pid: int) -> bool:
-    """Whether `pid` has exited, killed for running out of CPU seconds (then it is reaped)."""
+def _exit_code_if_done(pid: int, exiting: bool = False) -> int | None:
+    """`pid`'s exit code (negative: signal) if it has exited, reaping it; None while it runs.
+
+    `exiting`: its socket reached EOF, so it is dying. The kernel closes a dying process's files
+    before its exit status can be waited for, so wait for that (briefly: a program that closed the
+    socket itself and runs on is killed after a second, a fail)."""
     try:
+        if exiting:
+            return _wait(pid, time.monotonic() + 1.0)
         done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return False
-    if not done:
-        return False
-    # SIGXCPU at the soft CPU limit, SIGKILL at the hard one a second later (or a program killing itself: a fail either way)
-    return os.waitstatus_to_exitcode(status) in (-signal.SIGXCPU, -signal.SIGKILL)
+    except (ChildProcessError, ProcessLookupError):
+        return None
+    return os.waitstatus_to_exitcode(status) if done else None
 
 
 def _kill(pid: int | None) -> None:
@@ -516,6 +519,7 @@ def _job(job: dict, namespaces: bool) -> dict:
     if c_sock is not None:
         os.close(c_sock)
     result: dict = {"status": "failed", "exit_code": None, "tests_read": False}
+    closed = False  # calls: the candidate's end of the socket closed (it exited, or is exiting)
     try:
         if kind == "run":
             code = _wait(cand_pid, deadline)
@@ -538,6 +542,7 @@ def _job(job: dict, namespaces: bool) -> dict:
                     write_frame(t_sock, call.encode("ascii"))
                     frame = read_frame(t_sock, deadline)
                     if frame is None:
+                        closed = True
                         break
                     replies.append(frame.decode("ascii", errors="replace"))
                 result["status"] = "passed" if len(replies) == len(job["calls"]) else "failed"
@@ -547,9 +552,13 @@ def _job(job: dict, namespaces: bool) -> dict:
                 result["error"] = str(e)
             result["replies"] = replies
     finally:
-        if cand_pid is not None and _cpu_exhausted(cand_pid):
-            result["status"] = "timeout"  # out of CPU seconds: as much a timeout as the wall clock
-            cand_pid = None
+        code = None if cand_pid is None else _exit_code_if_done(cand_pid, exiting=closed)
+        if code is not None:
+            cand_pid = None  # reaped: never signal its pid again
+            # SIGXCPU at the soft CPU limit, SIGKILL at the hard one a second later (or a program killing
+            # itself: a fail either way): out of CPU seconds is as much a timeout as the wall clock
+            if code in (-signal.SIGXCPU, -signal.SIGKILL):
+                result["status"] = "timeout"
         _kill(tests_pid)
         _kill(cand_pid)
         for group in groups:  # whatever the children started in their sessions
