@@ -144,4 +144,4 @@ def test_sharpen_recipes_rejects_an_unknown_name():
     import sys
 
     proc = subprocess.run([sys.executable, "-m", "sharpen.cli", "recipes", "dpo"], capture_output=True, text=True)
-    assert proc.returncode == 1 and "error: unknown recipe 'dpo'" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "unknown recipe 'dpo'" in proc.stderr and "Traceback" not in proc.stderr

@@ -461,6 +461,17 @@ def _wait(pid: int, deadline: float) -> int | None:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
+def _peer_closed(sock: int) -> bool:
+    """Whether the other end of a socket has closed (EOF waiting, no data)."""
+    try:
+        if not select.select([sock], [], [], 0)[0]:
+            return False
+        with socket.socket(fileno=os.dup(sock)) as s:
+            return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except OSError:
+        return False
+
+
 def _exit_code_if_done(pid: int, exiting: bool = False) -> int | None:
     """`pid`'s exit code (negative: signal) if it has exited, reaping it; None while it runs.
 
@@ -552,6 +563,8 @@ def _job(job: dict, namespaces: bool) -> dict:
                 result["error"] = str(e)
             result["replies"] = replies
     finally:
+        if kind == "tests" and result["status"] != "passed" and t_sock is not None:
+            closed = _peer_closed(t_sock)  # the tests failed because the candidate is dying (out of CPU?)
         code = None if cand_pid is None else _exit_code_if_done(cand_pid, exiting=closed)
         if code is not None:
             cand_pid = None  # reaped: never signal its pid again
