@@ -39,6 +39,7 @@ def test_a_local_checkpoint_is_copied_and_loads(tiny_model_dir, tmp_path):
     assert tokenizer("1+2=")["input_ids"]
 
 
+@pytest.mark.slow  # a whole round (1 minute); test_smollm2's LoRA step trains and loads an adapter in the fast suite
 def test_a_lora_round_trains_an_adapter_that_generation_loads(tmp_path):
     """`train.lora`: the round's policy is an adapter over data/base/model; evaluate and advance use it."""
     ws = make_workspace(tmp_path / "ws", {"train": {"lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},

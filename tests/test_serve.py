@@ -5,7 +5,7 @@ The module fixture starts `prefect server start` on loopback with its own PREFEC
 `python -m flows.loop serve` in a tiny workspace, and plays the scenario with `prefect deployment
 run` and `prefect flow-run cancel`; each test checks one thing it observed.
 
-Run: `pytest tests/test_serve.py` (about two minutes).
+Run: `pytest -m slow tests/test_serve.py` (about two minutes; slow, out of CI's time budget).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import pytest
 import yaml
 
 from tests.workspace import env, make_workspace, run, stage_processes
+
+pytestmark = pytest.mark.slow  # a real server and two flow runs: 2 minutes, past the fast suite's budget
 
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
