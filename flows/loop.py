@@ -32,7 +32,7 @@ from sharpen.errors import DEBUG_ENV, QuietTracebacks, SharpenError, boundary  #
 from sharpen.io import read_json, read_yaml  # noqa: E402
 from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock  # noqa: E402
 from sharpen.params import load_params  # noqa: E402
-from sharpen.runner import dvc_chatter, kill_live_groups, reap_orphans, run_command, stop_on_signals  # noqa: E402
+from sharpen.runner import VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
 from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish_interrupted_advance
 
 
@@ -41,38 +41,9 @@ def pipeline_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
     return list((read_yaml(dvc_yaml) or {}).get("stages", {}))
 
 
-VERBOSE_ENV = "SHARPEN_VERBOSE"
-STAGE_LOGS = Path(".sharpen/logs")
-
-
-class StageFailed(SharpenError):
-    """`dvc repro STAGE` exited non-zero; the message carries the stage's own `error:` line."""
-
-
 @task(task_run_name="dvc repro {stage}")
 def repro_stage(stage: str, timeout_s: float | None, round_: int) -> None:
-    """Every output line goes to .sharpen/logs/round-N/STAGE.log; the run log shows the stage's own
-    lines (summary, warnings, errors, progress), DVC's chatter only with -v."""
-    logger = get_run_logger()
-    verbose = os.environ.get(VERBOSE_ENV) == "1"
-    log_path = STAGE_LOGS / f"round-{round_}" / f"{stage}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
-    with open(log_path, "a", encoding="utf-8") as log:
-        log.write(f"--- dvc repro {stage} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-
-        def on_line(line: str) -> None:
-            log.write(line + "\n")
-            log.flush()
-            if line.startswith(("error:", "ERROR:")):
-                errors.append(line)
-            if verbose or not dvc_chatter(line):
-                logger.info(line.rsplit("\r", 1)[-1])  # a progress bar's latest redraw
-
-        rc = run_command(["dvc", "repro", stage], on_line=on_line, timeout_s=timeout_s)
-    if rc != 0:
-        why = errors[0].removeprefix("error:").strip() if errors else f"exited {rc}"
-        raise StageFailed(f"stage {stage} of round {round_} failed: {why} (its output: {log_path})")
+    repro(stage, round_, get_run_logger().info, timeout_s=timeout_s)
 
 
 @task(task_run_name="advance round {round_}", retries=2, retry_delay_seconds=[2, 10])

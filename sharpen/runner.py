@@ -90,6 +90,40 @@ def dvc_chatter(line: str) -> bool:
     return line.strip().startswith(_DVC_CHATTER)
 
 
+VERBOSE_ENV = "SHARPEN_VERBOSE"  # "1": `repro` shows DVC's chatter too (`python -m flows.loop -v`)
+STAGE_LOGS = Path(".sharpen/logs")
+
+
+class StageFailed(SharpenError):
+    """`dvc repro STAGE` exited non-zero; the message carries the stage's own `error:` line."""
+
+
+def repro(stage: str, round_: int, show: Callable[[str], None], *, timeout_s: float | None = None) -> None:
+    """`dvc repro STAGE` in its own process group. Every output line goes to
+    .sharpen/logs/round-N/STAGE.log; `show` gets the stage's own lines (progress, summary, warnings,
+    errors), and DVC's chatter too when SHARPEN_VERBOSE=1. A failure raises StageFailed naming the
+    stage's first `error:` line and the log file."""
+    verbose = os.environ.get(VERBOSE_ENV) == "1"
+    log_path = STAGE_LOGS / f"round-{round_}" / f"{stage}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"--- dvc repro {stage} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+
+        def on_line(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+            if line.startswith(("error:", "ERROR:")):
+                errors.append(line)
+            if verbose or not dvc_chatter(line):
+                show(line.rsplit("\r", 1)[-1])  # a progress bar: its latest redraw
+
+        rc = run_command(["dvc", "repro", stage], on_line=on_line, timeout_s=timeout_s)
+    if rc != 0:
+        why = errors[0].removeprefix("error:").strip() if errors else f"exited {rc}"
+        raise StageFailed(f"stage {stage} of round {round_} failed: {why} (its output: {log_path})")
+
+
 def kill_group(pgid: int, grace_s: float = 5.0) -> None:
     """SIGTERM the group, then SIGKILL whatever is left after `grace_s`."""
     try:

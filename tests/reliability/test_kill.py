@@ -11,7 +11,7 @@ cut or the OOM killer would. After each kill:
 And the Prefect loop killed outright (SIGKILL, no cleanup) mid-round: restarted, it kills the
 orphaned stage, resumes the round, advances it once, and leaves no stage process behind.
 
-Run: `pytest -m "reliability and not slow" tests/reliability/test_kill.py` (CI's subset, about 4 minutes);
+Run: `pytest -m "reliability and not slow" tests/reliability/test_kill.py` (CI's subset, about 3 minutes);
 `pytest -m reliability tests/reliability/test_kill.py` adds the rest of the matrix (about 25 minutes).
 """
 
