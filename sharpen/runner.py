@@ -19,6 +19,7 @@ Used by the Prefect flow (`flows/loop.py`).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -87,7 +88,28 @@ _DVC_CHATTER = ("ERROR: failed to reproduce", "Running stage '", "> ", "Updating
 
 def dvc_chatter(line: str) -> bool:
     """True for DVC's own lines around a stage (its command echo, lock updates, git-add hints)."""
-    return line.strip().startswith(_DVC_CHATTER)
+    line = line.strip()
+    return line.startswith(_DVC_CHATTER) or line.endswith("didn't change, skipping")
+
+
+_PROGRESS = re.compile(r"\d+%\|")  # a tqdm bar: "train:  37%|███▋      | 94/252 [...]"
+PROGRESS_EVERY_S = 10.0
+
+
+def _progress_throttle() -> Callable[[str], bool]:
+    """Whether to show a line: a progress bar's redraw every PROGRESS_EVERY_S and at 100%, every other line."""
+    last = [-PROGRESS_EVERY_S]
+
+    def show(line: str) -> bool:
+        if not _PROGRESS.search(line) or "100%|" in line:
+            return True
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY_S:
+            return False
+        last[0] = now
+        return True
+
+    return show
 
 
 VERBOSE_ENV = "SHARPEN_VERBOSE"  # "1": `repro` shows DVC's chatter too (`python -m flows.loop -v`)
@@ -100,13 +122,14 @@ class StageFailed(SharpenError):
 
 def repro(stage: str, round_: int, show: Callable[[str], None], *, timeout_s: float | None = None) -> None:
     """`dvc repro STAGE` in its own process group. Every output line goes to
-    .sharpen/logs/round-N/STAGE.log; `show` gets the stage's own lines (progress, summary, warnings,
-    errors), and DVC's chatter too when SHARPEN_VERBOSE=1. A failure raises StageFailed naming the
+    .sharpen/logs/round-N/STAGE.log; `show` gets the stage's own lines (summary, warnings, errors,
+    a progress bar every 10 s and at 100%), and everything when SHARPEN_VERBOSE=1. A failure raises StageFailed naming the
     stage's first `error:` line and the log file."""
     verbose = os.environ.get(VERBOSE_ENV) == "1"
     log_path = STAGE_LOGS / f"round-{round_}" / f"{stage}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
+    worth_showing = _progress_throttle()
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"--- dvc repro {stage} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
@@ -115,8 +138,9 @@ def repro(stage: str, round_: int, show: Callable[[str], None], *, timeout_s: fl
             log.flush()
             if line.startswith(("error:", "ERROR:")):
                 errors.append(line)
-            if verbose or not dvc_chatter(line):
-                show(line.rsplit("\r", 1)[-1])  # a progress bar: its latest redraw
+            line = line.rsplit("\r", 1)[-1]  # a progress bar: its latest redraw
+            if verbose or (not dvc_chatter(line) and worth_showing(line)):
+                show(line)
 
         rc = run_command(["dvc", "repro", stage], on_line=on_line, timeout_s=timeout_s)
     if rc != 0:

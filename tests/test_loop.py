@@ -196,8 +196,20 @@ def test_dvc_chatter_is_told_apart_from_a_stages_own_lines():
 
     chatter = ["Running stage 'train':", "> python -m stages.train --kept x", "Updating lock file 'dvc.lock'",
                "To track the changes with git, run:", "\tgit add dvc.lock", "Use `dvc push` to send your updates",
-               "Stage 'tasks' didn't change, skipping", "ERROR: failed to reproduce 'tasks': failed to run: x"]
+               "Stage 'tasks' didn't change, skipping", "ERROR: failed to reproduce 'tasks': failed to run: x",
+               "'data/state/policy.dvc' didn't change, skipping"]
     own = ["train (sft): 186 steps on 412 examples from base, 31s", "error: data/problems/p.jsonl line 2: bad",
            "generate: round 1:  50%|#####     | 48/96", "warning: 3 samples truncated"]
     assert all(dvc_chatter(line) for line in chatter)
     assert not any(dvc_chatter(line) for line in own)
+
+
+def test_a_progress_bar_is_shown_every_ten_seconds_and_at_its_end(monkeypatch):
+    from sharpen import runner
+
+    clock = iter([0.0, 1.0, 2.0, 11.0, 12.0])
+    monkeypatch.setattr(runner.time, "monotonic", lambda: next(clock))
+    show = runner._progress_throttle()
+    bars = [f"train: {p}%|##   | {p}/100" for p in (0, 1, 2, 11, 12)]
+    assert [show(b) for b in bars] == [True, False, False, True, False]
+    assert show("train: 100%|#####| 100/100") and show("train (sft): 252 steps on 2672 examples")

@@ -21,9 +21,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import polars as pl
+
+# TRL 1.16 still uses transformers' pre-rename checkpointing API, and its configs warn when built
+# (before any trainer exists); the warning is theirs, not the user's
+warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*deprecated", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -163,8 +169,6 @@ def attach_stage_callbacks(trainer) -> None:
     """What every objective's trainer gets: the `train-step` fault point (sharpen.faults) after each
     optimizer step, a stop with a clear error when the loss goes NaN or infinite (`check_finite_loss`),
     and a progress bar that does not print every step's log dict (the per-step values go to loss.csv)."""
-    import warnings
-
     from transformers import TrainerCallback
     from transformers.trainer_callback import ProgressCallback
 
@@ -182,9 +186,6 @@ def attach_stage_callbacks(trainer) -> None:
         def on_log(self, args, state, control, logs=None, **kwargs):
             pass
 
-    # TRL 1.16 still calls transformers' pre-rename checkpointing API; the warning is theirs, not the user's
-    warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*deprecated", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     trainer.add_callback(FaultPoint())
     trainer.add_callback(FiniteLoss())
     if any(isinstance(c, ProgressCallback) for c in trainer.callback_handler.callbacks):
