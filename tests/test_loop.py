@@ -213,3 +213,13 @@ def test_a_progress_bar_is_shown_every_ten_seconds_and_at_its_end(monkeypatch):
     bars = [f"train: {p}%|##   | {p}/100" for p in (0, 1, 2, 11, 12)]
     assert [show(b) for b in bars] == [True, False, False, True, False]
     assert show("train: 100%|#####| 100/100") and show("train (sft): 252 steps on 2672 examples")
+
+
+def test_a_torn_last_line_of_the_loop_log_is_skipped(tmp_path):
+    """A loop killed while appending leaves half a line; `sharpen rounds` still reads the rest."""
+    from sharpen.lineage import _loop_stops
+
+    log = tmp_path / "loops.jsonl"
+    log.write_text(json.dumps({"first_round": 1, "rounds_done": 2, "reason": "max rounds reached (2)"}) + "\n"
+                   + '{"first_round": 3, "rounds_do')
+    assert _loop_stops(log) == {2: "max rounds reached (2)"}
