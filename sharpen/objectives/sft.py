@@ -26,11 +26,6 @@ from pathlib import Path
 
 import polars as pl
 
-# TRL 1.16 still uses transformers' pre-rename checkpointing API, and its configs warn when built
-# (before any trainer exists); the warning is theirs, not the user's
-warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*deprecated", category=FutureWarning)
-warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -109,6 +104,12 @@ def trainer_args(output_dir: str, *, resumable: bool, checkpoint_steps: int, lr:
     """The TrainingArguments every objective shares: schedule, logging each step, resumable checkpoints
     (the last one kept), seeds, and the device (CPU without bf16 when there is no GPU)."""
     import torch
+
+    # TRL 1.16 still uses transformers' pre-rename checkpointing API: its configs warn when built,
+    # its trainers when they run. The warnings are theirs, not the user's; every objective builds its
+    # config from these args, so the filter is in place before either.
+    warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
     return dict(
         output_dir=output_dir, learning_rate=lr, lr_scheduler_type=lr_scheduler,
