@@ -54,8 +54,10 @@ def _json_safe(value):
 
 
 def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(1)
+    """Refuse, through the one boundary (`main`): one `error:` line on stderr, exit 1."""
+    from sharpen.errors import SharpenError
+
+    raise SharpenError(message)
 
 
 @app.command()

@@ -214,18 +214,23 @@ def write_json(obj: Any, path: Path | str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def read_json(path: Path | str) -> dict[str, Any]:
+def parse_json_object(data: str | bytes, where: str) -> dict[str, Any]:
     """A JSON object (every JSON artifact here is one: metrics, state, a controller's choice)."""
+    try:
+        value = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{where}: not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{where}: holds a JSON {type(value).__name__}, not an object of named values")
+    return value
+
+
+def read_json(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        return parse_json_object(path.read_bytes(), str(path))
     except FileNotFoundError:
         raise ArtifactError(f"{path}: not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(value, dict):
-        raise ArtifactError(f"{path}: holds a JSON {type(value).__name__}, not an object of named values")
-    return value
 
 
 class YAMLFileError(ArtifactError):

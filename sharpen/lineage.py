@@ -43,17 +43,15 @@ def _fix(rev: str | None, path: str) -> str:
 
 def json_at(rev: str | None, path: str) -> dict | None:
     """A JSON object file at `rev` (None: the workspace), None if absent; anything else names the file."""
+    from sharpen.io import ArtifactError, parse_json_object
+
     data = file_at(rev, path)
     if not data:
         return None
     try:
-        value = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LineageError(f"{_where(rev, path)}: not valid JSON ({e}){_fix(rev, path)}") from None
-    if not isinstance(value, dict):
-        raise LineageError(
-            f"{_where(rev, path)}: holds a JSON {type(value).__name__}, not an object of named values{_fix(rev, path)}")
-    return value
+        return parse_json_object(data, _where(rev, path))
+    except ArtifactError as e:
+        raise LineageError(f"{e}{_fix(rev, path)}") from None
 
 
 def yaml_at(rev: str | None, path: str) -> dict:
