@@ -4,6 +4,7 @@ Run: `pytest tests/test_dpo.py` (and `-m slow` for the round through `dvc repro`
 """
 
 import json
+import sys
 
 import polars as pl
 import pytest
@@ -188,3 +189,28 @@ def test_a_killed_dpo_train_resumes_to_the_same_model(tiny_model_dir, tmp_path):
     again = run("resumed", "ck")
     assert again.returncode == 0 and "resuming from checkpoint-2" in again.stdout
     assert hash_path(tmp_path / "resumed") == hash_path(tmp_path / "whole")
+
+
+def _empty(schema) -> pl.DataFrame:
+    return pl.DataFrame(schema={name: col.dtype.type for name, col in schema.to_schema().columns.items()})
+
+
+def test_a_round_without_pairs_skips_training_and_says_why(tiny_model_dir, tmp_path):
+    from sharpen.io import hash_path, write_frame
+    from sharpen.schemas import PreferencePair, TrainExample
+
+    ws = make_workspace(tmp_path / "ws", {"recipe": "iterative-dpo"})
+    filt = ws / "data/round/filter"
+    write_frame(_empty(PreferencePair), filt / "pairs.parquet", PreferencePair)
+    for name in ("kept.parquet", "examples.parquet"):
+        write_frame(_empty(TrainExample), filt / name, TrainExample)
+    missing = ws / "unread.parquet"  # the DPO objective reads only pairs and the (empty) examples
+    proc = run(ws, sys.executable, "-m", "stages.train", "--kept", str(filt / "kept.parquet"),
+               "--synthesized", str(filt / "examples.parquet"), "--pairs", str(filt / "pairs.parquet"),
+               "--problems", str(missing), "--decisions", str(missing), "--samples", str(missing),
+               "--verdicts", str(missing), "--state", "data/state", "--base", str(tiny_model_dir),
+               "--out", "data/round/train")
+    m = json.loads((ws / "data/round/train/metrics.json").read_text())
+    assert (m["pairs"], m["steps"]) == (0, 0) and "no preference pairs" in m["skipped"]
+    assert "problems_without_pairs" in proc.stdout
+    assert hash_path(ws / "data/round/train/model") == hash_path(tiny_model_dir)
