@@ -220,7 +220,39 @@ def lineage(tag: str) -> dict:
     state = json_at(tag, "data/state/state.json") or {}
     switches = [s for s in state.get("new_loops", []) if s["round"] <= n]
     return {"tag": tag, "commit": commit, "params": yaml_at(tag, "params.yaml"), "stages": stages, "chain": chain,
-            "new_loops": switches}
+            "proposer_chain": _proposer_chain(n, base_hash), "new_loops": switches}
+
+
+def _proposer_chain(n: int, base_hash: str | None) -> list[dict]:
+    """Self-play's second role, newest first: each round's proposer, what it was trained from, what it
+    wrote and how the solver did on it. Empty for rounds without a proposer (propose.kind none)."""
+    rounds = {k: (json_at(f"round-{k}", "data/round/propose/metrics.json") or {},
+                  json_at(f"round-{k}", "data/round/train_proposer/metrics.json") or {}) for k in range(1, n + 1)}
+    producers = {base_hash: "base"} | {t.get("model_hash"): f"round {k}" for k, (_, t) in rounds.items()
+                                        if t.get("kind", "none") != "none"}
+    chain = []
+    for k in range(n, 0, -1):
+        propose, train = rounds[k]
+        if train.get("kind", "none") == "none":
+            continue
+        chain.append({
+            "round": k,
+            "kind": train["kind"],
+            "proposer": train.get("model_hash"),
+            "trained_from": producers.get(train.get("init_hash"), "unknown"),
+            "init_hash": train.get("init_hash"),
+            "written_by": producers.get(propose.get("proposer_hash"), "unknown"),
+            "writer_hash": propose.get("proposer_hash"),
+            "proposals": train.get("proposals"),
+            "valid_share": train.get("valid_share"),
+            "distinct_share": train.get("distinct_share"),
+            "solver_rate_mean": train.get("solver_rate_mean"),
+            "true_solve_rate": train.get("true_solve_rate"),
+            "reward_mean": train.get("reward_mean"),
+            "steps": train.get("steps"),
+            "skipped": train.get("skipped"),
+        })
+    return chain
 
 
 def round_columns(rows: list[dict], wide: bool) -> tuple[list[str], list[str]]:

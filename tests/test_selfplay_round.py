@@ -85,6 +85,17 @@ def test_a_killed_round_and_an_interrupted_advance_keep_both_roles(r_zero):
     assert os.path.exists(r_zero / "data/state/proposer/config.json")
 
 
+def test_lineage_shows_the_proposers_chain_beside_the_solvers(r_zero):
+    """After two advanced rounds: round 2's proposer was trained from round 1's, which came from the base,
+    and each round's questions were written by the proposer the round started with."""
+    info = json.loads(sharpen(r_zero, "lineage", "round-2", "--json").stdout)
+    two, one = info["proposer_chain"]
+    assert (two["round"], two["trained_from"], two["written_by"]) == (2, "round 1", "round 1")
+    assert (one["round"], one["trained_from"], one["written_by"]) == (1, "base", "base")
+    assert two["init_hash"] == one["proposer"] != two["proposer"]
+    assert "proposer chain" in sharpen(r_zero, "lineage", "round-2").stdout
+
+
 @pytest.fixture(scope="module")
 def absolute_zero(tmp_path_factory):
     ws = make_workspace(tmp_path_factory.mktemp("absolute-zero"), {"recipe": "absolute-zero", **SELF_PLAY})
