@@ -3,7 +3,9 @@
 Plots (matplotlib, embedded as PNG): held-out accuracy and pass@k per round; greedy accuracy per
 category per round; kept fraction per round; the distribution of per-problem pass rates per
 round (how much reward varies, i.e. what is left to learn); the training loss of every round, and
-for reward learning the GRPO reward or DPO margin per step.
+for reward learning the GRPO reward or DPO margin per step. Self-play rounds add the proposer's panel:
+validity, diversity, the solver's rate on the proposals and the proposer's reward per round, and a
+table of what it wrote (rejections by reason, the best-rewarded questions).
 Everything is read from git tags and DVC's cache, like `sharpen rounds`; no server, no CDN.
 
 Run: `sharpen report [--out reports/sharpen.html]`
@@ -21,7 +23,7 @@ import polars as pl
 
 from sharpen.io import atomic_write
 from sharpen.lineage import LineageError, file_at, frame_at, json_at, round_cell, round_columns, round_tags, rounds_table
-from sharpen.schemas import ProblemStats
+from sharpen.schemas import ProblemStats, Proposal
 
 
 def _csv_at(rev: str | None, path: str) -> pl.DataFrame | None:
@@ -142,6 +144,57 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
     return figs
 
 
+PROPOSER_CURVES = {"valid_share": "valid", "distinct_share": "distinct", "solver_rate_mean": "solver rate",
+                   "true_solve_rate": "true solve rate", "reward_mean": "proposer reward"}
+
+
+def _proposer_rounds(tags: list[tuple[int, str]]) -> list[tuple[int, str, dict]]:
+    rounds = [(n, tag, json_at(tag, "data/round/train_proposer/metrics.json") or {}) for n, tag in tags]
+    return [(n, tag, m) for n, tag, m in rounds if m.get("kind", "none") != "none"]
+
+
+def _proposer_figure(proposer: list[tuple[int, str, dict]]) -> tuple[str, str]:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    rounds = [n for n, _, _ in proposer]
+    for key, label in PROPOSER_CURVES.items():
+        values = [m.get(key) for _, _, m in proposer]
+        if any(v is not None for v in values):
+            ax.plot(rounds, [float("nan") if v is None else v for v in values], marker="o", label=label)
+    ax.set(xlabel="round", ylabel="share / reward", title="Self-play: what the proposer wrote, under the solver")
+    ax.set_xticks(rounds)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    title = "Proposer per round"
+    png = _png(fig)
+    plt.close(fig)
+    return title, png
+
+
+def _proposals_table(proposer: list[tuple[int, str, dict]], best: int = 3) -> str:
+    """Per self-play round: proposals by outcome (ok, or why rejected) and the best-rewarded questions."""
+    from sharpen.io import ArtifactError
+
+    body = []
+    for n, tag, _ in proposer:
+        try:
+            df = frame_at(tag, "data/round/train_proposer/proposals.parquet", Proposal)
+        except ArtifactError:  # not in the local cache (`dvc pull`): the row says so
+            body.append(f"<tr><td>{n}</td><td colspan=2>proposals not in the local cache</td></tr>")
+            continue
+        reasons = ", ".join(f"{r} {c}" for r, c in df.group_by("reason").len().sort("len", descending=True).iter_rows())
+        top = (df.filter(pl.col("reason") == "ok").sort("reward", descending=True, maintain_order=True)
+               .unique("question", keep="first", maintain_order=True).head(best))
+        fmt = lambda x: "?" if x is None else f"{x:.2f}"  # noqa: E731
+        examples = "<br>".join(f"{html.escape(q)} (solver {fmt(r)}, reward {fmt(w)})"
+                               for q, r, w in top.select("question", "solver_rate", "reward").iter_rows())
+        body.append(f"<tr><td>{n}</td><td>{html.escape(reasons)}</td><td style='text-align:left'>{examples}</td></tr>")
+    return ("<h2>What the proposer wrote</h2><div class=\"scroll\"><table><thead><tr><th>round</th>"
+            "<th>proposals by outcome</th><th>best-rewarded questions</th></tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table></div>")
+
+
 def _table(rows: list[dict]) -> str:
     """Every column of `sharpen rounds --wide`, in its order and format; scrolls sideways if the window is narrow."""
     cols, metrics = round_columns(rows, wide=True)
@@ -157,6 +210,9 @@ def write_report(out: Path) -> Path:
         raise LineageError("no rounds to report yet: run `dvc repro`")
     tags = round_tags()
     figures = _figures(rows, tags)
+    proposer = _proposer_rounds(tags)
+    if proposer:
+        figures.append(_proposer_figure(proposer))
     images = "".join(
         f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{b64}"><figcaption>{html.escape(t)}'
         "</figcaption></figure>" for t, b64 in figures
@@ -177,6 +233,7 @@ figcaption {{ font-size: 0.8rem; color: #555; }}
 <p>Held-out metrics per round in % (round 0 is the base model); stage times in seconds.</p>
 {_table(rows)}
 {images}
+{_proposals_table(proposer) if proposer else ""}
 <script type="application/json" id="rounds">{html.escape(json.dumps(rows))}</script>
 </body></html>
 """

@@ -96,6 +96,16 @@ def test_lineage_shows_the_proposers_chain_beside_the_solvers(r_zero):
     assert "proposer chain" in sharpen(r_zero, "lineage", "round-2").stdout
 
 
+def test_the_report_shows_what_the_proposer_wrote_each_round(r_zero, tmp_path):
+    sharpen(r_zero, "report", "--out", str(tmp_path / "report.html"))
+    page = (tmp_path / "report.html").read_text()
+    assert "Proposer per round" in page
+    table = page.split("What the proposer wrote", 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr>") == 1 + 2  # header + rounds 1 and 2
+    best = pl.read_parquet(r_zero / "data/round/train_proposer/proposals.parquet").filter(pl.col("reason") == "ok")
+    assert best.sort("reward", descending=True)["question"][0] in table
+
+
 @pytest.fixture(scope="module")
 def absolute_zero(tmp_path_factory):
     ws = make_workspace(tmp_path_factory.mktemp("absolute-zero"), {"recipe": "absolute-zero", **SELF_PLAY})
