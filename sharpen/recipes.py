@@ -63,6 +63,15 @@ _SELF_PLAY = {
               "grpo": {**_GRPO_ONLINE, "rollouts": "round", "steps": 20}},
 }
 _PROPOSER = {"prompts": 16, "group": 8, "steps": 20, "lr": 5e-5, "batch_size": 16}
+# R-Zero's challenger and solver data: questions in the band p̂ in [0.3, 0.8], labelled by the majority
+_R_ZERO = {"synthesize": {"kind": "none"}, "controller": {"kind": "none"},
+           "propose": {**_PROPOSER, "kind": "r-zero"},
+           "verify": {"labels": "majority"},
+           "filter": {"select": "correct", "cap": 10, "dedup": True,
+                      "groups": [{"rule": "group_band", "lo": 0.3, "hi": 0.8}]}}
+_R_ZERO_SCALED = ("the challenger is the tiny base, pretrained to write `a+b` after the marker `?` "
+                  "(base.propose_fraction: 0.1; an LLM gets an instruction); questions are additions; the truth is "
+                  "computed only to log pseudo-label accuracy and true difficulty")
 _LEARNABLE = {"select": "correct", "cap": 10, "dedup": True, "groups": [{"rule": "group_band", "lo": 0.01, "hi": 0.99}]}
 
 RECIPES: dict[str, Recipe] = {
@@ -203,15 +212,19 @@ RECIPES: dict[str, Recipe] = {
             "times; p̂ = the majority answer's share. Questions with p̂ in [0.3, 0.8], labelled by majority vote, "
             "train the solver by GRPO on its own groups; the challenger is rewarded min(p̂, 1 − p̂) minus a "
             "repetition penalty (BLEU clusters), −1 if unparsable, and trained by GRPO. No gold answer is read.",
-            {"synthesize": {"kind": "none"}, "controller": {"kind": "none"}, **_SELF_PLAY,
-             "propose": {**_PROPOSER, "kind": "r-zero"},
-             "verify": {"labels": "majority"},
-             "filter": {"select": "correct", "cap": 10, "dedup": True,
-                        "groups": [{"rule": "group_band", "lo": 0.3, "hi": 0.8}]}},
-            on_default_task="the challenger is the tiny base, pretrained to write `a+b` after the marker `?` "
-            "(base.propose_fraction: 0.1; an LLM gets an instruction); questions are additions; the truth is "
-            "computed only to log pseudo-label accuracy and true difficulty",
+            {**_R_ZERO, **_SELF_PLAY},
+            on_default_task=_R_ZERO_SCALED,
             sources="Huang et al. 2025, R-Zero (2508.05004)",
+        ),
+        Recipe(
+            "r-zero-sft",
+            "R-Zero with the solver trained by SFT instead of GRPO (an approximation the issue allows, labelled as "
+            "such): the same challenger, band and majority pseudo-labels; the solver's in-band answers that agree "
+            "with the majority (deduplicated, capped per question) are its SFT examples, from the previous policy.",
+            {**_R_ZERO, **_SELF_PLAY,
+             "train": {"objective": "sft", "init": "previous"}},
+            on_default_task=_R_ZERO_SCALED + "; the solver's update is rest-em's SFT, not the paper's GRPO",
+            sources="Huang et al. 2025, R-Zero (2508.05004); ReST-EM's SFT step (Singh et al. 2023)",
         ),
         Recipe(
             "absolute-zero",

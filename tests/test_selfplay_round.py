@@ -121,3 +121,21 @@ def test_absolute_zeros_tasks_carry_the_executors_output(absolute_zero):
         assert answer == str(eval(pid, {"__builtins__": {}}))  # noqa: S307 -- the test's own check of valid ones
     rejected = set(proposals.filter(pl.col("reason") != "ok")["question"].drop_nulls())
     assert not rejected & set(problems["problem_id"])
+
+
+@pytest.fixture(scope="module")
+def r_zero_sft(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("r-zero-sft"), {"recipe": "r-zero-sft", **SELF_PLAY,
+                                                                "train": {"batch_size": 8}})
+    run(ws, "dvc", "repro", "train")
+    return ws
+
+
+def test_r_zero_sft_trains_the_solver_on_in_band_majority_answers(r_zero_sft):
+    m = metrics(r_zero_sft, "train")
+    kept = pl.read_parquet(r_zero_sft / "data/round/filter/kept.parquet")
+    verdicts = pl.read_parquet(r_zero_sft / "data/round/verify/verdicts.parquet")
+    assert (m["objective"], m["examples"]) == ("sft", kept.height) and kept.height and m["steps"] > 0
+    joined = kept.join(verdicts, on=["problem_id", "sample_idx"])
+    assert joined.height == kept.height and joined["correct"].all()  # correct = agrees with the majority label
+    assert joined["majority_ratio"].is_between(0.3, 0.8).all()
