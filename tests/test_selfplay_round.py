@@ -139,3 +139,26 @@ def test_r_zero_sft_trains_the_solver_on_in_band_majority_answers(r_zero_sft):
     joined = kept.join(verdicts, on=["problem_id", "sample_idx"])
     assert joined.height == kept.height and joined["correct"].all()  # correct = agrees with the majority label
     assert joined["majority_ratio"].is_between(0.3, 0.8).all()
+
+
+@pytest.fixture(scope="module")
+def r_zero_lora(tmp_path_factory):
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    ws = make_workspace(tmp_path_factory.mktemp("r-zero-lora"),
+                        {"recipe": "r-zero", **SELF_PLAY, "train": {**SELF_PLAY["train"], "lora": lora}})
+    run(ws, "dvc", "repro")
+    return ws
+
+
+def test_the_two_roles_can_be_two_adapters_over_one_base(r_zero_lora):
+    from sharpen.models import adapter_base, is_adapter
+
+    solver, proposer = (r_zero_lora / f"data/round/{s}/model" for s in ("train", "train_proposer"))
+    assert is_adapter(solver) and is_adapter(proposer)
+    base = (r_zero_lora / "data/base/model").resolve()
+    assert adapter_base(solver).resolve() == base == adapter_base(proposer).resolve()
+    assert metrics(r_zero_lora, "train")["model_hash"] != metrics(r_zero_lora, "train_proposer")["model_hash"]
+    sharpen(r_zero_lora, "advance")
+    run(r_zero_lora, "dvc", "repro", "propose")  # round 2's proposer is round 1's adapter, loaded over the base
+    assert metrics(r_zero_lora, "propose")["proposer_hash"] == metrics(r_zero_lora, "train_proposer")["model_hash"]
+    assert is_adapter(r_zero_lora / "data/state/proposer") and is_adapter(r_zero_lora / "data/state/policy")
