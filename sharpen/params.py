@@ -372,6 +372,13 @@ class ProposeParams(_Section):
     max_new_tokens: int = Field(12, ge=1, le=4096)
     repetition_threshold: float = Field(0.5, gt=0, le=1, allow_inf_nan=False,
                                         description="r-zero: BLEU similarity at which two questions share a cluster")
+    program: Literal["expression", "function"] = Field(
+        "expression", description="absolute-zero: what a program is. expression: one expression over integer "
+        "literals, posed as `<program>=` (the tiny base) | function: definitions then one call with literal "
+        "arguments on the last line, posed to the solver by `propose.question` (an LLM proposer)")
+    question: str = Field(
+        "What does `{call}` return?\n```python\n{program}```\nReply with only the number.", min_length=1,
+        description="absolute-zero, program function: the solver's prompt; {program} (the definitions) and {call}")
     timeout_s: float = Field(2.0, gt=0, le=60, allow_inf_nan=False, description="absolute-zero: per program run")
     max_output_chars: int = Field(32, ge=1, le=4096, description="absolute-zero: longest gold output accepted")
     steps: int = Field(20, ge=1, le=1_000_000, description="the proposer's GRPO optimizer steps a round")
@@ -478,7 +485,13 @@ class Params(_Section):
         if self.generate.k < 2:
             raise ValueError(f"generate.k: self-play's solver answers each proposed question m = generate.k times, "
                              f"and m must be at least 2 (got {self.generate.k})")
-        if p.kind == "absolute-zero" and self.task.template != "{prompt}":
+        if p.program == "function" and p.kind != "absolute-zero":
+            raise ValueError(f"propose.program: function is absolute-zero's program form; {p.kind} proposes additions")
+        if p.program == "function":
+            for field in ("{program}", "{call}"):
+                if field not in p.question:
+                    raise ValueError(f"propose.question: must hold {field} (got {p.question!r})")
+        if p.kind == "absolute-zero" and p.program == "expression" and self.task.template != "{prompt}":
             raise ValueError("task.template: absolute-zero's tasks are programs, posed as `<program>=`; "
                              f"the template {self.task.template!r} cannot hold them (use \"{{prompt}}\")")
         if p.batch_size % p.group:

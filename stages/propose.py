@@ -70,7 +70,8 @@ def main() -> None:
     samples = sample_frame(slots, completions, round_=params.round, policy_hash=policy_hash, temperature=p.temperature)
     held_out = set(read_frame(args.held_out, Problem)["problem_id"].to_list())
     proposals, problems = validate(samples, p, held_out)
-    problems = apply_template(problems, params.task.template, params.task.name)
+    if p.program == "expression":  # function-form programs are posed by propose.question, not the task's template
+        problems = apply_template(problems, params.task.template, params.task.name)
     write_frame(proposals, args.out / "proposals.parquet", Proposal)
     write_frame(problems, args.out / "problems.parquet", Problem)
     reasons = dict(sorted(proposals.group_by("reason").len().iter_rows()))
@@ -108,8 +109,8 @@ def buffered_questions(state_dir: Path) -> list[str]:
 
 def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
     """One prompt per slot: `propose.prompt`, with `{examples}` (if it has one) replaced by
-    `propose.examples` questions drawn from the buffer of accepted tasks, one line each (Absolute
-    Zero's reference tasks); the draw is seeded by (seed, round, slot)."""
+    `propose.examples` questions drawn from the buffer of accepted tasks, one line each (programs:
+    separated by a blank line; Absolute Zero's reference tasks); the draw is seeded by (seed, round, slot)."""
     import random
 
     if "{examples}" not in p.prompt:
@@ -118,21 +119,21 @@ def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
     for i in range(p.prompts):
         rng = random.Random(derive_seed(seed, round_, f"examples-{i}"))
         shown = rng.sample(buffer, min(p.examples, len(buffer)))
-        out.append(p.prompt.replace("{examples}", "\n".join(shown)))
+        out.append(p.prompt.replace("{examples}", ("\n" if p.program == "expression" else "\n\n").join(shown)))
     return out
 
 
 def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(Proposal rows, Problem rows): each proposal parsed, checked and, if valid, made a problem."""
     texts = samples["completion"].to_list()
-    questions = [question_of(t, p.kind) for t in texts]
+    questions = [question_of(t, p.kind, p.program) for t in texts]
     reasons = ["unparsable" if q is None else "held_out" if q in held_out else "ok" for q in questions]
     answers: list[str | None] = [None] * len(texts)
     if p.kind == "absolute-zero":  # the gold is what the program returns in the sandbox
         runnable = [i for i, r in enumerate(reasons) if r == "ok"]
         distinct = list(dict.fromkeys(questions[i] for i in runnable))
-        ran = dict(zip(distinct, execute(distinct, timeout_s=p.timeout_s, max_output_chars=p.max_output_chars),
-                       strict=True))
+        ran = dict(zip(distinct, execute(distinct, timeout_s=p.timeout_s, max_output_chars=p.max_output_chars,
+                                         form=p.program), strict=True))
         for i in runnable:
             reasons[i], answers[i] = ran[questions[i]].reason, ran[questions[i]].answer
     else:  # r-zero: the truth is computed for logging only; the solver's labels are its own majority
@@ -152,7 +153,7 @@ def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame
             "round": samples["round"], "slot": samples["problem_id"], "sample_idx": samples["sample_idx"],
             "prompt": samples["prompt"], "completion": samples["completion"], "temperature": samples["temperature"],
             "token_ids": samples["token_ids"], "logprobs": samples["logprobs"], "question": questions,
-            "reason": reasons, "problem_id": [q if k else None for q, k in zip(questions, ok, strict=True)],
+            "reason": reasons, "problem_id": [problem_id(q, p.program) if k else None for q, k in zip(questions, ok, strict=True)],
             "answer": answers, "cluster": cluster, "repetition": repetition,
             "solver_rate": [None] * len(texts), "reward": [None] * len(texts),
         },
@@ -162,13 +163,31 @@ def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame
     problems = pl.DataFrame(
         {
             "problem_id": valid["problem_id"],
-            "prompt": [arithmetic.prompt_for_question(q) for q in valid["question"]],
+            "prompt": [solver_prompt(q, p) for q in valid["question"]],
             "answer": valid["answer"],
-            "category": [_category(q) for q in valid["question"]],
+            "category": [_category(q) if p.program == "expression" else "function" for q in valid["question"]],
         },
         schema=PROBLEM_COLUMNS,
     ).sort("problem_id")
     return proposals, problems
+
+
+def problem_id(question: str, program: str) -> str:
+    """An expression is its own id (`37+48`); a function-form program, many lines long, is named by its hash."""
+    if program == "expression":
+        return question
+    import hashlib
+
+    return "prog-" + hashlib.sha256(question.encode()).hexdigest()[:12]
+
+
+def solver_prompt(question: str, p) -> str:
+    """What the solver is asked: `<expression>=`, or `propose.question` filled with the program's
+    definitions and its call (replaced literally: programs hold braces)."""
+    if p.program == "expression":
+        return arithmetic.prompt_for_question(question)
+    definitions, _, call = question.rpartition("\n")
+    return p.question.replace("{program}", definitions + "\n").replace("{call}", call)
 
 
 def _category(question: str) -> str:

@@ -46,14 +46,46 @@ def test_absolute_zero_rewards_tasks_the_solver_sometimes_solves():
     assert proposer_reward(0.25) == 0.75 and proposer_reward(0.75) == 0.25
 
 
-def _proposals(texts: list[str], kind: str, held_out=frozenset()):
+def _proposals(texts: list[str], kind: str, held_out=frozenset(), program="expression"):
     samples = pl.DataFrame({
         "round": [1] * len(texts), "problem_id": [f"slot-{i // 4:04d}" for i in range(len(texts))],
         "sample_idx": [i % 4 for i in range(len(texts))], "prompt": ["?"] * len(texts), "completion": texts,
         "temperature": [1.0] * len(texts), "token_ids": [[1]] * len(texts), "logprobs": [[-0.5]] * len(texts),
     })
-    params = load_params().propose.model_copy(update={"kind": kind})
+    params = load_params().propose.model_copy(update={"kind": kind, "program": program})
     return validate(samples, params, set(held_out))
+
+
+def test_a_function_programs_gold_is_its_call_run_in_the_sandbox():
+    text = "Here is one:\n```python\ndef f(x, ys):\n    return x * len(ys) + {'a': 3}['a']\nf(7, [1, 2])\n```\nIt returns 17."
+    proposals, problems = _proposals([text], "absolute-zero", program="function")
+    assert problems["answer"].to_list() == ["17"] and proposals["reason"].to_list() == ["ok"]
+    prompt = problems["prompt"][0]
+    assert "def f(x, ys):" in prompt and "`f(7, [1, 2])`" in prompt and "17" not in prompt
+
+
+FUNCTION_REJECTS = {
+    "def f(x):\n    import os\n    return len(os.listdir('/'))\nf(1)": "forbidden",
+    "def f(x):\n    return open('/etc/hostname').read()\nf(1)": "forbidden",
+    "def f(x):\n    return x.__class__.__mro__\nf(1)": "forbidden",
+    "def f(x):\n    while True:\n        x += 1\nf(1)": "timeout",
+    "def f(x):\n    return id(object()) + x\nf(1)": "nondeterministic",
+    "def f(x):\n    return 1 // x\nf(0)": "error",
+    "def f(x):\n    return 10 ** x\nf(99)": "output_too_long",
+    "def f(x):\n    return [x]\nf(1)": "not_an_answer",
+    "def f(x):\n    return x\nf(y)": "unparsable",  # the call's arguments must be literals
+    "def f():\n    return x\nx = 5\nf()": "unparsable",  # only definitions run before the call
+    "def f(x):\n    return x\nprint(f(1))": "forbidden",  # output is returned, never printed
+    "def f(x):\n    return x\ng(1)": "unparsable",  # the call names a defined function
+    "no program here": "unparsable",
+}
+
+
+def test_invalid_function_programs_never_become_tasks():
+    proposals, problems = _proposals([*FUNCTION_REJECTS, "def g(n):\n    return sum(range(n))\ng(5)"], "absolute-zero",
+                                     program="function")
+    assert problems["answer"].to_list() == ["10"]
+    assert proposals["reason"].to_list()[:-1] == list(FUNCTION_REJECTS.values())
 
 
 def test_absolute_zeros_gold_comes_from_the_sandbox():
@@ -93,6 +125,7 @@ def test_r_zero_rewards_never_read_the_truth():
     ({"generate": {"k": 1}}, "generate.k"),
     ({"verify": {"labels": "gold"}}, "verify.labels"),
     ({"propose": {"group": 1}}, "propose.group"),
+    ({"propose": {"program": "function"}}, "propose.program"),
 ])
 def test_bad_self_play_params_name_the_key(tmp_path, override, key):
     import yaml

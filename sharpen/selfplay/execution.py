@@ -12,8 +12,13 @@ check is its recorded reason:
 - `not_an_answer`: the value is not an int (the embedded task's verifier reads integers).
 - `output_too_long`: its decimal form exceeds `max_output_chars`.
 
-Scaled down on the embedded default: the "program" is one expression over integer literals
-(`37+48`), called as `def f(): return <expr>` (Absolute Zero's deduction task with no input).
+Two program forms (`propose.program`):
+- `expression`, the embedded default scaled down: one expression over integer literals (`37+48`),
+  called as `def f(): return <expr>` (Absolute Zero's deduction task with no input).
+- `function`, the real thing for an LLM proposer: Python function definitions followed by one call
+  with literal arguments on the last line (`def f(x): ...` then `f(7)`): deduction, program +
+  input -> output. The definitions run in the sandbox and the call is made there, by name, with
+  the parsed arguments; only definitions may precede the call (no top-level statements run).
 The value comes back from the sandbox as data (`Calls`), never parsed from what the program prints.
 """
 
@@ -37,39 +42,72 @@ class Execution:
     answer: str | None  # the gold output when reason == "ok"
 
 
+PROGRAM_FORMS = ("expression", "function")
+
+
+@dataclass(frozen=True)
+class Program:
+    source: str  # definitions only
+    entry_point: str
+    args: tuple  # literal arguments of the call
+
+
+def _forbidden(tree: ast.AST) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.Global, ast.Nonlocal)):
+            return True
+        if isinstance(node, ast.Name) and (node.id in FORBIDDEN_NAMES or node.id.startswith("__")):
+            return True
+        if isinstance(node, (ast.Attribute, ast.FunctionDef)) and getattr(node, "attr", getattr(node, "name", "")).startswith("__"):
+            return True
+    return False
+
+
+def parse_program(question: str, form: str) -> Program | str:
+    """The program a question states, or why it cannot run: `unparsable` or `forbidden`."""
+    if form not in PROGRAM_FORMS:
+        raise ValueError(f"propose.program: {form!r} is not one of {PROGRAM_FORMS}")
+    try:
+        tree = ast.parse(question, mode="eval" if form == "expression" else "exec")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return "unparsable"
+    if _forbidden(tree):
+        return "forbidden"
+    if form == "expression":
+        return Program(f"def f():\n    return ({question})\n", "f", ())
+    *defs, call = tree.body or [None]
+    if not (defs and all(isinstance(d, ast.FunctionDef) for d in defs) and isinstance(call, ast.Expr)
+            and isinstance(call.value, ast.Call) and isinstance(call.value.func, ast.Name) and not call.value.keywords
+            and call.value.func.id in {d.name for d in defs}):
+        return "unparsable"
+    try:
+        args = tuple(ast.literal_eval(a) for a in call.value.args)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return "unparsable"
+    return Program(ast.unparse(ast.Module(body=defs, type_ignores=[])) + "\n", call.value.func.id, args)
+
+
 def static_reason(expression: str) -> str | None:
     """`unparsable` or `forbidden` if the expression fails before running; None if it may run."""
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except (SyntaxError, ValueError):
-        return "unparsable"
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
-            return "forbidden"
-        if isinstance(node, ast.Attribute) and node.attr.startswith("__"):
-            return "forbidden"
-        if isinstance(node, ast.Name) and node.id.startswith("__"):
-            return "forbidden"
-    return None
+    parsed = parse_program(expression, "expression")
+    return parsed if isinstance(parsed, str) else None
 
 
-def program_for(expression: str) -> str:
-    return f"def f():\n    return ({expression})\n"
-
-
-def execute(expressions: list[str], *, timeout_s: float, max_output_chars: int) -> list[Execution]:
-    """Validate each expression (see the module docstring); run twice in the sandbox for determinism."""
-    out: list[Execution | None] = [None] * len(expressions)
-    runnable = []
-    for i, e in enumerate(expressions):
-        why = static_reason(e)
-        if why:
-            out[i] = Execution(why, None)
+def execute(questions: list[str], *, timeout_s: float, max_output_chars: int,
+            form: str = "expression") -> list[Execution]:
+    """Validate each question's program (see the module docstring); run twice in the sandbox for determinism."""
+    out: list[Execution | None] = [None] * len(questions)
+    runnable, programs = [], []
+    for i, q in enumerate(questions):
+        parsed = parse_program(q, form)
+        if isinstance(parsed, str):
+            out[i] = Execution(parsed, None)
         else:
             runnable.append(i)
+            programs.append(parsed)
     limits = Limits(timeout_s=timeout_s, cpu_s=max(1, int(timeout_s + 0.999)), memory_mb=512, processes=4,
                     output_chars=max_output_chars + 64)
-    jobs = [Calls(program_for(expressions[i]), "f", (((), {}),)) for i in runnable]
+    jobs = [Calls(p.source, p.entry_point, ((p.args, {}),)) for p in programs]
     first = run_jobs(tuple(jobs), limits) if jobs else []
     second = run_jobs(tuple(jobs), limits) if jobs else []
     for i, a, b in zip(runnable, first, second, strict=True):

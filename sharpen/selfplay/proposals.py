@@ -1,9 +1,10 @@
 """What a proposer wrote: the question it parses to, and how alike the batch's questions are.
 
-`question_of(text, kind)` reads one proposal (None: unparsable). On the embedded arithmetic task
-a question is an addition `a+b` (R-Zero) or a Python expression over integer literals (Absolute
+`question_of(text, kind, program)` reads one proposal (None: unparsable). On the embedded arithmetic
+task a question is an addition `a+b` (R-Zero) or a Python expression over integer literals (Absolute
 Zero's program, scaled down: `sharpen.selfplay.execution` runs it); the tiny base learnt to write
-them after the marker prompt `?` (`base.propose_fraction`).
+them after the marker prompt `?` (`base.propose_fraction`). With `propose.program: function` (an LLM
+proposer) an Absolute Zero question is a small Python program: definitions, then one call.
 
 `repetition_penalty(questions, threshold)` is R-Zero's: questions are clustered by BLEU
 similarity (average linkage: two clusters merge while the mean similarity between their members
@@ -24,8 +25,38 @@ EXPRESSION_MAX_CHARS = 64
 _TOKEN = re.compile(r"\d+|\w+|[^\w\s]")
 
 
-def question_of(text: str, kind: str) -> str | None:
-    """The question a proposal states, normalised (no spaces), or None if it is not one."""
+PROGRAM_MAX_CHARS = 2048
+_CALL_LINE = re.compile(r"[A-Za-z_]\w*\(.*\)\s*")
+_FENCE = re.compile(r"^\s*```[\w+-]*\s*$")
+
+
+def program_of(text: str) -> str | None:
+    """A function-form program (definitions, then a call with literal arguments on a line of its own),
+    normalised by Python's own unparser; None if the text holds none. Code fences are ignored, and
+    so is whatever follows the first call line that completes a program."""
+    import ast
+
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
+    starts = [i for i, line in enumerate(lines) if line.startswith("def ")]
+    calls = [i for i, line in enumerate(lines) if _CALL_LINE.fullmatch(line)]
+    for start in starts[:1]:  # the program starts at the first definition; prose before it is ignored
+        for end in (i for i in calls if i > start):
+            source = "\n".join(lines[start : end + 1])
+            if len(source) > PROGRAM_MAX_CHARS or not source.isascii():
+                return None
+            try:
+                tree = ast.parse(source)
+            except (SyntaxError, ValueError, MemoryError, RecursionError):
+                continue
+            return ast.unparse(tree)
+    return None
+
+
+def question_of(text: str, kind: str, program: str = "expression") -> str | None:
+    """The question a proposal states, normalised (no spaces; a function-form program unparsed), or
+    None if it is not one."""
+    if kind == "absolute-zero" and program == "function":
+        return program_of(text)
     line = text.strip().split("\n", 1)[0].strip()
     if kind == "r-zero":
         m = ADDITION.fullmatch(line)
