@@ -62,10 +62,13 @@ _SELF_PLAY = {
     "train": {"objective": "grpo", "init": "previous", "lr": _RL_LR, "batch_size": 32,
               "grpo": {**_GRPO_ONLINE, "rollouts": "round", "steps": 20}},
 }
-_PROPOSER = {"prompts": 16, "group": 8, "steps": 20, "lr": 5e-5, "batch_size": 16}
+_PROPOSER = {"prompts": 16, "group": 8, "steps": 20, "lr": 5e-5, "batch_size": 16, "prompt": "?", "examples": 3,
+             "temperature": 1.0, "max_new_tokens": 12}
+_AZ_PROGRAMS = {"program": "expression", "timeout_s": 2.0, "max_output_chars": 32,
+                "question": "What does `{call}` return?\n```python\n{program}```\nReply with only the number."}
 # R-Zero's challenger and solver data: questions in the band p̂ in [0.3, 0.8], labelled by the majority
 _R_ZERO = {"synthesize": {"kind": "none"}, "controller": {"kind": "none"},
-           "propose": {**_PROPOSER, "kind": "r-zero"},
+           "propose": {**_PROPOSER, "kind": "r-zero", "repetition_threshold": 0.5},
            "verify": {"labels": "majority"},
            "filter": {"select": "correct", "cap": 10, "dedup": True,
                       "groups": [{"rule": "group_band", "lo": 0.3, "hi": 0.8}]}}
@@ -233,7 +236,7 @@ RECIPES: dict[str, Recipe] = {
             "solver answers each task m times, rewarded against the gold, and trains by GRPO on its own groups; "
             "the proposer is rewarded 1 − the solver's success rate (0 at 0 or 1), −1 if rejected.",
             {"synthesize": {"kind": "none"}, "controller": {"kind": "none"}, **_SELF_PLAY,
-             "propose": {**_PROPOSER, "kind": "absolute-zero"},
+             "propose": {**_PROPOSER, **_AZ_PROGRAMS, "kind": "absolute-zero"},
              "verify": {"labels": "gold"},
              "filter": _LEARNABLE},
             on_default_task="a program is one Python expression over integer literals (deduction with no input), "
