@@ -75,10 +75,16 @@ FUNCTION_REJECTS = {
     "def f(x):\n    return [x]\nf(1)": "not_an_answer",
     "def f(x):\n    return x\nf(y)": "unparsable",  # the call's arguments must be literals
     "def f():\n    return x\nx = 5\nf()": "unparsable",  # only definitions run before the call
-    "def f(x):\n    return x\nprint(f(1))": "forbidden",  # output is returned, never printed
+    "def f(x):\n    print(x)\n    return x\nf(1)": "forbidden",  # output is returned, never printed
     "def f(x):\n    return x\ng(1)": "unparsable",  # the call names a defined function
     "no program here": "unparsable",
 }
+
+
+def test_a_printed_call_states_the_call():
+    proposals, problems = _proposals(["def f(x):\n    return x + 1\n\nprint(f(4))\n# prints 5"], "absolute-zero",
+                                     program="function")
+    assert proposals["question"].to_list() == ["def f(x):\n    return x + 1\nf(4)"] and problems["answer"].to_list() == ["5"]
 
 
 def test_invalid_function_programs_never_become_tasks():

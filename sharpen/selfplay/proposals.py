@@ -28,15 +28,18 @@ _TOKEN = re.compile(r"\d+|\w+|[^\w\s]")
 PROGRAM_MAX_CHARS = 2048
 _CALL_LINE = re.compile(r"[A-Za-z_]\w*\(.*\)\s*")
 _FENCE = re.compile(r"^\s*```[\w+-]*\s*$")
+_PRINTED_CALL = re.compile(r"^print\(([A-Za-z_]\w*\(.*\))\)\s*$")  # `print(f(4))` states the call `f(4)`
 
 
 def program_of(text: str) -> str | None:
     """A function-form program (definitions, then a call with literal arguments on a line of its own),
     normalised by Python's own unparser; None if the text holds none. Code fences are ignored, and
-    so is whatever follows the first call line that completes a program."""
+    so is whatever follows the first call line that completes a program. A call line written as
+    `print(f(4))` states the call `f(4)`: the sandbox calls f and the value returned is the gold,
+    so nothing is printed either way."""
     import ast
 
-    lines = [line for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
+    lines = [_PRINTED_CALL.sub(r"\1", line) for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
     starts = [i for i, line in enumerate(lines) if line.startswith("def ")]
     calls = [i for i, line in enumerate(lines) if _CALL_LINE.fullmatch(line)]
     for start in starts[:1]:  # the program starts at the first definition; prose before it is ignored
