@@ -44,6 +44,10 @@ RUNS = [
     ("iterative-dpo", "iterative-dpo", {}),
     ("spin", "spin", {}),
     ("self-reward (verifier as judge)", "self-reward", {"verify": {"labels": "gold"}, "filter": {"pairs": {"scores": "verifier"}}}),
+    # the same with iterative-dpo's NLL term on the chosen answer (without it DPO pushed the chosen down too)
+    ("self-reward (verifier as judge, NLL term)", "self-reward", {"verify": {"labels": "gold"},
+                                                                  "filter": {"pairs": {"scores": "verifier"}},
+                                                                  "train": {"dpo": {"nll_weight": 1.0}}}),
     ("grpo", "grpo", {}),
     ("rest-grpo", "rest-grpo", {}),
     ("ttrl-grpo", "ttrl-grpo", {}),
