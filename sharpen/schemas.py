@@ -26,6 +26,18 @@ DROP_REASONS = [
 ORIGINS = ["sampled", "rationalized", "synthesized"]
 
 
+def columns(model: type[pa.DataFrameModel]) -> dict:
+    """A model's columns as a polars schema, in order: for empty artifacts and for frames built column by column."""
+    return {name: column.dtype.type for name, column in model.to_schema().columns.items()}
+
+
+def empty(model: type[pa.DataFrameModel]):
+    """An empty frame with the model's columns (a stage with nothing to write still writes its artifact)."""
+    import polars as pl
+
+    return pl.DataFrame(schema=columns(model))
+
+
 class Problem(pa.DataFrameModel):
     """A problem in the pool or the held-out set."""
 

@@ -20,7 +20,7 @@ import polars as pl
 from sharpen.filters import decide, kept_examples, preference_pairs, problem_stats
 from sharpen.io import read_frame, read_json, write_frame, write_json
 from sharpen.params import load_params
-from sharpen.schemas import DROP_REASONS, Decision, PreferencePair, Problem, ProblemStats, Sample, TrainExample, Verdict
+from sharpen.schemas import DROP_REASONS, Decision, PreferencePair, Problem, ProblemStats, Sample, TrainExample, Verdict, empty
 from sharpen.stage import Timer, run_stage
 from sharpen.state import previous_round_pairs, read_ledger
 from sharpen.tasks import gold_completions
@@ -92,9 +92,7 @@ def _pairs(samples, verdicts, decisions, pairs, problems, task) -> tuple[pl.Data
     """The round's preference pairs (`filter.pairs`) and why problems made none; an empty frame when
     the recipe builds none."""
     if pairs is None:
-        return pl.DataFrame(schema={"round": pl.Int64, "problem_id": pl.String, "prompt": pl.String, "chosen": pl.String,
-                                    "rejected": pl.String, "chosen_idx": pl.Int64, "rejected_idx": pl.Int64,
-                                    "chosen_reward": pl.Float64, "rejected_reward": pl.Float64, "rule": pl.String}), {}
+        return empty(PreferencePair), {}
     gold = None
     if pairs.rule == "gold_vs_sample":
         gold = problems.select("problem_id", completion=pl.Series(gold_completions(problems, task), dtype=pl.String))

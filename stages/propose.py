@@ -25,19 +25,13 @@ from sharpen.backends import load_backend
 from sharpen.io import hash_path, read_frame, write_frame, write_json
 from sharpen.params import load_params
 from sharpen.sampling import derive_seed, sample_frame
-from sharpen.schemas import Problem, Proposal
+from sharpen.schemas import Problem, Proposal, columns, empty
 from sharpen.selfplay.execution import execute
 from sharpen.selfplay.proposals import question_of, repetition_penalty
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.state import current_policy_dir
 from sharpen.tasks import apply_template, arithmetic
 
-PROPOSAL_COLUMNS = {
-    "round": pl.Int64, "slot": pl.String, "sample_idx": pl.Int64, "prompt": pl.String, "completion": pl.String,
-    "temperature": pl.Float64, "token_ids": pl.List(pl.Int64), "logprobs": pl.List(pl.Float64),
-    "question": pl.String, "reason": pl.String, "problem_id": pl.String, "answer": pl.String, "cluster": pl.Int64,
-    "repetition": pl.Float64, "solver_rate": pl.Float64, "reward": pl.Float64,
-}
 PROBLEM_COLUMNS = {"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String}
 
 
@@ -52,7 +46,7 @@ def main() -> None:
     p, g = params.propose, params.generate
     timer = Timer()
     if p.kind == "none":
-        write_frame(pl.DataFrame(schema=PROPOSAL_COLUMNS), args.out / "proposals.parquet", Proposal)
+        write_frame(empty(Proposal), args.out / "proposals.parquet", Proposal)
         write_frame(pl.DataFrame(schema=PROBLEM_COLUMNS), args.out / "problems.parquet", Problem)
         write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
         return
@@ -157,7 +151,7 @@ def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame
             "answer": answers, "cluster": cluster, "repetition": repetition,
             "solver_rate": [None] * len(texts), "reward": [None] * len(texts),
         },
-        schema=PROPOSAL_COLUMNS,
+        schema=columns(Proposal),
     )
     valid = proposals.filter(pl.col("problem_id").is_not_null()).unique("problem_id", keep="first", maintain_order=True)
     problems = pl.DataFrame(

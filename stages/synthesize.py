@@ -27,16 +27,12 @@ from sharpen.filters import decide, kept_examples
 from sharpen.io import hash_path, read_frame, validate, write_frame, write_json
 from sharpen.params import FilterParams, load_params
 from sharpen.sampling import derive_seed, sample_frame
-from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample
+from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample, empty
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.state import current_policy_dir, read_ledger, round_pool
 from sharpen.synthesis import admit, category_budget, rationalize_prompts, templated, weaknesses
 from sharpen.tasks import get_task
 from sharpen.verifiers import get_verifier, verify_frame
-
-def _empty(schema) -> pl.DataFrame:
-    return pl.DataFrame(schema={c: col.dtype.type for c, col in schema.to_schema().columns.items()})
-
 
 def _sample(backend, problems, *, n, temperature, top_p, max_new_tokens, seed, round_, policy_hash, label):
     """`Sample` rows of `n` completions per problem from the current policy, with a progress bar."""
@@ -59,7 +55,7 @@ def main() -> None:
     params = load_params()
     s, n = params.synthesize, params.round
     timer = Timer()
-    examples, attempts, synthesized = _empty(TrainExample), _empty(Sample), _empty(SynthesizedProblem)
+    examples, attempts, synthesized = empty(TrainExample), empty(Sample), empty(SynthesizedProblem)
     metrics: dict = {"round": n, "kind": s.kind}
     if s.kind != "none":
         problems = read_frame(args.problems, Problem)

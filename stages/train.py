@@ -30,10 +30,10 @@ from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write
 from sharpen.params import DPOParams, GRPOParams, load_params
 from sharpen.filters import PROBLEM_RULES
 from sharpen.objectives.dpo import train_dpo
-from sharpen.objectives.grpo import train_grpo, train_grpo_round
+from sharpen.objectives.grpo import train_grpo, train_grpo_round, without_equal_reward_groups
 from sharpen.objectives.sft import checkpoints_for, train_sft
 from sharpen.io import ArtifactError
-from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, Sample, TrainExample, Verdict
+from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, Sample, TrainExample, Verdict, columns
 from sharpen.verifiers import REFERENCES, references_for
 from sharpen.stage import Timer, run_stage
 from sharpen.state import current_policy_dir
@@ -132,16 +132,15 @@ def main() -> None:
 
     atomic_write_dir(args.out / "model", write)
     shutil.rmtree(checkpoints.parent, ignore_errors=True)
-    columns = {"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64}
+    curve_columns = {"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64}
     extra = DPO_CURVE if dpo else GRPO_CURVE if grpo else {}
-    columns |= {name: pl.Float64 for name in extra}
+    curve_columns |= {name: pl.Float64 for name in extra}
     curve = pl.DataFrame(
         [{"step": int(r["step"]), "loss": float(r["loss"]), "lr": float(r.get("learning_rate", 0.0)),
           **{name: _logged(r, key) for name, key in extra.items()}} for r in log],
-        schema=columns,
+        schema=curve_columns,
     )
-    rollout_frame = pl.DataFrame(rollouts, schema={"step": pl.Int64, "problem_id": pl.String, "group": pl.Int64,
-                                                   "completion": pl.String, "reward": pl.Float64, "advantage": pl.Float64})
+    rollout_frame = pl.DataFrame(rollouts, schema={k: v for k, v in columns(Rollout).items() if k != "round"})
     rollout_frame = rollout_frame.select(pl.lit(params.round, pl.Int64).alias("round"), pl.all())
     write_frame(rollout_frame, args.out / "rollouts.parquet", Rollout)
     scored = rollout_frame.group_by("step", "group").agg(pl.col("reward").std(ddof=0).alias("std"))
@@ -211,9 +210,8 @@ def _stored_groups(problems: pl.DataFrame, samples: pl.DataFrame, verdicts: pl.D
               .join(verdicts.select("problem_id", "sample_idx", "reward"), on=["problem_id", "sample_idx"], how="left"))
     if joined["reward"].null_count():
         raise ArtifactError(f"{path}: some samples have no verdict; `dvc repro` reruns verify")
-    spread = joined.group_by("problem_id").agg(pl.col("reward").std(ddof=0).alias("std"))
-    flat = spread.filter(pl.col("std") == 0)["problem_id"]
-    return joined.filter(~pl.col("problem_id").is_in(flat.implode())).sort("problem_id", "sample_idx"), flat.len()
+    kept, dropped = without_equal_reward_groups(joined, "problem_id")
+    return kept.sort("problem_id", "sample_idx"), dropped
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
-from sharpen.objectives.grpo import train_grpo_round
+from sharpen.objectives.grpo import train_grpo_round, without_equal_reward_groups
 from sharpen.objectives.sft import checkpoints_for
 from sharpen.params import GRPOParams, load_params
 from sharpen.schemas import Proposal, Verdict
@@ -57,9 +57,8 @@ def main() -> None:
         write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
         return
     scored = score(proposals, read_frame(args.verdicts, Verdict), p.kind)
-    spread = scored.group_by("slot").agg(pl.col("reward").std(ddof=0).alias("std"))
-    flat = spread.filter(pl.col("std") == 0)["slot"]
-    groups = (scored.filter(~pl.col("slot").is_in(flat.implode()))
+    learnable, flat = without_equal_reward_groups(scored, "slot")
+    groups = (learnable
               .select(pl.col("slot").alias("problem_id"), "prompt", "sample_idx", "completion", "token_ids", "logprobs",
                       "reward", "temperature"))
     init_dir = current_policy_dir(args.state, args.base, role="proposer")
@@ -71,7 +70,7 @@ def main() -> None:
                              "round": params.round})[:16]
     checkpoints = checkpoints_for(args.out, fingerprint)
     log: list[dict] = []
-    skipped = None if groups.height else f"every proposer group had equal rewards ({flat.len()} dropped)"
+    skipped = None if groups.height else f"every proposer group had equal rewards ({flat} dropped)"
 
     def write(tmp: Path) -> None:
         nonlocal log
@@ -105,8 +104,8 @@ def main() -> None:
             "solver_rate_mean": float(valid["solver_rate"].mean()) if valid.height else None,
             "true_solve_rate": true_solve_rate(valid, read_frame(args.verdicts, Verdict)),
             "distinct_share": (valid["question"].n_unique() / valid.height) if valid.height else None,
-            "zero_variance_groups": flat.len(),
-            "groups": spread.height,
+            "zero_variance_groups": flat,
+            "groups": scored["slot"].n_unique(),
             "steps": curve.height,
             "skipped": skipped,
             "init_hash": hash_path(init_dir),
@@ -115,7 +114,7 @@ def main() -> None:
         },
         args.out / "metrics.json",
     )
-    print(f"train_proposer ({p.kind}): {curve.height} steps on {spread.height - flat.len()} groups, "
+    print(f"train_proposer ({p.kind}): {curve.height} steps on {groups['problem_id'].n_unique()} groups, "
           f"mean reward {scored['reward'].mean():.3f}, {timer.seconds:.0f}s")
 
 

@@ -191,19 +191,15 @@ def test_a_killed_dpo_train_resumes_to_the_same_model(tiny_model_dir, tmp_path):
     assert hash_path(tmp_path / "resumed") == hash_path(tmp_path / "whole")
 
 
-def _empty(schema) -> pl.DataFrame:
-    return pl.DataFrame(schema={name: col.dtype.type for name, col in schema.to_schema().columns.items()})
-
-
 def test_a_round_without_pairs_skips_training_and_says_why(tiny_model_dir, tmp_path):
     from sharpen.io import hash_path, write_frame
-    from sharpen.schemas import PreferencePair, TrainExample
+    from sharpen.schemas import PreferencePair, TrainExample, empty
 
     ws = make_workspace(tmp_path / "ws", {"recipe": "iterative-dpo"})
     filt = ws / "data/round/filter"
-    write_frame(_empty(PreferencePair), filt / "pairs.parquet", PreferencePair)
+    write_frame(empty(PreferencePair), filt / "pairs.parquet", PreferencePair)
     for name in ("kept.parquet", "examples.parquet"):
-        write_frame(_empty(TrainExample), filt / name, TrainExample)
+        write_frame(empty(TrainExample), filt / name, TrainExample)
     missing = ws / "unread.parquet"  # the DPO objective reads only pairs and the (empty) examples
     proc = run(ws, sys.executable, "-m", "stages.train", "--kept", str(filt / "kept.parquet"),
                "--synthesized", str(filt / "examples.parquet"), "--pairs", str(filt / "pairs.parquet"),

@@ -45,6 +45,14 @@ from sharpen.objectives.sft import attach_stage_callbacks, last_complete_checkpo
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def without_equal_reward_groups(frame: pl.DataFrame, group: str) -> tuple[pl.DataFrame, int]:
+    """(the rows of groups whose rewards differ, how many groups were dropped): a group whose rewards
+    are all equal has zero advantage everywhere, so it costs compute and teaches GRPO nothing."""
+    spread = frame.group_by(group).agg(pl.col("reward").std(ddof=0).alias("std"))
+    flat = spread.filter(pl.col("std") == 0)[group]
+    return frame.filter(~pl.col(group).is_in(flat.implode())), flat.len()
+
+
 def verifier_reward(verifier_name: str, answer_form: str, num_generations: int, scale: str, record: list[dict],
                     labels: str = "gold"):
     """A TRL reward function scoring with the project's verifier against the gold answers (or, with
