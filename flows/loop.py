@@ -32,6 +32,7 @@ from sharpen.errors import DEBUG_ENV, QuietTracebacks, SharpenError, boundary  #
 from sharpen.io import read_json, read_yaml  # noqa: E402
 from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock  # noqa: E402
 from sharpen.params import load_params  # noqa: E402
+from sharpen.remote import push  # noqa: E402
 from sharpen.runner import VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
 from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish_interrupted_advance
 
@@ -52,6 +53,14 @@ def advance_round(round_: int) -> dict:
     logger = get_run_logger()
     logger.info(f"round {round_}: gate {'accepted' if decision.accepted else 'rejected'} ({decision.reason})")
     return {"accepted": decision.accepted, "metrics": read_json(ROUND_METRICS), "policy_round": state.policy_round}
+
+
+@task(task_run_name="push round {round_}", retries=2, retry_delay_seconds=[5, 30])
+def push_round(round_: int) -> None:
+    """The advanced round to DVC's default remote, if one is set (sharpen.remote); idempotent, so retried."""
+    pushed = push(all_tags=False, what=f"round-{round_}")
+    if pushed is not None:
+        get_run_logger().info(f"round {round_}: pushed {pushed} file(s) to the DVC remote")
 
 
 def _kill_stages(flow, flow_run, state) -> None:
@@ -117,6 +126,7 @@ def loop(rounds: int | None = None) -> str:
                 if not values:
                     values.append(float(current_policy_metrics().get(_metric(lp), 0.0)))
                 result = advance_round(round_)
+                push_round(round_)
                 done += 1
                 _progress.update(done=done, stage=None)
                 values.append(float(result["metrics"].get(_metric(lp), 0.0)))

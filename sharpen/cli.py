@@ -70,6 +70,23 @@ def advance() -> None:
     verdict = "[green]accepted[/green]" if decision.accepted else "[yellow]rejected[/yellow]"
     console.print(f"round {record.round}: gate {verdict} ({decision.reason}); tagged round-{record.round}")
     console.print(f"current policy: round {state.policy_round} ({(state.policy_hash or 'base')[:8]}); next: round {record.round + 1}")
+    from sharpen.remote import push
+
+    pushed = push(all_tags=False, what=f"round-{record.round} (it is advanced and tagged here)")
+    if pushed is not None:
+        console.print(f"pushed round-{record.round} to the DVC remote ({pushed} file(s) new there)")
+
+
+@app.command("push")
+def push_command() -> None:
+    """Push every tagged round (outputs, promoted policies, run-cache) to DVC's default remote."""
+    from sharpen.remote import default_remote, push
+
+    pushed = push(all_tags=True, what="the tagged rounds")
+    if pushed is None:
+        _fail("no DVC remote is set (core.remote): `dvc remote add -d NAME URL`, then `sharpen push`")
+    name, url = default_remote()
+    console.print(f"pushed {pushed} file(s) to DVC remote {name!r} ({url}); the rest were there already")
 
 
 @app.command("checkout")
