@@ -353,6 +353,19 @@ class TrainParams(_Section):
     checkpoint_steps: int = Field(
         50, ge=0, description="save a resumable checkpoint every N optimizer steps (the last one is kept); "
         "a killed train resumes from it. 0: none, a killed train starts over")
+    processes: int = Field(
+        1, ge=1, le=1024, description="training processes on this machine (DDP under torchrun: one per GPU, or CPU "
+        "processes on gloo); batch_size stays the global batch, split evenly (sharpen/objectives/processes.py)")
+
+    @model_validator(mode="after")
+    def _batch_splits(self) -> TrainParams:
+        if self.batch_size % self.processes:
+            raise ValueError(f"train.batch_size: {self.batch_size} is the global batch and must split evenly over "
+                             f"train.processes ({self.processes})")
+        if self.processes > 1 and self.objective == "grpo":
+            raise ValueError("train.processes: objective grpo runs on one process so far (sft and dpo run on "
+                             "several); set train.processes: 1")
+        return self
 
 
 class ProposeParams(_Section):

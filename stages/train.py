@@ -22,6 +22,8 @@ Run: `python -m stages.train --kept data/round/filter/kept.parquet \
 
 import argparse
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import polars as pl
@@ -31,6 +33,7 @@ from sharpen.params import DPOParams, GRPOParams, load_params
 from sharpen.filters import PROBLEM_RULES
 from sharpen.objectives.dpo import train_dpo
 from sharpen.objectives.grpo import train_grpo, train_grpo_round, without_equal_reward_groups
+from sharpen.objectives.processes import ProcessesError, is_main_process, quiet_other_ranks, relaunch, under_launcher
 from sharpen.objectives.sft import checkpoints_for, train_sft
 from sharpen.io import ArtifactError
 from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, Sample, TrainExample, Verdict, columns
@@ -54,6 +57,13 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     t = params.train
+    if t.processes > 1 and not under_launcher():  # this process becomes torchrun's parent; its children train
+        code = relaunch(t.processes, "stages.train", sys.argv[1:])
+        if code:
+            raise ProcessesError(f"train.processes: {t.processes}: the training processes exited {code} (their "
+                              "errors are above)")
+        return
+    quiet_other_ranks()
     timer = Timer()
     examples = pl.concat([read_frame(args.kept, TrainExample), read_frame(args.synthesized, TrainExample)])
     pairs = read_frame(args.pairs, PreferencePair)
@@ -130,6 +140,10 @@ def main() -> None:
             base_dir=args.base, checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
         )
 
+    if not is_main_process():  # DDP: every process trains; process 0 writes the stage's outputs
+        with tempfile.TemporaryDirectory(prefix="sharpen-rank-") as scratch:
+            write(Path(scratch))
+        return
     atomic_write_dir(args.out / "model", write)
     shutil.rmtree(checkpoints.parent, ignore_errors=True)
     curve_columns = {"step": pl.Int64, "loss": pl.Float64, "lr": pl.Float64}

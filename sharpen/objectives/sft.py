@@ -111,14 +111,18 @@ def trainer_args(output_dir: str, *, resumable: bool, checkpoint_steps: int, lr:
     warnings.filterwarnings("ignore", message=r".*(gradient|activation)_checkpointing.*deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
+    from sharpen.objectives.processes import distributed_args, world
+
     return dict(
         output_dir=output_dir, learning_rate=lr, lr_scheduler_type=lr_scheduler,
         warmup_steps=warmup_ratio,  # transformers 5: a float below 1 is a fraction of the steps
-        per_device_train_batch_size=batch_size, logging_steps=1,
+        per_device_train_batch_size=batch_size // world()[1],  # batch_size is the global batch (train.processes)
+        logging_steps=1,
         logging_nan_inf_filter=False,  # a NaN/inf loss is logged as it is, so check_finite_loss stops the stage
         save_strategy="steps" if resumable else "no", save_steps=checkpoint_steps or 500, save_total_limit=1,
         report_to="none", seed=seed, data_seed=seed, dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        **distributed_args(),
     )  # fmt: skip
 
 
@@ -126,8 +130,10 @@ def checkpoints_for(out: Path, fingerprint: str) -> Path:
     """`<out>/.checkpoints/<fingerprint>`, with checkpoints made from other inputs deleted (never resumed)."""
     import shutil
 
+    from sharpen.objectives.processes import is_main_process
+
     root = out / ".checkpoints"
-    if root.exists():
+    if root.exists() and is_main_process():  # under DDP, process 0 alone tidies
         for stale in root.iterdir():
             if stale.name != fingerprint:
                 shutil.rmtree(stale)
