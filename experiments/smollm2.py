@@ -9,6 +9,8 @@ the task on which a form-blind math_equiv taught the loop to restate its questio
 
 `--recipe grpo` (or iterative-dpo, ...) runs another recipe on the same params.
 
+`--recipe absolute-zero` makes SmolLM2 its own proposer of function-form programs (AZ_PROPOSER).
+
 Run: `python experiments/smollm2.py --rounds 2 [--task multiplication] [--recipe grpo --lr 5e-5]` (about 12 minutes a round on 2 CPU cores)
 """
 
@@ -55,6 +57,10 @@ def main() -> None:
             raw["recipe"] = args.recipe
             if args.recipe in ("grpo", "ttrl-grpo", "sec"):
                 raw["train"]["grpo"] = {"max_completion_length": raw["generate"]["max_new_tokens"]}
+            if args.recipe == "absolute-zero":  # the real thing: function-form programs from an instruction
+                raw["propose"] = AZ_PROPOSER
+                raw["train"]["grpo"] = {"num_generations": raw["generate"]["k"],
+                                        "max_completion_length": raw["generate"]["max_new_tokens"]}
             if args.lr is not None:
                 raw["train"]["lr"] = args.lr
             params = yaml.safe_dump(raw, sort_keys=False)
@@ -76,6 +82,11 @@ def main() -> None:
             sh(ws, sys.executable, "-m", "sharpen.cli", "advance")
             state = json.loads((ws / "data/state/state.json").read_text())
             rows[-1]["gate"] = "accepted" if state["history"][-1]["accepted"] else "rejected"
+            if args.recipe == "absolute-zero":
+                rows[-1]["propose"] = {k: read(ws, "round/propose").get(k) for k in ("proposals", "valid_share", "reasons", "problems")}
+                rows[-1]["train_proposer"] = {k: read(ws, "round/train_proposer").get(k) for k in
+                                              ("reward_mean", "solver_rate_mean", "distinct_share", "steps", "wall_s")}
+                rows[-1]["propose_s"] = read(ws, "round/propose")["wall_s"]
             print(json.dumps(rows[-1]), flush=True)
     print("| round | greedy | lenient | hack share | pass@1 | pass@4 | maj@4 | kept | gate | generate s | train s | evaluate s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
@@ -86,6 +97,14 @@ def main() -> None:
               f"{r['evaluate_s']} |")
 
 
+# Absolute Zero with SmolLM2 as its own proposer: function-form programs (definitions, then a call),
+# at temperature 0.7 (at 1.0 none of 16 trial proposals parsed as a program)
+AZ_PROPOSER = {
+    "program": "function", "prompts": 8, "group": 8, "temperature": 0.7, "max_new_tokens": 80, "steps": 4,
+    "batch_size": 16, "lr": 5.0e-5,
+    "prompt": ("Write a short Python function f that takes an integer and returns an integer, then on the last "
+               "line call it with an integer, like this:\ndef f(x):\n    return x * 3 - 1\nf(4)\n{examples}"),
+}
 KEYS = ("greedy_accuracy", "greedy_lenient_accuracy", "greedy_form_hack_share", "pass@1", "pass@4", "maj@4")
 
 
