@@ -162,11 +162,13 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.loop", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", nargs="?", choices=["run", "serve"], default="run")
+    parser.add_argument("command", nargs="?", choices=["run", "serve", "deploy"], default="run")
     parser.add_argument("--rounds", type=_positive, default=None, help="rounds to run, >= 1 (default: loop.max_rounds)")
     parser.add_argument("--cron", help="serve: a cron schedule, e.g. '0 * * * *'")
     parser.add_argument("--interval", type=int, help="serve: seconds between scheduled runs")
-    parser.add_argument("--name", default="sharpen-loop", help="serve: the deployment's name")
+    parser.add_argument("--name", default="sharpen-loop", help="serve, deploy: the deployment's name")
+    parser.add_argument("--pool", help="deploy: the Prefect work pool whose workers run the loop (`prefect work-pool "
+                        "create NAME --type process`, then `prefect worker start --pool NAME` where the workspace is)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show DVC's own lines around each stage too")
     parser.add_argument("--debug", action="store_true", help="on a failure, print tracebacks instead of one line")
     args = parser.parse_args(argv)
@@ -175,6 +177,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.debug:
         os.environ[DEBUG_ENV] = "1"
     _quiet_prefect_tracebacks()
+    if args.command == "deploy":
+        if not args.pool:
+            parser.error("deploy needs --pool NAME (a Prefect work pool: `prefect work-pool create NAME --type process`)")
+        with boundary("deploy"):
+            deploy(args.name, args.pool, cron=args.cron, interval=args.interval, rounds=args.rounds)
+        return
     if args.command == "serve":
         # limit=1: at most one run at a time from this server; the workspace lock refuses any other loop
         loop.serve(name=args.name, cron=args.cron, interval=args.interval, limit=1,
@@ -185,6 +193,26 @@ def main(argv: list[str] | None = None) -> None:
     stop_on_signals(_stopped_by)  # also covers the start-up, before the flow engine runs
     with boundary("loop"), workspace_lock():  # the lock, held across the run, refuses a second loop first
         print(loop(rounds=args.rounds))
+
+
+def deploy(name: str, pool: str, *, cron: str | None, interval: int | None, rounds: int | None) -> None:
+    """Register the loop as a deployment of `pool`: a worker of that pool (`prefect worker start --pool
+    POOL`, on this machine or any that sees this workspace at the same path) runs it in a subprocess,
+    from this directory, one run at a time. The pool must exist; the error names it otherwise."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            raise SharpenError(f"--pool: no Prefect work pool {pool!r} on {client.api_url}; create it with "
+                               f"`prefect work-pool create {pool} --type process`") from None
+    deployment_id = loop.from_source(source=str(Path.cwd()), entrypoint="flows/loop.py:loop").deploy(
+        name=name, work_pool_name=pool, cron=cron, interval=interval, parameters={"rounds": rounds},
+        concurrency_limit=1, build=False, push=False, print_next_steps=False)
+    print(f"deployment sharpen-loop/{name} ({deployment_id}) on work pool {pool!r}; start a worker where this workspace "
+          f"is: `prefect worker start --pool {pool}`; run it: `prefect deployment run sharpen-loop/{name}`")
 
 
 def _quiet_prefect_tracebacks() -> None:
