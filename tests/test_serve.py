@@ -11,10 +11,7 @@ Run: `pytest -m slow tests/test_serve.py` (about two minutes; slow, out of CI's 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import time
 
@@ -22,103 +19,59 @@ import httpx
 import pytest
 import yaml
 
-from tests.workspace import env, make_workspace, run, stage_processes
+from tests.prefect_server import FINAL, prefect_server, start, stop, wait_for
+from tests.workspace import make_workspace, run, stage_processes
 
 pytestmark = pytest.mark.slow  # a real server and two flow runs: 2 minutes, past the fast suite's budget
-
-FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd, cwd, environ, log):
-    return subprocess.Popen(cmd, cwd=cwd, env=environ, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def stop(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def wait_for(predicate, timeout_s: float, what: str, logs=(), every_s: float = 1.0):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(every_s)
-    tails = "\n".join(f"--- {p}\n{p.read_text()[-3000:]}" for p in logs)
-    pytest.fail(f"timed out waiting for {what}\n{tails}")
-
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """Cancel a served run while its base stage trains, then run the deployment again; what was seen."""
     tmp = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    environ = env() | {"PREFECT_HOME": str(tmp / "prefect-home"), "PREFECT_API_URL": api,
-                       "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
-    server_log, serve_log = tmp / "server.log", tmp / "serve.log"
-    server = start(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], tmp, environ,
-                   server_log)
+    serve_log = tmp / "serve.log"
     serving = None
     seen: dict = {}
-    try:
-        def healthy():
-            try:
-                return httpx.get(f"{api}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+    with prefect_server(tmp) as (api, environ):
+        try:
+            (tmp / "ws").mkdir()
+            # a base stage long enough to cancel in the middle of
+            ws = make_workspace(tmp / "ws", {"base": {"steps": 600}, "loop": {"plateau": None, "stage_retries": 0}})
+            seen["ws"] = ws
+            serving = start(["python", "-m", "flows.loop", "serve", "--rounds", "1"], ws, environ, serve_log)
+            wait_for(lambda: httpx.get(f"{api}/deployments/name/sharpen-loop/sharpen-loop", timeout=5).status_code == 200,
+                     120, "the deployment", [serve_log])
 
-        wait_for(healthy, 120, "the Prefect server", [server_log])
-        (tmp / "ws").mkdir()
-        # a base stage long enough to cancel in the middle of
-        ws = make_workspace(tmp / "ws", {"base": {"steps": 600}, "loop": {"plateau": None, "stage_retries": 0}})
-        seen["ws"] = ws
-        serving = start(["python", "-m", "flows.loop", "serve", "--rounds", "1"], ws, environ, serve_log)
-        wait_for(lambda: httpx.get(f"{api}/deployments/name/sharpen-loop/sharpen-loop", timeout=5).status_code == 200,
-                 120, "the deployment", [serve_log])
+            def prefect(*args):
+                out = subprocess.run(["prefect", *args], cwd=ws, env=environ, capture_output=True, text=True, timeout=60)
+                assert out.returncode == 0, out.stdout + out.stderr
+                return out.stdout
 
-        def prefect(*args):
-            out = subprocess.run(["prefect", *args], cwd=ws, env=environ, capture_output=True, text=True, timeout=60)
-            assert out.returncode == 0, out.stdout + out.stderr
-            return out.stdout
+            def state(run_id):
+                return httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["state"]["type"]
 
-        def state(run_id):
-            return httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["state"]["type"]
+            def deployment_run():
+                return re.search(r"UUID:\s*([0-9a-f-]{36})", prefect("deployment", "run", "sharpen-loop/sharpen-loop")).group(1)
 
-        def deployment_run():
-            return re.search(r"UUID:\s*([0-9a-f-]{36})", prefect("deployment", "run", "sharpen-loop/sharpen-loop")).group(1)
+            first = deployment_run()
+            wait_for(lambda: any("stages.base" in c for c in stage_processes(ws)), 200, "the base stage", [serve_log],
+                     every_s=0.3)
+            prefect("flow-run", "cancel", first)
+            wait_for(lambda: state(first) in FINAL, 120, "the cancelled run to end", [serve_log])
+            seen["cancelled_state"] = state(first)
+            time.sleep(2)
+            seen["left_running"] = stage_processes(ws)
+            seen["tags_after_cancel"] = run(ws, "git", "tag", "--list").stdout.split()
 
-        first = deployment_run()
-        wait_for(lambda: any("stages.base" in c for c in stage_processes(ws)), 200, "the base stage", [serve_log],
-                 every_s=0.3)
-        prefect("flow-run", "cancel", first)
-        wait_for(lambda: state(first) in FINAL, 120, "the cancelled run to end", [serve_log])
-        seen["cancelled_state"] = state(first)
-        time.sleep(2)
-        seen["left_running"] = stage_processes(ws)
-        seen["tags_after_cancel"] = run(ws, "git", "tag", "--list").stdout.split()
-
-        second = deployment_run()
-        wait_for(lambda: state(second) in FINAL, 400, "the second run", [serve_log])
-        seen["second_state"] = state(second)
-        seen["tags"] = run(ws, "git", "tag", "--list").stdout.split()
-        seen["round"] = yaml.safe_load((ws / "params.yaml").read_text())["round"]
-        seen["stops"] = [json.loads(line) for line in (ws / ".sharpen/loops.jsonl").read_text().splitlines()]
-        seen["serve_log"] = serve_log.read_text()[-3000:]
-    finally:
-        if serving:
-            stop(serving)
-        stop(server)
+            second = deployment_run()
+            wait_for(lambda: state(second) in FINAL, 400, "the second run", [serve_log])
+            seen["second_state"] = state(second)
+            seen["tags"] = run(ws, "git", "tag", "--list").stdout.split()
+            seen["round"] = yaml.safe_load((ws / "params.yaml").read_text())["round"]
+            seen["stops"] = [json.loads(line) for line in (ws / ".sharpen/loops.jsonl").read_text().splitlines()]
+            seen["serve_log"] = serve_log.read_text()[-3000:]
+        finally:
+            if serving:
+                stop(serving)
     return seen
 
 

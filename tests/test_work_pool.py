@@ -11,8 +11,8 @@ import subprocess
 import httpx
 import pytest
 
-from tests.test_serve import FINAL, free_port, start, stop, wait_for
-from tests.workspace import env, make_workspace, run
+from tests.prefect_server import FINAL, prefect_server, start, stop, wait_for
+from tests.workspace import make_workspace, run
 
 pytestmark = pytest.mark.slow  # a real server, a worker and one round: past the fast suite's budget
 
@@ -20,54 +20,42 @@ pytestmark = pytest.mark.slow  # a real server, a worker and one round: past the
 @pytest.fixture(scope="module")
 def pool_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pool")
-    port = free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    environ = env() | {"PREFECT_HOME": str(tmp / "prefect-home"), "PREFECT_API_URL": api,
-                       "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
-    server_log, worker_log = tmp / "server.log", tmp / "worker.log"
-    server = start(["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], tmp, environ, server_log)
+    worker_log = tmp / "worker.log"
     worker = None
     seen: dict = {}
-    try:
-        def healthy():
-            try:
-                return httpx.get(f"{api}/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
+    with prefect_server(tmp) as (api, environ):
+        try:
+            ws = make_workspace(tmp / "ws", {"loop": {"plateau": None, "stage_retries": 0}})
 
-        wait_for(healthy, 120, "the Prefect server", [server_log])
-        ws = make_workspace(tmp / "ws", {"loop": {"plateau": None, "stage_retries": 0}})
-        seen["ws"] = ws
+            def sh(*cmd, check=True):
+                out = subprocess.run(cmd, cwd=ws, env=environ, capture_output=True, text=True, timeout=120)
+                assert not check or out.returncode == 0, out.stdout + out.stderr
+                return out
 
-        def sh(*cmd, check=True):
-            out = subprocess.run(cmd, cwd=ws, env=environ, capture_output=True, text=True, timeout=120)
-            assert not check or out.returncode == 0, out.stdout + out.stderr
-            return out
+            seen["missing_pool"] = sh("python", "-m", "flows.loop", "deploy", "--pool", "nowhere", check=False)
+            sh("prefect", "work-pool", "create", "team", "--type", "process")
+            sh("python", "-m", "flows.loop", "deploy", "--pool", "team", "--rounds", "1")
+            worker = start(["prefect", "worker", "start", "--pool", "team"], ws, environ, worker_log)
+            out = sh("prefect", "deployment", "run", "sharpen-loop/sharpen-loop").stdout
+            run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out).group(1)
 
-        seen["missing_pool"] = sh("python", "-m", "flows.loop", "deploy", "--pool", "nowhere", check=False)
-        sh("prefect", "work-pool", "create", "team", "--type", "process")
-        seen["deployed"] = sh("python", "-m", "flows.loop", "deploy", "--pool", "team", "--rounds", "1").stdout
-        worker = start(["prefect", "worker", "start", "--pool", "team"], ws, environ, worker_log)
-        run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", sh("prefect", "deployment", "run", "sharpen-loop/sharpen-loop").stdout).group(1)
+            def flow_run():
+                return httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()
 
-        def state():
-            return httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json()["state"]["type"]
-
-        wait_for(lambda: state() in FINAL, 400, "the worker's run", [worker_log])
-        seen["state"] = state()
-        seen["worker"] = httpx.get(f"{api}/flow_runs/{run_id}", timeout=5).json().get("work_pool_name")
-        seen["tags"] = run(ws, "git", "tag", "--list").stdout.split()
-        seen["worker_log"] = worker_log.read_text()[-3000:]
-    finally:
-        if worker:
-            stop(worker)
-        stop(server)
+            wait_for(lambda: flow_run()["state"]["type"] in FINAL, 400, "the worker's run", [worker_log])
+            seen["state"] = flow_run()["state"]["type"]
+            seen["pool"] = flow_run().get("work_pool_name")
+            seen["tags"] = run(ws, "git", "tag", "--list").stdout.split()
+            seen["worker_log"] = worker_log.read_text()[-3000:]
+        finally:
+            if worker:
+                stop(worker)
     return seen
 
 
 def test_a_worker_of_the_pool_runs_the_deployed_loop_to_a_tagged_round(pool_run):
     assert pool_run["state"] == "COMPLETED", pool_run["worker_log"]
-    assert pool_run["worker"] == "team" and "round-1" in pool_run["tags"]
+    assert pool_run["pool"] == "team" and "round-1" in pool_run["tags"]
 
 
 def test_deploying_to_a_pool_that_does_not_exist_names_it(pool_run):
