@@ -76,7 +76,8 @@ def quiet_other_ranks() -> None:
 
 
 def distributed_args() -> dict:
-    """TrainingArguments for this process's share: the per-device batch and the DDP backend."""
+    """TrainingArguments for DDP: the backend (NCCL on GPUs, gloo on CPU); none outside torchrun. The per-device
+    batch is set by sft.trainer_args."""
     import torch
 
     _, size = world()

@@ -58,7 +58,9 @@ def _forbidden(tree: ast.AST) -> bool:
             return True
         if isinstance(node, ast.Name) and (node.id in FORBIDDEN_NAMES or node.id.startswith("__")):
             return True
-        if isinstance(node, (ast.Attribute, ast.FunctionDef)) and getattr(node, "attr", getattr(node, "name", "")).startswith("__"):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("__"):
+            return True
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("__"):
             return True
     return False
 
@@ -85,12 +87,6 @@ def parse_program(question: str, form: str) -> Program | str:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return "unparsable"
     return Program(ast.unparse(ast.Module(body=defs, type_ignores=[])) + "\n", call.value.func.id, args)
-
-
-def static_reason(expression: str) -> str | None:
-    """`unparsable` or `forbidden` if the expression fails before running; None if it may run."""
-    parsed = parse_program(expression, "expression")
-    return parsed if isinstance(parsed, str) else None
 
 
 def execute(questions: list[str], *, timeout_s: float, max_output_chars: int,
