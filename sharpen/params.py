@@ -368,6 +368,12 @@ class TrainParams(_Section):
         return self
 
 
+# Each Absolute Zero task type's solver prompt (function-form programs) and the fields it must hold.
+TASK_PROMPTS = {"deduction": ("question", ("{program}", "{call}")),
+                "abduction": ("abduction_question", ("{program}", "{output}", "{entry_point}")),
+                "induction": ("induction_question", ("{entry_point}", "{examples}"))}
+
+
 class ProposeParams(_Section):
     """Self-play's proposer role (sharpen/selfplay): it writes the round's problems, the solver answers them
     generate.k times, and the proposer learns by GRPO on its own groups from what the solver did."""
@@ -392,6 +398,20 @@ class ProposeParams(_Section):
     question: str = Field(
         "What does `{call}` return?\n```python\n{program}```\nReply with only the number.", min_length=1,
         description="absolute-zero, program function: the solver's prompt; {program} (the definitions) and {call}")
+    tasks: tuple[Literal["deduction", "abduction", "induction"], ...] = Field(
+        ("deduction",), min_length=1, description="absolute-zero: the task types posed to the solver; slot i's "
+        "proposals become tasks of type tasks[i % len(tasks)]. deduction: program + input -> output | abduction "
+        "(program function): program + output -> an input | induction (program function, >= 2 calls): "
+        "input/output pairs -> the program")
+    abduction_question: str = Field(
+        "Find an input for which this function returns {output}:\n```python\n{program}```\nReply with only the "
+        "call, like `{entry_point}(...)`.", min_length=1,
+        description="absolute-zero abduction: the solver's prompt; {program}, {output} and {entry_point}")
+    induction_question: str = Field(
+        "Write a Python function `{entry_point}` that gives these results:\n{examples}\nReply with only the "
+        "function in a ```python block.", min_length=1,
+        description="absolute-zero induction: the solver's prompt; {entry_point} and {examples} (the first half "
+        "of the calls, `f(3) == 8` a line; the solver's function must give every call's value)")
     timeout_s: float = Field(2.0, gt=0, le=60, allow_inf_nan=False, description="absolute-zero: per program run")
     max_output_chars: int = Field(32, ge=1, le=4096, description="absolute-zero: longest gold output accepted")
     steps: int = Field(20, ge=1, le=1_000_000, description="the proposer's GRPO optimizer steps a round")
@@ -501,9 +521,16 @@ class Params(_Section):
         if p.program == "function" and p.kind != "absolute-zero":
             raise ValueError(f"propose.program: function is absolute-zero's program form; {p.kind} proposes additions")
         if p.program == "function":
-            for field in ("{program}", "{call}"):
-                if field not in p.question:
-                    raise ValueError(f"propose.question: must hold {field} (got {p.question!r})")
+            for key, fields in (TASK_PROMPTS[t] for t in p.tasks):
+                for field in fields:
+                    if field not in getattr(p, key):
+                        raise ValueError(f"propose.{key}: must hold {field} (got {getattr(p, key)!r})")
+        if len(set(p.tasks)) != len(p.tasks):
+            raise ValueError(f"propose.tasks: each task type once (got {list(p.tasks)})")
+        if p.tasks != ("deduction",) and (p.kind != "absolute-zero" or p.program != "function"):
+            raise ValueError(f"propose.tasks: {', '.join(t for t in p.tasks if t != 'deduction')} need "
+                             "propose.kind absolute-zero and propose.program function (a program with an input); "
+                             f"{p.kind} with program {p.program} poses deduction only")
         if p.kind == "absolute-zero" and p.program == "expression" and self.task.template != "{prompt}":
             raise ValueError("task.template: absolute-zero's tasks are programs, posed as `<program>=`; "
                              f"the template {self.task.template!r} cannot hold them (use \"{{prompt}}\")")

@@ -16,6 +16,7 @@ import copy
 from dataclasses import dataclass
 
 from sharpen.errors import SharpenError
+from sharpen.params import ProposeParams
 
 METHOD_SECTIONS = ("synthesize", "controller", "propose")
 
@@ -64,8 +65,9 @@ _SELF_PLAY = {
 }
 _PROPOSER = {"prompts": 16, "group": 8, "steps": 20, "lr": 5e-5, "batch_size": 16, "prompt": "?", "examples": 3,
              "temperature": 1.0, "max_new_tokens": 12}
-_AZ_PROGRAMS = {"program": "expression", "timeout_s": 2.0, "max_output_chars": 32,
-                "question": "What does `{call}` return?\n```python\n{program}```\nReply with only the number."}
+_AZ_PROGRAMS = {"program": "expression", "timeout_s": 2.0, "max_output_chars": 32, "tasks": ["deduction"],
+                **{key: ProposeParams.model_fields[key].default for key in ("question", "abduction_question",
+                                                                            "induction_question")}}
 # R-Zero's challenger and solver data: questions in the band p̂ in [0.3, 0.8], labelled by the majority
 _R_ZERO = {"synthesize": {"kind": "none"}, "controller": {"kind": "none"},
            "propose": {**_PROPOSER, "kind": "r-zero", "repetition_threshold": 0.5},
@@ -231,16 +233,19 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             "absolute-zero",
-            "Absolute Zero (deduction): the proposer writes a program, the sandbox runs it (twice: deterministic, "
+            "Absolute Zero: the proposer writes a program, the sandbox runs it (twice: deterministic, "
             "time-limited, no I/O) and its value is the gold; invalid programs are rejected with the reason. The "
-            "solver answers each task m times, rewarded against the gold, and trains by GRPO on its own groups; "
+            "solver answers each task m times (deduction: the value; abduction: an input giving it; induction: the "
+            "program, from half its input/output pairs), rewarded by running or checking its answer, and trains by "
+            "GRPO on its own groups; "
             "the proposer is rewarded 1 − the solver's success rate (0 at 0 or 1), −1 if rejected.",
             {"synthesize": {"kind": "none"}, "controller": {"kind": "none"}, **_SELF_PLAY,
              "propose": {**_PROPOSER, **_AZ_PROGRAMS, "kind": "absolute-zero"},
              "verify": {"labels": "gold"},
              "filter": _LEARNABLE},
             on_default_task="a program is one Python expression over integer literals (deduction with no input), "
-            "written by the tiny base after `?`; abduction and induction are not here; accepted tasks are kept in "
+            "written by the tiny base after `?`, so only deduction (abduction and induction, `propose.tasks`, need "
+            "`propose.program: function`); accepted tasks are kept in "
             "data/state/buffer.parquet and a prompt with `{examples}` shows some, but the tiny proposer's `?` shows none",
             sources="Zhao et al. 2025, Absolute Zero (2505.03335)",
         ),

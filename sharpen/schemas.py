@@ -18,7 +18,7 @@ FINISH_REASONS = ["stop", "length"]
 PAIR_RULES = ["correct_vs_incorrect", "gold_vs_sample", "judge_best_vs_worst"]
 # why a proposal did or did not become a problem (sharpen/selfplay/execution.py has the execution ones)
 PROPOSAL_REASONS = ["ok", "unparsable", "held_out", "forbidden", "error", "timeout", "nondeterministic",
-                    "not_an_answer", "output_too_long"]
+                    "not_an_answer", "output_too_long", "too_few_calls"]
 VERDICT_REASONS = ["ok", "wrong", "unparseable", "timeout", "restated", "not_final", "multiple"]
 DROP_REASONS = [
     "kept", "group_band", "std_min", "difficulty_band", "incorrect", "below_threshold", "duplicate", "over_cap",
@@ -47,6 +47,8 @@ class Problem(pa.DataFrameModel):
     category: str = pa.Field(description="breakdown key, e.g. operand digit lengths '2+3'")
     tests: Optional[str] = pa.Field(nullable=True, description="code tasks: test code run by the unit_tests verifier")
     source: Optional[str] = pa.Field(nullable=True, description="generated tasks: JSON that rebuilds the problem")
+    verifier: Optional[str] = pa.Field(nullable=True, description="the verifier scoring this problem when not the "
+                                       "round's verify.verifier (self-play's abduction and induction tasks)")
 
     class Config:
         strict = True

@@ -17,6 +17,7 @@ Run: `python -m stages.propose --state data/state --base data/base/model --held-
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import polars as pl
@@ -26,13 +27,14 @@ from sharpen.io import hash_path, read_frame, write_frame, write_json
 from sharpen.params import load_params
 from sharpen.sampling import derive_seed, sample_frame
 from sharpen.schemas import Problem, Proposal, columns, empty
-from sharpen.selfplay.execution import execute
+from sharpen.selfplay.execution import Execution, execute, parse_program
 from sharpen.selfplay.proposals import question_of, repetition_penalty
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.state import current_policy_dir
 from sharpen.tasks import apply_template, arithmetic
 
-PROBLEM_COLUMNS = {"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String}
+PROBLEM_COLUMNS = {"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String,
+                   "verifier": pl.String}
 
 
 def main() -> None:
@@ -118,11 +120,14 @@ def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
 
 
 def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(Proposal rows, Problem rows): each proposal parsed, checked and, if valid, made a problem."""
+    """(Proposal rows, Problem rows): each proposal parsed, checked and, if valid, made a problem of
+    its slot's task type (`slot_task`)."""
     texts = samples["completion"].to_list()
+    tasks = [slot_task(slot, p) for slot in samples["problem_id"]]
     questions = [question_of(t, p.kind, p.program) for t in texts]
     reasons = ["unparsable" if q is None else "held_out" if q in held_out else "ok" for q in questions]
     answers: list[str | None] = [None] * len(texts)
+    ran: dict[str, Execution] = {}
     if p.kind == "absolute-zero":  # the gold is what the program returns in the sandbox
         runnable = [i for i, r in enumerate(reasons) if r == "ok"]
         distinct = list(dict.fromkeys(questions[i] for i in runnable))
@@ -130,6 +135,8 @@ def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame
                                          form=p.program), strict=True))
         for i in runnable:
             reasons[i], answers[i] = ran[questions[i]].reason, ran[questions[i]].answer
+            if reasons[i] == "ok" and tasks[i] == "induction" and len(ran[questions[i]].values) < 2:
+                reasons[i] = "too_few_calls"  # with one pair shown, nothing would check the program
     else:  # r-zero: the truth is computed for logging only; the solver's labels are its own majority
         for i, q in enumerate(questions):
             if reasons[i] == "ok":
@@ -147,41 +154,61 @@ def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame
             "round": samples["round"], "slot": samples["problem_id"], "sample_idx": samples["sample_idx"],
             "prompt": samples["prompt"], "completion": samples["completion"], "temperature": samples["temperature"],
             "token_ids": samples["token_ids"], "logprobs": samples["logprobs"], "question": questions,
-            "reason": reasons, "problem_id": [problem_id(q, p.program) if k else None for q, k in zip(questions, ok, strict=True)],
+            "reason": reasons,
+            "problem_id": [problem_id(q, p.program, t) if k else None for q, k, t in zip(questions, ok, tasks, strict=True)],
             "answer": answers, "cluster": cluster, "repetition": repetition,
             "solver_rate": [None] * len(texts), "reward": [None] * len(texts),
         },
         schema=columns(Proposal),
     )
     valid = proposals.filter(pl.col("problem_id").is_not_null()).unique("problem_id", keep="first", maintain_order=True)
-    problems = pl.DataFrame(
-        {
-            "problem_id": valid["problem_id"],
-            "prompt": [solver_prompt(q, p) for q in valid["question"]],
-            "answer": valid["answer"],
-            "category": [_category(q) if p.program == "expression" else "function" for q in valid["question"]],
-        },
-        schema=PROBLEM_COLUMNS,
-    ).sort("problem_id")
+    rows = [task_problem(pid, q, answer, ran.get(q), slot_task(slot, p), p)
+            for pid, q, answer, slot in valid.select("problem_id", "question", "answer", "slot").iter_rows()]
+    problems = pl.DataFrame(rows, schema=PROBLEM_COLUMNS, orient="row").sort("problem_id")
     return proposals, problems
 
 
-def problem_id(question: str, program: str) -> str:
-    """An expression is its own id (`37+48`); a function-form program, many lines long, is named by its hash."""
+def slot_task(slot: str, p) -> str:
+    """The task type a proposer slot's proposals become: propose.tasks, round robin over the slots."""
+    return p.tasks[int(slot.removeprefix("slot-")) % len(p.tasks)] if p.kind == "absolute-zero" else "deduction"
+
+
+def task_problem(pid: str, question: str, answer: str, ran: Execution | None, task: str, p) -> tuple:
+    """One Problem row (PROBLEM_COLUMNS) posing a valid proposal as its task type. Deduction is
+    scored by the round's verifier against the gold; abduction and induction by running what the
+    solver wrote (sharpen/verifiers/programs.py) against the reference held in `answer`."""
+    if p.program == "expression":
+        return pid, arithmetic.prompt_for_question(question), answer, _category(question), None
+    program = parse_program(question, p.program)
+    definitions = question[: question.index("\n" + program.entry_point + "(") + 1]  # the lines before the calls
+    first_call = question[len(definitions):].split("\n", 1)[0]
+    if task == "deduction":
+        return pid, p.question.replace("{program}", definitions).replace("{call}", first_call), answer, task, None
+    if task == "abduction":
+        prompt = (p.abduction_question.replace("{program}", definitions).replace("{output}", answer)
+                  .replace("{entry_point}", program.entry_point))
+        reference = {"program": definitions, "entry_point": program.entry_point, "output": answer}
+        return pid, prompt, json.dumps(reference), task, "program_input"
+    calls = list(zip(program.calls, ran.values, strict=True))
+    shown = calls[: (len(calls) + 1) // 2]
+    examples = "\n".join(f"{program.entry_point}({', '.join(map(repr, args))}) == {value}" for args, value in shown)
+    prompt = p.induction_question.replace("{entry_point}", program.entry_point).replace("{examples}", examples)
+    reference = {"entry_point": program.entry_point,
+                 "cases": [{"input": repr(tuple(args)), "output": str(value)} for args, value in calls]}
+    return pid, prompt, json.dumps(reference), task, "program_io"
+
+
+def problem_id(question: str, program: str, task: str = "deduction") -> str:
+    """An expression is its own id (`37+48`); a function-form program, many lines long, is named by
+    its hash and its task type (`prog-` deduction, `abd-` abduction, `ind-` induction)."""
     if program == "expression":
         return question
     import hashlib
 
-    return "prog-" + hashlib.sha256(question.encode()).hexdigest()[:12]
+    return TASK_PREFIX[task] + hashlib.sha256(question.encode()).hexdigest()[:12]
 
 
-def solver_prompt(question: str, p) -> str:
-    """What the solver is asked: `<expression>=`, or `propose.question` filled with the program's
-    definitions and its call (replaced literally: programs hold braces)."""
-    if p.program == "expression":
-        return arithmetic.prompt_for_question(question)
-    definitions, _, call = question.rpartition("\n")
-    return p.question.replace("{program}", definitions + "\n").replace("{call}", call)
+TASK_PREFIX = {"deduction": "prog-", "abduction": "abd-", "induction": "ind-"}
 
 
 def _category(question: str) -> str:

@@ -15,10 +15,12 @@ check is its recorded reason:
 Two program forms (`propose.program`):
 - `expression`, the embedded default scaled down: one expression over integer literals (`37+48`),
   called as `def f(): return <expr>` (Absolute Zero's deduction task with no input).
-- `function`, the real thing for an LLM proposer: Python function definitions followed by one call
-  with literal arguments on the last line (`def f(x): ...` then `f(7)`): deduction, program +
-  input -> output. The definitions run in the sandbox and the call is made there, by name, with
-  the parsed arguments; only definitions may precede the call (no top-level statements run).
+- `function`, the real thing for an LLM proposer: Python function definitions followed by one or
+  more calls of one function with literal arguments, a line each (`def f(x): ...` then `f(7)`).
+  The definitions run in the sandbox and each call is made there, by name, with the parsed
+  arguments; only definitions may precede the calls (no top-level statements run). Every call must
+  pass the checks below; the first call's value is the task's gold (deduction, abduction), and all
+  of them are induction's input/output pairs.
 The value comes back from the sandbox as data (`Calls`), never parsed from what the program prints.
 """
 
@@ -39,7 +41,8 @@ REASONS = ("ok", "unparsable", "forbidden", "error", "timeout", "nondeterministi
 @dataclass(frozen=True)
 class Execution:
     reason: str  # one of REASONS
-    answer: str | None  # the gold output when reason == "ok"
+    answer: str | None  # the first call's value, the gold, when reason == "ok"
+    values: tuple[int, ...] = ()  # every call's value, in order, when reason == "ok"
 
 
 PROGRAM_FORMS = ("expression", "function")
@@ -49,7 +52,7 @@ PROGRAM_FORMS = ("expression", "function")
 class Program:
     source: str  # definitions only
     entry_point: str
-    args: tuple  # literal arguments of the call
+    calls: tuple[tuple, ...]  # the literal arguments of each call, in order
 
 
 def _forbidden(tree: ast.AST) -> bool:
@@ -76,17 +79,26 @@ def parse_program(question: str, form: str) -> Program | str:
     if _forbidden(tree):
         return "forbidden"
     if form == "expression":
-        return Program(f"def f():\n    return ({question})\n", "f", ())
-    *defs, call = tree.body or [None]
-    if not (defs and all(isinstance(d, ast.FunctionDef) for d in defs) and isinstance(call, ast.Expr)
-            and isinstance(call.value, ast.Call) and isinstance(call.value.func, ast.Name) and not call.value.keywords
-            and call.value.func.id in {d.name for d in defs}):
+        return Program(f"def f():\n    return ({question})\n", "f", ((),))
+    body = list(tree.body)
+    defs = [d for d in body if isinstance(d, ast.FunctionDef)]
+    calls = body[len(defs):]
+    if not (defs and calls and body[: len(defs)] == defs and all(_is_call(c) for c in calls)):
+        return "unparsable"
+    names = {c.value.func.id for c in calls}
+    if len(names) != 1 or not names <= {d.name for d in defs}:
         return "unparsable"
     try:
-        args = tuple(ast.literal_eval(a) for a in call.value.args)
+        args = tuple(tuple(ast.literal_eval(a) for a in c.value.args) for c in calls)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return "unparsable"
-    return Program(ast.unparse(ast.Module(body=defs, type_ignores=[])) + "\n", call.value.func.id, args)
+    return Program(ast.unparse(ast.Module(body=defs, type_ignores=[])) + "\n", names.pop(), args)
+
+
+def _is_call(node: ast.stmt) -> bool:
+    """A top-level `name(literal, ...)` statement (no keywords, no starred arguments)."""
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+            and not node.value.keywords and not any(isinstance(a, ast.Starred) for a in node.value.args))
 
 
 def execute(questions: list[str], *, timeout_s: float, max_output_chars: int,
@@ -103,29 +115,30 @@ def execute(questions: list[str], *, timeout_s: float, max_output_chars: int,
             programs.append(parsed)
     limits = Limits(timeout_s=timeout_s, cpu_s=max(1, int(timeout_s + 0.999)), memory_mb=512, processes=4,
                     output_chars=max_output_chars + 64)
-    jobs = [Calls(p.source, p.entry_point, ((p.args, {}),)) for p in programs]
+    jobs = [Calls(p.source, p.entry_point, tuple((args, {}) for args in p.calls)) for p in programs]
     first = run_jobs(tuple(jobs), limits) if jobs else []
     second = run_jobs(tuple(jobs), limits) if jobs else []
-    for i, a, b in zip(runnable, first, second, strict=True):
-        out[i] = _judge(a, b, max_output_chars)
+    for i, p, a, b in zip(runnable, programs, first, second, strict=True):
+        out[i] = _judge(a, b, len(p.calls), max_output_chars)
     return out  # type: ignore[return-value]
 
 
-def _judge(a, b, max_output_chars: int) -> Execution:
+def _judge(a, b, calls: int, max_output_chars: int) -> Execution:
+    """The first failing check over every call of both runs, or the values."""
     if a.status == "timeout" or b.status == "timeout":
         return Execution("timeout", None)
-    va, vb = a.values, b.values
-    if not va or not vb or va[0][0] != "ok" or vb[0][0] != "ok":
+    va, vb = a.values or (), b.values or ()
+    if len(va) != calls or len(vb) != calls or any(r[0] != "ok" for r in (*va, *vb)):
         return Execution("error", None)
-    if va[0] != vb[0] or type(va[0][1]) is not type(vb[0][1]):
+    if any(x != y or type(x[1]) is not type(y[1]) for x, y in zip(va, vb, strict=True)):
         return Execution("nondeterministic", None)
-    value = va[0][1]
-    if type(value) is not int:
+    values = tuple(r[1] for r in va)
+    if any(type(v) is not int for v in values):
         return Execution("not_an_answer", None)
     try:
-        text = str(value)
+        texts = [str(v) for v in values]
     except ValueError:  # more digits than int->str allows
         return Execution("output_too_long", None)
-    if len(text) > max_output_chars:
+    if any(len(t) > max_output_chars for t in texts):
         return Execution("output_too_long", None)
-    return Execution("ok", text)
+    return Execution("ok", texts[0], values)

@@ -32,11 +32,12 @@ _PRINTED_CALL = re.compile(r"^print\(([A-Za-z_]\w*\(.*\))\)\s*$")  # `print(f(4)
 
 
 def program_of(text: str) -> str | None:
-    """A function-form program (definitions, then a call with literal arguments on a line of its own),
-    normalised by Python's own unparser; None if the text holds none. Code fences are ignored, and
-    so is whatever follows the first call line that completes a program. A call line written as
-    `print(f(4))` states the call `f(4)`: the sandbox calls f and the value returned is the gold,
-    so nothing is printed either way."""
+    """A function-form program (definitions, then one or more calls with literal arguments, a line
+    each), normalised by Python's own unparser; None if the text holds none. Code fences are
+    ignored; the program ends at the last of the call lines that directly follow the first call
+    line completing it (whatever comes after is ignored). A call line written as `print(f(4))`
+    states the call `f(4)`: the sandbox calls f and the value returned is the gold, so nothing is
+    printed either way."""
     import ast
 
     lines = [_PRINTED_CALL.sub(r"\1", line) for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
@@ -45,13 +46,20 @@ def program_of(text: str) -> str | None:
     for start in starts[:1]:  # the program starts at the first definition; prose before it is ignored
         for end in (i for i in calls if i > start):
             source = "\n".join(lines[start : end + 1])
-            if len(source) > PROGRAM_MAX_CHARS or not source.isascii():
-                return None
             try:
                 tree = ast.parse(source)
             except (SyntaxError, ValueError, MemoryError, RecursionError):
                 continue
-            return ast.unparse(tree)
+            while end + 1 in calls:  # more calls, a line each
+                try:
+                    tree = ast.parse("\n".join(lines[start : end + 2]))
+                except (SyntaxError, ValueError, MemoryError, RecursionError):
+                    break
+                end += 1
+            source = ast.unparse(tree)
+            if len(source) > PROGRAM_MAX_CHARS or not source.isascii():
+                return None
+            return source
     return None
 
 

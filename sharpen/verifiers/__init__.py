@@ -9,7 +9,11 @@ question. The same function scores samples for the filter and for evaluation:
   question, an unevaluated expression or several candidates earn nothing), then exact or
   symbolic equality (sharpen/verifiers/math.py, sharpen/verifiers/answers.py);
 - `unit_tests`: the problem's tests run in the sandbox (sharpen/verifiers/execution.py);
-- `reasoning_gym`: the dataset's own `score_answer`, a pass only at 1.0 (sharpen/verifiers/gym.py).
+- `reasoning_gym`: the dataset's own `score_answer`, a pass only at 1.0 (sharpen/verifiers/gym.py);
+- `program_input`, `program_io`: Absolute Zero's abduction and induction, the solver's input or
+  program run in the sandbox against a JSON reference (sharpen/verifiers/programs.py).
+A problem may name its own verifier (its `verifier` column; self-play's abduction and induction
+tasks do): `verify_frame` scores each problem with it, the round's `verify.verifier` otherwise.
 Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction; answers vote by
 the verifier's `VOTE_KEYS` entry where equal answers can be written differently (math_equiv).
 """
@@ -35,10 +39,15 @@ from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa:
 from sharpen.verifiers.gym import reasoning_gym  # noqa: E402
 from sharpen.verifiers.answers import FORM_REASONS  # noqa: E402
 from sharpen.verifiers.math import lenient_math_equiv, math_equiv, vote_key  # noqa: E402
+from sharpen.verifiers.programs import program_input, program_io  # noqa: E402
 
 VERIFIERS: dict[str, Verifier] = {
     "exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests, "reasoning_gym": reasoning_gym,
+    "program_input": program_input, "program_io": program_io,
 }
+# Verifiers whose reference is a JSON spec in the problem's answer, run against what the solver
+# wrote: there is no answer to vote on, and the answer is no completion of its own problem.
+RUNS_A_SPEC = ("program_input", "program_io")
 # Verifiers whose reference is not the problem's answer: (the column it needs, how it is built).
 REFERENCES = {
     "unit_tests": ("tests", lambda r: unit_test_reference(r["prompt"], r["tests"])),
@@ -83,7 +92,7 @@ def unreadable_references(problems, verifier_name: str, answer_form: str = "auto
     """(problem_id, answer, reason) of every problem whose gold answer its verifier cannot read: the
     answer, written as a completion, must verify against itself. For the verifiers that read the
     problem's `answer` (exact_integer, math_equiv); the others' references are tests or sources."""
-    if verifier_name in REFERENCES:
+    if verifier_name in REFERENCES or verifier_name in RUNS_A_SPEC:
         return []
     answers = problems["answer"].to_list()
     results = get_verifier(verifier_name, answer_form)(answers, answers)
@@ -148,11 +157,20 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold", an
 
     from sharpen.io import ArtifactError
 
+    routed = _routed(samples, problems, verifier_name)
+    if routed:
+        parts = [verify_frame(samples.filter(pl.col("problem_id").is_in(ids.implode())),
+                              problems.filter(pl.col("problem_id").is_in(ids.implode())).drop("verifier"), name, labels,
+                              answer_form if name == verifier_name else "auto")
+                 for name, ids in routed]
+        return pl.concat(parts).sort("problem_id", "sample_idx")
     verifier = get_verifier(verifier_name, answer_form)
-    if verifier_name in REFERENCES:
+    if verifier_name in REFERENCES or verifier_name in RUNS_A_SPEC:
         if labels != "gold":
-            raise ValueError(f"verify.labels: {verifier_name} scores against each problem's {REFERENCES[verifier_name][0]}; "
+            what = REFERENCES[verifier_name][0] if verifier_name in REFERENCES else "reference spec"
+            raise ValueError(f"verify.labels: {verifier_name} scores against each problem's {what}; "
                              "majority labels need a verifier that compares answers")
+    if verifier_name in REFERENCES:
         problems = problems.with_columns(answer=references_for(verifier_name, problems))
     if labels == "majority":
         joined = samples.join(majority_labels(samples, verifier_name, answer_form), on="problem_id", how="left")
@@ -181,6 +199,31 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold", an
             "majority_ratio": joined["majority_ratio"].cast(pl.Float64),
         }
     ).sort("problem_id", "sample_idx")
+
+
+def _routed(samples, problems, verifier_name: str):
+    """[(verifier, problem ids)] of the sampled problems when some name a verifier of their own (null:
+    the round's), None when the round's verifier scores them all. Samples of unknown problems are an error."""
+    import polars as pl
+
+    from sharpen.io import ArtifactError
+
+    if problems is None or "verifier" not in problems.columns or problems["verifier"].null_count() == problems.height:
+        return None
+    names = problems["verifier"].fill_null(verifier_name)
+    unknown = sorted(set(names.to_list()) - set(VERIFIERS))
+    if unknown:
+        bad = problems.filter(names.is_in(unknown))["problem_id"][0]
+        raise ArtifactError(f"verifier: problem {bad!r} names an unknown verifier {unknown[0]!r}; "
+                            f"allowed: {', '.join(VERIFIERS)}")
+    missing = sorted(set(samples["problem_id"].to_list()) - set(problems["problem_id"].to_list()))
+    if missing:
+        raise ArtifactError(f"verify: samples name problems missing from the problem file: {missing[:5]}")
+    sampled = problems.select("problem_id", name=names).filter(pl.col("problem_id").is_in(samples["problem_id"].implode()))
+    by_name = sampled.group_by("name", maintain_order=True).agg(pl.col("problem_id"))
+    if by_name.height <= 1 and set(by_name["name"].to_list()) <= {verifier_name}:
+        return None  # one verifier, the round's (or no samples): scored as usual
+    return [(name, pl.Series(ids, dtype=pl.String)) for name, ids in by_name.iter_rows()]
 
 
 def label_accuracy(verdicts, problems, verifier_name: str, answer_form: str = "auto") -> dict:

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from sharpen.sandbox import Calls, Limits, Outcome, Tests, run_jobs
 from sharpen.verifiers import VerifyResult
 
-_FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
+CODE_FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
 LIMITS = Limits()
 
 
@@ -43,7 +43,7 @@ def unit_test_reference(prompt: str, tests: str | None) -> str | None:
 
 
 def program_for(completion: str, prompt: str) -> str:
-    block = _FENCE.search(completion)
+    block = CODE_FENCE.search(completion)
     return f"{prompt}\n    pass\n\n{block.group(1)}" if block else f"{prompt}{completion}"
 
 
@@ -91,7 +91,7 @@ def same(expected, got, atol: float = 1e-6) -> bool:
     return expected == got  # None, bool, int, str, bytes, set, frozenset: builtins compare exactly
 
 
-def _verdict(outcome: Outcome, spec: dict | None) -> VerifyResult:
+def outcome_verdict(outcome: Outcome, spec: dict | None) -> VerifyResult:
     if outcome.status == "timeout":
         return VerifyResult("timeout", 0.0, False, "timeout")
     if spec is None:
@@ -132,4 +132,4 @@ def unit_tests(
             jobs.append(Tests(program, ref["prompt"], ref["tests"]))
         else:
             jobs.append(Calls(program, spec["entry_point"], [(args, kwargs) for args, kwargs, _ in spec["cases"]]))
-    return [_verdict(o, s) for o, s in zip(run_jobs(jobs, LIMITS), specs, strict=True)]
+    return [outcome_verdict(o, s) for o, s in zip(run_jobs(jobs, LIMITS), specs, strict=True)]
