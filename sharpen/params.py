@@ -121,8 +121,43 @@ class BaseParams(_Section):
         return self
 
 
+SERVER_BACKENDS = ("openai", "vllm-server")  # sampling through an OpenAI-compatible API
+
+
+class ServerParams(_Section):
+    """backend openai (servers a user runs) and vllm-server (engines the stage starts): the
+    OpenAI-compatible `/v1/completions` API (sharpen/backends/openai.py, sharpen/backends/server.py)."""
+
+    endpoints: tuple[str, ...] = Field((), description="openai: server URLs, e.g. http://gpu-1:8000/v1; prompts "
+                                       "are spread over them, and a sample never depends on which one answered")
+    model: str = Field("policy", min_length=1, description="the name every endpoint must list in /v1/models; policy: "
+                       "sharpen-<first 12 of the policy's hash>, the name vllm-server serves it under")
+    concurrency: int = Field(8, ge=1, le=4096, description="requests in flight over all endpoints")
+    retries: int = Field(3, ge=0, le=100, description="tries after the first on a transient failure (connection, "
+                         "timeout, HTTP 429/5xx), each on the next endpoint, with exponential backoff")
+    timeout_s: float = Field(600.0, gt=0, allow_inf_nan=False, description="per request")
+    api_key_env: str = Field("", description="the environment variable holding the servers' API key (never the key)")
+    replicas: int = Field(1, ge=1, le=64, description="vllm-server: engines started (one per GPU, or CPU cores split)")
+    vllm_env: str = Field(".venv-vllm", min_length=1, description="vllm-server: the vLLM environment (`make vllm`)")
+    start_timeout_s: float = Field(900.0, gt=0, allow_inf_nan=False, description="vllm-server: wait for an engine")
+
+
 class SamplingParams(_Section):
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: Literal["hf", "vllm", "openai", "vllm-server"] = Field(
+        "hf", description="hf: transformers in the stage | vllm: vLLM's offline engine in the stage's environment | "
+        "openai: OpenAI-compatible servers at server.endpoints | vllm-server: `vllm serve` from server.vllm_env, "
+        "started and stopped by the stage")
+    server: ServerParams = ServerParams()
+
+    @model_validator(mode="after")
+    def _server_fits(self) -> SamplingParams:
+        if self.backend == "openai" and not self.server.endpoints:
+            raise ValueError("server.endpoints: backend openai samples from servers you run; list their URLs, "
+                             "e.g. [http://localhost:8000/v1] (or use backend vllm-server to start vLLM here)")
+        for url in self.server.endpoints:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"server.endpoints: {url!r} is not an http(s) URL")
+        return self
     k: int = Field(8, ge=1, le=1024, description="samples per problem")
     temperature: float = Field(1.0, ge=0, le=10, description="0 means greedy")
     top_p: float = Field(1.0, gt=0, le=1)
@@ -137,6 +172,13 @@ class GenerateParams(SamplingParams):
     shard_size: int = Field(512, ge=1, description="problems per resumable shard")
     logprobs: bool = Field(False, description="record each sample's token ids and per-token log-probabilities under "
                            "the sampling policy (train.grpo.rollouts: round trains on them)")
+
+    @model_validator(mode="after")
+    def _logprobs_from_a_backend_that_has_them(self) -> GenerateParams:
+        if self.logprobs and self.backend in SERVER_BACKENDS:
+            raise ValueError(f"logprobs: backend {self.backend} does not take log-probabilities from a server; "
+                             "use backend hf or vllm")
+        return self
 
 
 class JudgeParams(_Section):
@@ -515,6 +557,9 @@ class Params(_Section):
         if self.task.name != "arithmetic":
             raise ValueError(f"propose.kind: {p.kind} proposes problems for the arithmetic task only so far "
                              f"(task.name is {self.task.name})")
+        if self.generate.backend in SERVER_BACKENDS:
+            raise ValueError(f"generate.backend: self-play's proposer records its log-probabilities, which backend "
+                             f"{self.generate.backend} does not take from a server; use hf or vllm")
         if self.generate.k < 2:
             raise ValueError(f"generate.k: self-play's solver answers each proposed question m = generate.k times, "
                              f"and m must be at least 2 (got {self.generate.k})")

@@ -68,7 +68,7 @@ def main() -> None:
     pool = round_pool(read_frame(args.problems, Problem), args.state)
     dev = select_problems(pool, b.dev_size, derive_seed(params.seed, "controller"), params.round)
     backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
-                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast)
+                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, server=g.server)
     bar = progress(dev.height * b.k * len(b.temperatures), f"controller: b-star search, round {params.round}", "sample")
     frames = []
     for temperature in b.temperatures:

@@ -40,7 +40,7 @@ def main() -> None:
     timer = Timer()
     problems = read_frame(args.problems, Problem)
     backend = load_backend(e.backend, args.model, batch_size=e.batch_size, chat=params.task.chat,
-                           tensor_parallel_size=e.tensor_parallel_size, autocast=e.autocast)
+                           tensor_parallel_size=e.tensor_parallel_size, autocast=e.autocast, server=e.server)
     bar = progress(problems.height * (1 + e.k), f"evaluate: round {round_}", "sample")
     samples = eval_frame(
         backend, problems, get_verifier(params.verify.verifier, params.verify.answer_form), round_=round_, k=e.k, temperature=e.temperature,

@@ -85,7 +85,8 @@ def main() -> None:
     if len(todo) < len(starts):
         print(f"generate: resuming, {len(starts) - len(todo)}/{len(starts)} shards already done ({fingerprint})")
     backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
-                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=g.logprobs) if todo else None
+                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=g.logprobs,
+                           server=g.server) if todo else None
     bar = progress(sum(min(g.shard_size, problems.height - starts[i]) for i in todo) * g.k,
                    f"generate: round {params.round}", "sample")
     for i in todo:

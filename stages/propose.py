@@ -57,7 +57,7 @@ def main() -> None:
     slots = pl.DataFrame({"problem_id": [f"slot-{i:04d}" for i in range(p.prompts)],
                           "prompt": proposer_prompts(p, buffered_questions(args.state), params.seed, params.round)})
     backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
-                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=True)
+                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=True, server=g.server)
     bar = progress(p.prompts * p.group, f"propose: round {params.round}", "proposal")
     completions = backend.generate(slots["prompt"].to_list(), n=p.group, temperature=p.temperature, top_p=1.0,
                                    max_new_tokens=p.max_new_tokens, seed=derive_seed(params.seed, params.round, "propose"),

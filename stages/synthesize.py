@@ -66,7 +66,7 @@ def main() -> None:
         task = get_task(params.task.name)
         g = params.generate
         backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
-                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast)
+                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, server=g.server)
     if s.kind == "rationalize":
         r = s.rationalize
         failed = problems.join(stats.filter(pl.col("n_correct") == 0).select("problem_id"), on="problem_id")

@@ -40,7 +40,7 @@ def main() -> None:
         policy = current_policy_dir(args.state, args.base)
         g = params.generate
         backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
-                               tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast)
+                               tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, server=g.server)
         verdicts = judge_frame(samples, problems, backend, rubric=v.judge.rubric, threshold=v.judge.threshold,
                                max_new_tokens=v.judge.max_new_tokens, seed=derive_seed(params.seed, params.round, "judge"))
         monitors = judge_agreement(verdicts, samples, problems, v.verifier, v.answer_form)  # hidden truth, logged only

@@ -1,4 +1,5 @@
-"""Generation backends: one interface, transformers (`hf`, CPU or GPU) and vLLM (`vllm`, GPU).
+"""Generation backends: one interface, transformers (`hf`, CPU or GPU), vLLM's offline engine
+(`vllm`, GPU), OpenAI-compatible servers (`openai`) and vLLM servers the stage starts (`vllm-server`).
 
     backend.generate(prompts, n=k, temperature=..., top_p=..., max_new_tokens=..., seed=..., logprobs=False)
         -> one list of n Completions per prompt, in prompt order
@@ -58,10 +59,11 @@ class Backend(Protocol):
 
 def load_backend(
     name: str, model_path: Path | str, *, batch_size: int, chat: str = "auto", tensor_parallel_size: int = 1,
-    autocast: str = "none", logprobs: bool = False,
+    autocast: str = "none", logprobs: bool = False, server=None,
 ) -> Backend:
     """The backend `name` serving the policy at `model_path` (full weights or a LoRA adapter);
-    `logprobs`: it will be asked for per-token log-probabilities (vLLM sets its engine up for them)."""
+    `logprobs`: it will be asked for per-token log-probabilities (vLLM sets its engine up for them);
+    `server`: the sampling section's `server` params (backends openai and vllm-server)."""
     if name == "hf":
         from sharpen.backends.hf import HFBackend
 
@@ -71,4 +73,19 @@ def load_backend(
 
         return VLLMBackend(model_path, batch_size=batch_size, chat=chat, tensor_parallel_size=tensor_parallel_size,
                            logprobs=logprobs)
-    raise ValueError(f"generate.backend: unknown backend {name!r}; allowed: hf, vllm")
+    if name in ("openai", "vllm-server"):
+        from sharpen.params import ServerParams
+
+        s = server or ServerParams()
+        if name == "vllm-server":
+            from sharpen.backends.server import start_vllm_servers
+
+            endpoints = start_vllm_servers(model_path, replicas=s.replicas, env=s.vllm_env, timeout_s=s.start_timeout_s,
+                                           tensor_parallel_size=tensor_parallel_size)
+        else:
+            endpoints = list(s.endpoints)
+        from sharpen.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(model_path, endpoints=endpoints, model=s.model, concurrency=s.concurrency,
+                             retries=s.retries, timeout_s=s.timeout_s, api_key_env=s.api_key_env, chat=chat)
+    raise ValueError(f"generate.backend: unknown backend {name!r}; allowed: hf, vllm, openai, vllm-server")

