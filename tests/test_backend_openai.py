@@ -58,7 +58,7 @@ def test_a_vllm_environment_of_another_version_is_refused(tmp_path):
 @pytest.mark.parametrize("generate, key", [
     ({"backend": "openai"}, "generate: .*server.endpoints: backend openai"),
     ({"backend": "openai", "server": {"endpoints": ["localhost:8000"]}}, "is not an http"),
-    ({"backend": "vllm-server", "logprobs": True}, "generate: .*logprobs: backend vllm-server"),
+    ({"backend": "vllm-server", "logprobs": True}, "generate.logprobs: backend vllm-server"),
 ])
 def test_server_params_that_cannot_work_name_the_key(tmp_path, generate, key):
     import yaml
