@@ -139,6 +139,9 @@ class ServerParams(_Section):
     api_key_env: str = Field("", description="the environment variable holding the servers' API key (never the key)")
     replicas: int = Field(1, ge=1, le=64, description="vllm-server: engines started (one per GPU, or CPU cores split)")
     vllm_env: str = Field(".venv-vllm", min_length=1, description="vllm-server: the vLLM environment (`make vllm`)")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="vllm-server: the engines' weights and activations (vLLM's --dtype); on a CPU without "
+        "native bf16 (no avx512_bf16/amx), float32 is faster")
     start_timeout_s: float = Field(900.0, gt=0, allow_inf_nan=False, description="vllm-server: wait for an engine")
 
 
@@ -167,7 +170,19 @@ class SamplingParams(_Section):
     autocast: Literal["none", "bfloat16"] = Field("none", description="hf: run generation under bf16 autocast")
 
 
+class RayParams(_Section):
+    """generate's shards fanned out over a Ray cluster (sharpen/backends/fanout.py)."""
+
+    address: str = Field("", description="the cluster (`ray start --head` prints it, e.g. 10.0.0.1:6379; auto: the "
+                         "one this machine belongs to); empty: generate in the stage's own process")
+    workers: int = Field(2, ge=1, le=4096, description="generation actors, each loading the policy; Ray spreads "
+                         "them over the nodes")
+    cpus_per_worker: float = Field(1.0, ge=0, allow_inf_nan=False)
+    gpus_per_worker: float = Field(0.0, ge=0, allow_inf_nan=False)
+
+
 class GenerateParams(SamplingParams):
+    ray: RayParams = RayParams()
     problems_per_round: int = Field(0, ge=0, description="problems sampled from the pool each round; 0 = all")
     shard_size: int = Field(512, ge=1, description="problems per resumable shard")
     logprobs: bool = Field(False, description="record each sample's token ids and per-token log-probabilities under "

@@ -3,7 +3,10 @@
 Shards are written to `<out>/.partial/<fingerprint>/`, where the fingerprint hashes everything
 that determines the samples (policy, problems, sampling params, round, seed). A killed run
 resumes at its last finished shard; shards made from other inputs are deleted, never reused.
-Each shard has its own seed, so a resumed run writes the same samples as an uninterrupted one.
+Each shard has its own seed, so a resumed run writes the same samples as an uninterrupted one,
+and shards fanned out over a Ray cluster (`generate.ray.address`, sharpen/backends/fanout.py)
+the same samples as one process; where the samples are made (`ray`, `server`) is not part of the
+fingerprint.
 
 The round's problems (the pool plus problems earlier rounds synthesized, or a draw from them)
 go to problems.parquet, which the later stages read. With a controller, b-star's chosen sampling
@@ -69,7 +72,7 @@ def main() -> None:
         problems = select_problems(pool, g.problems_per_round, params.seed, params.round)
     fingerprint = hash_json(
         {"policy": policy_hash, "problems": problems["problem_id"].to_list(), "prompts": problems["prompt"].to_list(),
-         "generate": g.model_dump(), "round": params.round, "seed": params.seed}
+         "generate": g.model_dump(exclude={"ray", "server"}), "round": params.round, "seed": params.seed}
     )[:16]
     partial = args.out / ".partial"
     shard_dir = partial / fingerprint
@@ -84,20 +87,32 @@ def main() -> None:
     todo = [i for i in range(len(starts)) if f"shard-{i:05d}.parquet" not in done]
     if len(todo) < len(starts):
         print(f"generate: resuming, {len(starts) - len(todo)}/{len(starts)} shards already done ({fingerprint})")
-    backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
-                           tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=g.logprobs,
-                           server=g.server) if todo else None
     bar = progress(sum(min(g.shard_size, problems.height - starts[i]) for i in todo) * g.k,
                    f"generate: round {params.round}", "sample")
-    for i in todo:
+    shards = [(i, problems.slice(starts[i], g.shard_size)["prompt"].to_list(), derive_seed(params.seed, params.round, i))
+              for i in todo]
+    sampling = {"n": g.k, "temperature": g.temperature, "top_p": g.top_p, "max_new_tokens": g.max_new_tokens,
+                "logprobs": g.logprobs}
+    backend_kwargs = {"batch_size": g.batch_size, "chat": params.task.chat, "tensor_parallel_size": g.tensor_parallel_size,
+                      "autocast": g.autocast, "logprobs": g.logprobs, "server": g.server}
+    nodes: set[str] = set()
+    if g.ray.address and shards:
+        from sharpen.backends.fanout import generate_on_ray
+
+        made = generate_on_ray(shards, address=g.ray.address, workers=g.ray.workers, cpus_per_worker=g.ray.cpus_per_worker,
+                               gpus_per_worker=g.ray.gpus_per_worker, backend=g.backend, policy=policy,
+                               backend_kwargs=backend_kwargs, sampling=sampling)
+    else:
+        backend = load_backend(g.backend, policy, **backend_kwargs) if shards else None
+        made = ((i, "local", backend.generate(prompts, seed=seed, on_progress=bar.update, **sampling))
+                for i, prompts, seed in shards)
+    for i, node, completions in made:
         shard = problems.slice(starts[i], g.shard_size)
-        completions = backend.generate(
-            shard["prompt"].to_list(), n=g.k, temperature=g.temperature, top_p=g.top_p,
-            max_new_tokens=g.max_new_tokens, seed=derive_seed(params.seed, params.round, i),
-            on_progress=bar.update, logprobs=g.logprobs,
-        )
         rows = sample_frame(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
         write_frame(rows, shard_dir / f"shard-{i:05d}.parquet", Sample)
+        nodes.add(node)
+        if node != "local":
+            bar.update(shard.height * g.k)
         faults.point("shard")
     bar.close()
 
@@ -117,6 +132,7 @@ def main() -> None:
             "samples_per_s": round(samples.height / max(generated_s, 1e-9), 1),
             "policy_hash": policy_hash,
             "fingerprint": fingerprint,
+            "ray_nodes": len(nodes - {"local"}),  # generate.ray: the Ray nodes that made this run's shards
             "wall_s": generated_s,
         },
         args.out / "metrics.json",

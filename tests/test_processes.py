@@ -16,13 +16,13 @@ from tests.workspace import make_workspace, run
 EXAMPLES = 64
 
 
-def _train(tmp_path, tiny_model_dir, processes: int, objective: str = "sft"):
+def _workspace(tmp_path, tiny_model_dir, processes: int, objective: str = "sft", checkpoint_steps: int = 0):
     from sharpen.io import write_frame
     from sharpen.schemas import PreferencePair, TrainExample, empty
 
     dpo = {"recipe": "iterative-dpo"} if objective == "dpo" else {}
     ws = make_workspace(tmp_path / f"{objective}{processes}", {**dpo, "train": {
-        "processes": processes, "batch_size": 16, "epochs": 2, "lr": 1e-3, "checkpoint_steps": 0,
+        "processes": processes, "batch_size": 16, "epochs": 2, "lr": 1e-3, "checkpoint_steps": checkpoint_steps,
         **({"dpo": {"beta": 0.1, "nll_weight": 0.0}} if objective == "dpo" else {})}})
     filt = ws / "data/round/filter"
     n = range(EXAMPLES)
@@ -36,12 +36,43 @@ def _train(tmp_path, tiny_model_dir, processes: int, objective: str = "sft"):
     write_frame(kept if objective == "sft" else empty(TrainExample), filt / "kept.parquet", TrainExample)
     write_frame(empty(TrainExample), filt / "examples.parquet", TrainExample)
     write_frame(pairs if objective == "dpo" else empty(PreferencePair), filt / "pairs.parquet", PreferencePair)
-    unread = str(ws / "unread.parquet")
-    proc = run(ws, sys.executable, "-m", "stages.train", "--kept", str(filt / "kept.parquet"),
-               "--synthesized", str(filt / "examples.parquet"), "--pairs", str(filt / "pairs.parquet"),
-               "--problems", unread, "--decisions", unread, "--samples", unread, "--verdicts", unread,
-               "--state", "data/state", "--base", str(tiny_model_dir), "--out", "data/round/train")
-    return ws, proc
+    return ws
+
+
+def _train_command(ws, tiny_model_dir) -> list[str]:
+    filt, unread = ws / "data/round/filter", str(ws / "unread.parquet")
+    return [sys.executable, "-m", "stages.train", "--kept", str(filt / "kept.parquet"),
+            "--synthesized", str(filt / "examples.parquet"), "--pairs", str(filt / "pairs.parquet"),
+            "--problems", unread, "--decisions", unread, "--samples", unread, "--verdicts", unread,
+            "--state", "data/state", "--base", str(tiny_model_dir), "--out", "data/round/train"]
+
+
+def _train(tmp_path, tiny_model_dir, processes: int, objective: str = "sft"):
+    ws = _workspace(tmp_path, tiny_model_dir, processes, objective)
+    return ws, run(ws, *_train_command(ws, tiny_model_dir))
+
+
+@pytest.mark.slow  # three 2-process runs: ~3 minutes
+def test_a_killed_two_process_train_resumes_to_the_uninterrupted_model(tmp_path, tiny_model_dir):
+    import subprocess
+
+    from sharpen.io import hash_path
+    from tests.workspace import env
+
+    whole = _workspace(tmp_path / "whole", tiny_model_dir, 2, checkpoint_steps=2)
+    run(whole, *_train_command(whole, tiny_model_dir))
+    killed = _workspace(tmp_path / "killed", tiny_model_dir, 2, checkpoint_steps=2)
+    cut = subprocess.run(_train_command(killed, tiny_model_dir), cwd=killed, env=env() | {"SHARPEN_FAULT": "train-step@5"},
+                         capture_output=True, text=True, start_new_session=True)
+    assert cut.returncode == -9 and not (killed / "data/round/train/model").exists()  # a power cut: nothing written
+    rerun = run(killed, *_train_command(killed, tiny_model_dir))
+    assert "train: resuming from checkpoint-4" in rerun.stdout
+    def trained(ws) -> dict:
+        metrics = json.loads((ws / "data/round/train/metrics.json").read_text())
+        return {k: v for k, v in metrics.items() if k != "wall_s"} | {"loss": (ws / "data/round/train/loss.csv").read_text()}
+
+    assert trained(killed) == trained(whole)  # the same model hash and loss curve
+    assert hash_path(killed / "data/round/train/model") == hash_path(whole / "data/round/train/model")
 
 
 @pytest.mark.slow  # torchrun starting two processes, and a one-process reference: ~1 minute each

@@ -81,7 +81,7 @@ def load_backend(
             from sharpen.backends.server import start_vllm_servers
 
             endpoints = start_vllm_servers(model_path, replicas=s.replicas, env=s.vllm_env, timeout_s=s.start_timeout_s,
-                                           tensor_parallel_size=tensor_parallel_size)
+                                           tensor_parallel_size=tensor_parallel_size, dtype=s.dtype)
         else:
             endpoints = list(s.endpoints)
         from sharpen.backends.openai import OpenAIBackend

