@@ -36,7 +36,7 @@ def test_shipped_params_load_every_section():
         ("generate", "k", 0, "generate.k"),
         ("generate", "temperature", -0.1, "generate.temperature"),
         ("generate", "k", "eight", "generate.k"),
-        ("generate", "backend", "tgi", "'hf' or 'vllm'"),
+        ("generate", "backend", "tgi", "'hf', 'vllm', 'openai' or 'vllm-server'"),
         ("train", "init", "scratch", "'base' or 'previous'"),
         ("filter", "select", "magic", "'correct', 'threshold' or 'all'"),
         ("filter", "groups", [{"rule": "group_band", "lo": 0.9, "hi": 0.1}], "filter.groups.0.group_band"),
