@@ -64,7 +64,9 @@ def test_a_killed_two_process_train_resumes_to_the_uninterrupted_model(tmp_path,
     killed = _workspace(tmp_path / "killed", tiny_model_dir, 2, checkpoint_steps=2)
     cut = subprocess.run(_train_command(killed, tiny_model_dir), cwd=killed, env=env() | {"SHARPEN_FAULT": "train-step@5"},
                          capture_output=True, text=True, start_new_session=True)
-    assert cut.returncode == -9 and not (killed / "data/round/train/model").exists()  # a power cut: nothing written
+    # the training processes are SIGKILLed at step 5 (torchrun runs them in their own process group, so the
+    # stage itself then fails): no model is written, and the rerun resumes
+    assert cut.returncode != 0 and not (killed / "data/round/train/model").exists()
     rerun = run(killed, *_train_command(killed, tiny_model_dir))
     assert "train: resuming from checkpoint-4" in rerun.stdout
     def trained(ws) -> dict:
