@@ -19,16 +19,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 1-layer char-level Llama, untrained: enough to exercise generation and training code."""
-    import torch
+    from tests.workspace import build_tiny_model
 
-    from sharpen import tiny_lm
-
-    torch.manual_seed(0)
-    tok = tiny_lm.build_tokenizer()
-    model = tiny_lm.build_model(tok, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=2, seed=0)
-    out = tmp_path_factory.mktemp("tiny") / "model"
-    tiny_lm.save(model, tok, out)
-    return out
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture

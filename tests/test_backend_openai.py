@@ -79,16 +79,9 @@ needs_vllm = pytest.mark.skipif(not (VLLM_ENV / ".installed").exists(), reason="
 
 @pytest.fixture(scope="module")
 def vllm_model(tmp_path_factory) -> Path:
-    import torch
+    from tests.workspace import build_tiny_model
 
-    from sharpen import tiny_lm
-
-    torch.manual_seed(0)
-    tok = tiny_lm.build_tokenizer()
-    model = tiny_lm.build_model(tok, hidden_size=64, intermediate_size=128, num_layers=1, num_heads=1, seed=0)
-    out = tmp_path_factory.mktemp("vllm") / "model"
-    tiny_lm.save(model, tok, out)
-    return out
+    return build_tiny_model(tmp_path_factory.mktemp("vllm") / "model", hidden_size=64, num_heads=1)
 
 
 @pytest.fixture(scope="module")

@@ -90,3 +90,17 @@ def stage_processes(ws: Path) -> list[str]:
         except psutil.Error:
             pass
     return found
+
+
+def build_tiny_model(out: Path, *, hidden_size: int = 32, num_heads: int = 2) -> Path:
+    """A 1-layer char-level Llama, untrained, saved in `out`."""
+    import torch
+
+    from sharpen import tiny_lm
+
+    torch.manual_seed(0)
+    tok = tiny_lm.build_tokenizer()
+    model = tiny_lm.build_model(tok, hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_layers=1,
+                                num_heads=num_heads, seed=0)
+    tiny_lm.save(model, tok, out)
+    return out
