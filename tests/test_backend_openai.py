@@ -34,6 +34,12 @@ def test_an_unreachable_endpoint_fails_after_retries_naming_the_url(tiny_model_d
         OpenAIBackend(tiny_model_dir, endpoints=[url], model="policy", retries=2, backoff_s=0.01)
 
 
+def test_an_api_key_variable_that_is_not_set_names_the_setting(tiny_model_dir, monkeypatch):
+    monkeypatch.delenv("SHARPEN_TEST_KEY", raising=False)
+    with pytest.raises(ValueError, match="generate.server.api_key_env: the environment variable SHARPEN_TEST_KEY"):
+        OpenAIBackend(tiny_model_dir, endpoints=["http://127.0.0.1:9/v1"], model="policy", api_key_env="SHARPEN_TEST_KEY")
+
+
 def test_a_missing_vllm_environment_names_the_setting(tmp_path):
     from sharpen.backends.server import VLLMServerError, vllm_python
 

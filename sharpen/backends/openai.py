@@ -64,15 +64,19 @@ class OpenAIBackend:
         from sharpen.models import adapter_base, is_adapter
 
         if not endpoints:
-            raise ValueError("generate.server.endpoints: backend openai needs at least one URL, e.g. http://localhost:8000/v1")
+            raise ValueError("generate.server.endpoints: backend openai needs at least one URL, "
+                             "e.g. http://localhost:8000/v1")
         self.endpoints = [_base(e) for e in endpoints]
         self.model = served_name(hash_path(model_path)) if model == "policy" else model
         self.concurrency, self.retries, self.backoff_s, self.chat = concurrency, retries, backoff_s, chat
-        tokenizer_dir = adapter_base(model_path) if is_adapter(model_path) and not (Path(model_path) / "tokenizer_config.json").exists() else model_path
         from transformers import AutoTokenizer
 
+        own_tokenizer = (Path(model_path) / "tokenizer_config.json").exists()
+        tokenizer_dir = adapter_base(model_path) if is_adapter(model_path) and not own_tokenizer else model_path
         self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        headers = {"Authorization": f"Bearer {os.environ[api_key_env]}"} if api_key_env and os.environ.get(api_key_env) else {}
+        if api_key_env and not os.environ.get(api_key_env):
+            raise ValueError(f"generate.server.api_key_env: the environment variable {api_key_env} is not set")
+        headers = {"Authorization": f"Bearer {os.environ[api_key_env]}"} if api_key_env else {}
         self.client = httpx.Client(timeout=timeout_s, headers=headers,
                                    limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency))
         for endpoint in self.endpoints:
