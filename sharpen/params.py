@@ -167,7 +167,9 @@ class SamplingParams(_Section):
     max_new_tokens: int = Field(8, ge=1)
     batch_size: int = Field(128, ge=1, description="prompts per forward batch (each expanded to k sequences)")
     tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs one engine shards the model over")
-    autocast: Literal["none", "bfloat16"] = Field("none", description="hf: run generation under bf16 autocast")
+    autocast: Literal["none", "bfloat16", "auto"] = Field(
+        "none", description="hf: run generation under bf16 autocast | auto: only on a GPU or a CPU with native bf16 "
+        "(avx512_bf16 or amx_bf16; without them bf16 is slower here, BENCHMARKS.md)")
 
 
 class RayParams(_Section):

@@ -50,3 +50,15 @@ def test_finish_reason_and_token_count(backend):
             assert 1 <= c.num_tokens <= 2
             if c.finish_reason == "length":
                 assert c.num_tokens == 2
+
+
+@pytest.mark.parametrize("device, flags, native", [
+    ("cuda:0", "", True),
+    ("cpu", "fpu sse avx2 avx512f avx512_vnni", False),
+    ("cpu", "fpu avx512f avx512_bf16", True),
+    ("cpu", "fpu amx_tile amx_bf16", True),
+])
+def test_autocast_auto_uses_bf16_only_where_it_is_native(device, flags, native):
+    from sharpen.backends.hf import native_bf16
+
+    assert native_bf16(device, cpuinfo=f"processor : 0\nflags : {flags}\n") is native

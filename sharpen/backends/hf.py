@@ -31,7 +31,7 @@ class HFBackend:
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
         self.chat = chat
-        self.autocast = autocast == "bfloat16"  # 1.4x samples/s for SmolLM2 on CPU (BENCHMARKS.md)
+        self.autocast = autocast == "bfloat16" or (autocast == "auto" and native_bf16(self.device))
 
     @torch.inference_mode()
     def generate(
@@ -113,3 +113,17 @@ class HFBackend:
         logp = torch.log_softmax(logits[:, prompt_len - 1 : -1].float() / temperature, dim=-1)
         chosen = logp.gather(-1, seqs[:, prompt_len:].unsqueeze(-1)).squeeze(-1).tolist()
         return [c._replace(logprobs=tuple(chosen[row][: c.num_tokens])) for row, c in enumerate(completions)]
+
+
+def native_bf16(device: str, cpuinfo: str | None = None) -> bool:
+    """Whether bf16 arithmetic is native on `device`: any CUDA device, or a CPU whose flags include
+    avx512_bf16 or amx_bf16 (without them, bf16 autocast ran at 0.43x fp32 here: BENCHMARKS.md)."""
+    if device.startswith("cuda"):
+        return True
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set(cpuinfo.split())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
