@@ -147,3 +147,37 @@ def test_two_engines_give_the_samples_of_one(vllm_model, engine, tmp_path):
     urls = start_vllm_servers(vllm_model, replicas=2, env=str(VLLM_ENV), timeout_s=600, log_dir=tmp_path)
     assert len(set(urls)) == 2
     assert _sample(vllm_model, urls, concurrency=4) == _sample(vllm_model, [engine], concurrency=1)
+
+
+@pytest.mark.slow
+@needs_vllm
+def test_a_lora_policy_is_served_as_an_adapter_over_its_base(vllm_model, tmp_path):
+    """The adapter is applied by the engine (greedy answers differ from the base's and equal those of
+    transformers with the adapter merged), and its samples do not depend on concurrency."""
+    import shutil
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from sharpen.backends.hf import HFBackend
+    from sharpen.backends.server import start_vllm_servers
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(1)
+    base = tmp_path / "base"
+    shutil.copytree(vllm_model, base)
+    adapter = tmp_path / "adapter"
+    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base)),
+                          LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False))
+    peft.save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(str(base)).save_pretrained(adapter)  # as the train stage saves an adapter
+    urls = start_vllm_servers(adapter, replicas=1, env=str(VLLM_ENV), timeout_s=600, dtype="float32", log_dir=tmp_path)
+    served = OpenAIBackend(adapter, endpoints=urls, model="policy", concurrency=1)
+    greedy = served.generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8, seed=0)
+    merged = HFBackend(adapter, batch_size=8).generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8, seed=0)
+    plain = HFBackend(base, batch_size=8).generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8, seed=0)
+    assert [r[0].text for r in greedy] == [r[0].text for r in merged] != [r[0].text for r in plain]
+    sampled = served.generate(PROMPTS, n=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=5)
+    served.concurrency = 8
+    assert served.generate(PROMPTS, n=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=5) == sampled
