@@ -76,16 +76,18 @@ def load_backend(
     if name in ("openai", "vllm-server"):
         from sharpen.params import ServerParams
 
+        from sharpen.backends.openai import OpenAIBackend, served_name
+        from sharpen.io import hash_path
+
         s = server or ServerParams()
+        model = served_name(hash_path(model_path)) if s.model == "policy" else s.model  # hashed once: weights can be GBs
         if name == "vllm-server":
             from sharpen.backends.server import start_vllm_servers
 
             endpoints = start_vllm_servers(model_path, replicas=s.replicas, env=s.vllm_env, timeout_s=s.start_timeout_s,
-                                           tensor_parallel_size=tensor_parallel_size, dtype=s.dtype)
+                                           tensor_parallel_size=tensor_parallel_size, dtype=s.dtype, name=model)
         else:
             endpoints = list(s.endpoints)
-        from sharpen.backends.openai import OpenAIBackend
-
-        return OpenAIBackend(model_path, endpoints=endpoints, model=s.model, concurrency=s.concurrency,
+        return OpenAIBackend(model_path, endpoints=endpoints, model=model, concurrency=s.concurrency,
                              retries=s.retries, timeout_s=s.timeout_s, api_key_env=s.api_key_env, chat=chat)
     raise ValueError(f"generate.backend: unknown backend {name!r}; allowed: hf, vllm, openai, vllm-server")

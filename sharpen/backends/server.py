@@ -91,8 +91,10 @@ def serve_command(python: Path, policy_dir: Path, name: str, port: int, tensor_p
 
 
 def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeout_s: float,
-                       tensor_parallel_size: int = 1, dtype: str = "auto", log_dir: Path | None = None) -> list[str]:
-    """Start `replicas` engines serving the policy; their `/v1` URLs once every one answers."""
+                       tensor_parallel_size: int = 1, dtype: str = "auto", log_dir: Path | None = None,
+                       name: str | None = None) -> list[str]:
+    """Start `replicas` engines serving the policy under `name` (default: its `served_name`); their
+    `/v1` URLs once every one answers."""
     import httpx
 
     from sharpen.backends.openai import served_name
@@ -100,7 +102,7 @@ def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeo
 
     policy_dir = Path(policy_dir).resolve()
     python = vllm_python(env)
-    name = served_name(hash_path(policy_dir))
+    name = name or served_name(hash_path(policy_dir))
     log_dir = Path(log_dir or os.environ.get("SHARPEN_VLLM_LOGS", "/tmp/sharpen-vllm"))
     log_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
