@@ -449,7 +449,15 @@ class ProposeParams(_Section):
     temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False)
     max_new_tokens: int = Field(12, ge=1, le=4096)
     repetition_threshold: float = Field(0.5, gt=0, le=1, allow_inf_nan=False,
-                                        description="r-zero: BLEU similarity at which two questions share a cluster")
+                                        description="BLEU similarity at which two proposals share a repetition cluster")
+    repetition_weight: float | None = Field(
+        None, ge=0, le=1, allow_inf_nan=False, description="weight of the repetition penalty (a proposal's cluster's "
+        "share of the batch) in the proposer's reward; null: the paper's (r-zero 1, absolute-zero 0). With "
+        "absolute-zero, > 0 penalises a batch that repeats one program even where the solver's rate is 0 or 1")
+    seed_examples: tuple[str, ...] = Field(
+        (), description="tasks a prompt's `{examples}` may show besides the buffer's (the paper's seed buffer): "
+        "questions in the proposer's own format (absolute-zero, program function: a program with its calls); each "
+        "is checked like a proposal when the round proposes")
     program: Literal["expression", "function"] = Field(
         "expression", description="absolute-zero: what a program is. expression: one expression over integer "
         "literals, posed as `<program>=` (the tiny base) | function: definitions then one call with literal "

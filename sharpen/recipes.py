@@ -64,7 +64,8 @@ _SELF_PLAY = {
               "grpo": {**_GRPO_ONLINE, "rollouts": "round", "steps": 20}},
 }
 _PROPOSER = {"prompts": 16, "group": 8, "steps": 20, "lr": 5e-5, "batch_size": 16, "prompt": "?", "examples": 3,
-             "temperature": 1.0, "max_new_tokens": 12}
+             "temperature": 1.0, "max_new_tokens": 12, "seed_examples": [],
+             "repetition_weight": None}  # None: the kind's paper value (r-zero 1, absolute-zero 0)
 _AZ_PROGRAMS = {"program": "expression", "timeout_s": 2.0, "max_output_chars": 32, "tasks": ["deduction"],
                 **{key: ProposeParams.model_fields[key].default for key in ("question", "abduction_question",
                                                                             "induction_question")}}

@@ -8,8 +8,9 @@ a held-out problem is refused (`held_out`): the solver is scored on the held-out
 trains on it. Every proposal is kept in proposals.parquet with its reason; the valid, distinct
 questions become problems.parquet, which the generate stage's solver answers m = generate.k times.
 
-A prompt holding `{examples}` is filled, slot by slot, with questions drawn from the buffer of
-tasks earlier rounds accepted (data/state/buffer.parquet, carried by advance). With
+A prompt holding `{examples}` is filled, slot by slot, with questions drawn from the seed
+examples (`propose.seed_examples`, checked like proposals) and the buffer of tasks earlier rounds
+accepted (data/state/buffer.parquet, carried by advance). With
 `propose.kind: none` (every non-self-play recipe) both files are written empty.
 
 Run: `python -m stages.propose --state data/state --base data/base/model --held-out data/tasks/eval.parquet \
@@ -55,7 +56,8 @@ def main() -> None:
     policy = current_policy_dir(args.state, args.base, role="proposer")
     policy_hash = hash_path(policy)
     slots = pl.DataFrame({"problem_id": [f"slot-{i:04d}" for i in range(p.prompts)],
-                          "prompt": proposer_prompts(p, buffered_questions(args.state), params.seed, params.round)})
+                          "prompt": proposer_prompts(p, seed_questions(p) + buffered_questions(args.state),
+                                                     params.seed, params.round)})
     backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
                            tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, logprobs=True, server=g.server)
     bar = progress(p.prompts * p.group, f"propose: round {params.round}", "proposal")
@@ -103,6 +105,27 @@ def buffered_questions(state_dir: Path) -> list[str]:
     return list(dict.fromkeys(read_frame(path, Proposal).sort("round")["question"].to_list()))
 
 
+def seed_questions(p) -> list[str]:
+    """`propose.seed_examples`, each parsed and (absolute-zero) run like a proposal, normalised as the
+    buffer holds them; one that would be rejected is an error naming its index and the reason."""
+    from sharpen.params import ParamsError
+
+    questions = []
+    for i, text in enumerate(p.seed_examples):
+        question = question_of(text, p.kind, p.program)
+        reason = "unparsable" if question is None else "ok"
+        if question is not None and p.kind == "absolute-zero":
+            ran = execute([question], timeout_s=p.timeout_s, max_output_chars=p.max_output_chars, form=p.program)[0]
+            reason = ran.reason
+            if reason == "ok" and "induction" in p.tasks and len(ran.values) < 2:
+                reason = "too_few_calls"
+        if reason != "ok":
+            raise ParamsError(f"propose.seed_examples[{i}]: {reason} as a {p.kind} proposal "
+                              f"(propose.program: {p.program}): {text[:80]!r}")
+        questions.append(question)
+    return questions
+
+
 def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
     """One prompt per slot: `propose.prompt`, with `{examples}` (if it has one) replaced by
     `propose.examples` questions drawn from the buffer of accepted tasks, one line each (programs:
@@ -114,7 +137,8 @@ def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
     out = []
     for i in range(p.prompts):
         rng = random.Random(derive_seed(seed, round_, f"examples-{i}"))
-        shown = rng.sample(buffer, min(p.examples, len(buffer)))
+        pool = list(dict.fromkeys(buffer))
+        shown = rng.sample(pool, min(p.examples, len(pool)))
         out.append(p.prompt.replace("{examples}", ("\n" if p.program == "expression" else "\n\n").join(shown)))
     return out
 

@@ -56,7 +56,7 @@ def main() -> None:
         write_csv(pl.DataFrame(schema={"step": pl.Int64, "loss": pl.Float64}), args.out / "loss.csv")
         write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
         return
-    scored = score(proposals, read_frame(args.verdicts, Verdict), p.kind)
+    scored = score(proposals, read_frame(args.verdicts, Verdict), p.kind, p.repetition_weight)
     learnable, flat = without_equal_reward_groups(scored, "slot")
     groups = (learnable
               .select(pl.col("slot").alias("problem_id"), "prompt", "sample_idx", "completion", "token_ids", "logprobs",
@@ -118,8 +118,9 @@ def main() -> None:
           f"mean reward {scored['reward'].mean():.3f}, {timer.seconds:.0f}s")
 
 
-def score(proposals: pl.DataFrame, verdicts: pl.DataFrame, kind: str) -> pl.DataFrame:
-    """Proposals with `solver_rate` (r-zero: p̂; absolute-zero: success rate) and `reward` filled in."""
+def score(proposals: pl.DataFrame, verdicts: pl.DataFrame, kind: str, weight: float | None = None) -> pl.DataFrame:
+    """Proposals with `solver_rate` (r-zero: p̂; absolute-zero: success rate) and `reward` filled in;
+    `weight` is propose.repetition_weight (None: the kind's paper value)."""
     if kind == "r-zero":
         rates = verdicts.group_by("problem_id").agg(pl.col("majority_ratio").first().alias("rate"))
     else:
@@ -129,7 +130,7 @@ def score(proposals: pl.DataFrame, verdicts: pl.DataFrame, kind: str) -> pl.Data
         raise ValueError(f"proposal {missing['problem_id'][0]!r} has no solver verdicts; `dvc repro` reruns generate "
                          "and verify on this round's proposals")
     joined = proposals.drop("solver_rate", "reward").join(rates, on="problem_id", how="left", maintain_order="left")
-    rewards = [reward(kind, r if ok == "ok" else None, rep)
+    rewards = [reward(kind, r if ok == "ok" else None, rep, weight)
                for r, ok, rep in zip(joined["rate"], joined["reason"], joined["repetition"], strict=True)]
     return joined.with_columns(
         solver_rate=pl.col("rate").cast(pl.Float64), reward=pl.Series(rewards, dtype=pl.Float64)

@@ -132,6 +132,7 @@ def test_r_zero_rewards_never_read_the_truth():
     ({"verify": {"labels": "gold"}}, "verify.labels"),
     ({"propose": {"group": 1}}, "propose.group"),
     ({"propose": {"program": "function"}}, "propose.program"),
+    ({"propose": {"repetition_weight": 1.5}}, "propose.repetition_weight"),
 ])
 def test_bad_self_play_params_name_the_key(tmp_path, override, key):
     import yaml
@@ -166,3 +167,53 @@ def test_a_prompt_with_examples_shows_tasks_from_the_buffer():
         assert len(shown) == 2 and set(shown) <= set(buffer)
     assert prompts == proposer_prompts(p, buffer, seed=0, round_=2)  # seeded
     assert proposer_prompts(p.model_copy(update={"prompt": "?"}), buffer, 0, 2) == ["?"] * 4
+
+
+def test_absolute_zero_repetition_weight_pushes_a_repeated_program_below_a_new_one():
+    from sharpen.selfplay.rewards import reward
+
+    # the paper's reward (weight null: 0) is flat where the solver never solves: collapse goes unseen
+    assert reward("absolute-zero", 0.0, 0.9) == reward("absolute-zero", 0.0, 0.1) == 0.0
+    repeated, new = reward("absolute-zero", 0.0, 0.9, 0.5), reward("absolute-zero", 0.0, 0.1, 0.5)
+    assert INVALID < repeated < new < 0.0
+    assert reward("absolute-zero", 0.5, 0.2, 0.5) == pytest.approx(0.4)
+    assert reward("r-zero", 0.5, 0.2) == challenger_reward(0.5, 0.2)  # r-zero's paper weight is 1
+
+
+def test_score_applies_the_repetition_weight():
+    program = "def f(x):\n    return x + 1\nf(2)"
+    proposals, _ = _proposals([program] * 3 + ["def g(y):\n    return y * 5\ng(3)"], "absolute-zero", program="function")
+    verdicts = pl.DataFrame({"problem_id": proposals["problem_id"].unique().to_list(), "majority_ratio": 1.0,
+                             "correct": False})
+    paper = score(proposals, verdicts, "absolute-zero")
+    weighted = score(proposals, verdicts, "absolute-zero", 1.0)
+    assert paper["reward"].to_list() == [0.0] * 4
+    assert weighted["reward"].to_list() == [-0.75] * 3 + [-0.25]
+
+
+def test_seed_examples_fill_the_prompt_before_the_buffer_has_any():
+    from stages.propose import proposer_prompts, seed_questions
+
+    seeds = ("def f(x):\n    return x * 2\nf(1)\nf(5)", "```python\ndef g(n):\n    return n % 7 + n // 7\ng(20)\ng(33)\n```")
+    p = load_params().propose.model_copy(update={
+        "kind": "absolute-zero", "program": "function", "tasks": ("deduction", "induction"), "seed_examples": seeds,
+        "prompt": "Examples:\n\n{examples}\n\nA new one:", "prompts": 3, "examples": 2})
+    questions = seed_questions(p)
+    assert questions == [question_of(s, "absolute-zero", "function") for s in seeds]
+    for prompt in proposer_prompts(p, questions + [], seed=0, round_=1):
+        assert all(q in prompt for q in questions)
+
+
+@pytest.mark.parametrize("seed, reason", [
+    ("just prose", "unparsable"),
+    ("def f(x):\n    while True:\n        pass\nf(1)", "timeout"),
+    ("def f(x):\n    return x\nf(1)", "too_few_calls"),  # induction needs two calls to check a program
+])
+def test_a_seed_example_that_would_be_rejected_names_its_index(seed, reason):
+    from stages.propose import seed_questions
+
+    p = load_params().propose.model_copy(update={
+        "kind": "absolute-zero", "program": "function", "tasks": ("induction",), "timeout_s": 1.0,
+        "seed_examples": ("def f(x):\n    return x\nf(1)\nf(2)", seed)})
+    with pytest.raises(ParamsError, match=rf"propose.seed_examples\[1\]: {reason}"):
+        seed_questions(p)

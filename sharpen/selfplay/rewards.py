@@ -22,18 +22,23 @@ def challenger_reward(p_hat: float | None, repetition: float) -> float:
     return max(0.0, min(p_hat, 1.0 - p_hat) - repetition)
 
 
-def proposer_reward(solve_rate: float | None) -> float:
-    """Absolute Zero: None for the rate means the executor rejected the program."""
+def proposer_reward(solve_rate: float | None, repetition: float = 0.0) -> float:
+    """Absolute Zero: None for the rate means the executor rejected the program; `repetition` is
+    the weighted penalty (0 in the paper), kept above the rejected reward."""
     if solve_rate is None:
         return INVALID
-    if solve_rate <= 0.0 or solve_rate >= 1.0:
-        return 0.0
-    return 1.0 - solve_rate
+    learnable = 0.0 < solve_rate < 1.0
+    return max(INVALID, (1.0 - solve_rate if learnable else 0.0) - repetition)
 
 
-def reward(kind: str, rate: float | None, repetition: float) -> float:
-    if kind == "r-zero":
-        return challenger_reward(rate, repetition)
-    if kind == "absolute-zero":
-        return proposer_reward(rate)
-    raise ValueError(f"propose.kind: {kind!r} has no proposer reward")
+# the kind's paper value of the repetition weight λ, where propose.repetition_weight is null
+PAPER_REPETITION_WEIGHT = {"r-zero": 1.0, "absolute-zero": 0.0}
+
+
+def reward(kind: str, rate: float | None, repetition: float, weight: float | None = None) -> float:
+    """The proposer's reward for one proposal: `repetition` is its cluster's share of the batch,
+    `weight` λ (None: the kind's paper value)."""
+    if kind not in PAPER_REPETITION_WEIGHT:
+        raise ValueError(f"propose.kind: {kind!r} has no proposer reward")
+    penalty = (PAPER_REPETITION_WEIGHT[kind] if weight is None else weight) * repetition
+    return challenger_reward(rate, penalty) if kind == "r-zero" else proposer_reward(rate, penalty)
