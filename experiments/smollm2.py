@@ -9,7 +9,10 @@ the task on which a form-blind math_equiv taught the loop to restate its questio
 
 `--recipe grpo` (or iterative-dpo, ...) runs another recipe on the same params.
 
-`--recipe absolute-zero` makes SmolLM2 its own proposer of function-form programs (AZ_PROPOSER).
+`--recipe absolute-zero` makes SmolLM2 its own proposer of function-form programs (AZ_PROPOSER):
+deduction, abduction and induction, seed examples in the prompt, and a repetition penalty.
+`--recipe r-zero` makes it its own challenger of additions (R_ZERO_PROPOSER), posed to the solver
+in the task's template and labelled by the solver's majority.
 
 Run: `python experiments/smollm2.py --rounds 2 [--task multiplication] [--recipe grpo --lr 5e-5]` (about 12 minutes a round on 2 CPU cores)
 """
@@ -57,8 +60,10 @@ def main() -> None:
             raw["recipe"] = args.recipe
             if args.recipe in ("grpo", "ttrl-grpo", "sec"):
                 raw["train"]["grpo"] = {"max_completion_length": raw["generate"]["max_new_tokens"]}
-            if args.recipe == "absolute-zero":  # the real thing: function-form programs from an instruction
-                raw["propose"] = AZ_PROPOSER
+            if args.recipe in ("absolute-zero", "r-zero"):  # the model is its own proposer
+                raw["propose"] = AZ_PROPOSER if args.recipe == "absolute-zero" else R_ZERO_PROPOSER
+                if args.recipe == "absolute-zero":  # induction's answer is a function, not a number
+                    raw["generate"]["max_new_tokens"] = 64
                 raw["train"]["grpo"] = {"num_generations": raw["generate"]["k"],
                                         "max_completion_length": raw["generate"]["max_new_tokens"]}
             if args.lr is not None:
@@ -82,10 +87,15 @@ def main() -> None:
             sh(ws, sys.executable, "-m", "sharpen.cli", "advance")
             state = json.loads((ws / "data/state/state.json").read_text())
             rows[-1]["gate"] = "accepted" if state["history"][-1]["accepted"] else "rejected"
-            if args.recipe == "absolute-zero":
-                rows[-1]["propose"] = {k: read(ws, "round/propose").get(k) for k in ("proposals", "valid_share", "reasons", "problems")}
+            if args.recipe in ("absolute-zero", "r-zero"):
+                rows[-1]["propose"] = {k: read(ws, "round/propose").get(k) for k in
+                                       ("proposals", "valid_share", "reasons", "problems", "categories",
+                                        "distinct_share", "repetition_mean")}
                 rows[-1]["train_proposer"] = {k: read(ws, "round/train_proposer").get(k) for k in
-                                              ("reward_mean", "solver_rate_mean", "distinct_share", "steps", "wall_s")}
+                                              ("reward_mean", "solver_rate_mean", "true_solve_rate", "distinct_share",
+                                               "steps", "wall_s")}
+                rows[-1]["solved_by_task"] = _solved_by_task(ws)
+                rows[-1]["filter"] = read(ws, "round/filter")
                 rows[-1]["propose_s"] = read(ws, "round/propose")["wall_s"]
             print(json.dumps(rows[-1]), flush=True)
     print("| round | greedy | lenient | hack share | pass@1 | pass@4 | maj@4 | kept | gate | generate s | train s | evaluate s |")
@@ -97,15 +107,45 @@ def main() -> None:
               f"{r['evaluate_s']} |")
 
 
-# Absolute Zero with SmolLM2 as its own proposer: function-form programs (definitions, then a call),
-# at temperature 0.7 (at 1.0 none of 16 trial proposals parsed as a program)
+# Absolute Zero with SmolLM2 as its own proposer: function-form programs (definitions, then three
+# calls), at temperature 0.7 (at 1.0 none of 16 trial proposals parsed as a program). Against the
+# collapse seen with one example in the prompt (every valid proposal was that example): two examples
+# drawn per prompt from six seeds and the buffer, and a repetition penalty of weight 0.5.
+_SEEDS = [
+    "def f(x):\n    return x * 3 - 1\nf(4)\nf(0)\nf(7)",
+    "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\nf(3)\nf(5)\nf(10)",
+    "def f(a):\n    if a % 2 == 0:\n        return a // 2\n    return 3 * a + 1\nf(6)\nf(7)\nf(10)",
+    "def f(x):\n    return x * x + 2 * x\nf(1)\nf(3)\nf(-2)",
+    "def f(n):\n    return len(str(n)) + n % 10\nf(123)\nf(58)\nf(7)",
+    "def f(x):\n    return max(x, 10) - min(x, 3)\nf(2)\nf(12)\nf(5)",
+]
 AZ_PROPOSER = {
-    "program": "function", "prompts": 8, "group": 8, "temperature": 0.7, "max_new_tokens": 80, "steps": 4,
-    "batch_size": 16, "lr": 5.0e-5,
-    "prompt": ("Write a short Python function f that takes an integer and returns an integer, then on the last "
-               "line call it with an integer, like this:\ndef f(x):\n    return x * 3 - 1\nf(4)\n{examples}"),
+    "program": "function", "tasks": ["deduction", "abduction", "induction"], "prompts": 9, "group": 8,
+    "temperature": 0.7, "max_new_tokens": 100, "steps": 4, "batch_size": 16, "lr": 5.0e-5, "examples": 2,
+    "seed_examples": _SEEDS, "repetition_weight": 0.5,
+    "prompt": ("Here are Python functions, each followed by calls to it:\n\n{examples}\n\nWrite a new Python "
+               "function f, different from these, that takes an integer and returns an integer. On the lines after "
+               "it, call f on three different integers, one call per line."),
+}
+# R-Zero with SmolLM2 as its own challenger: `a+b` additions (the task's questions), posed to the
+# solver in the task's template; two earlier questions shown per prompt once the buffer has some.
+R_ZERO_PROPOSER = {
+    "prompts": 8, "group": 8, "temperature": 1.0, "max_new_tokens": 12, "steps": 4, "batch_size": 16, "lr": 5.0e-5,
+    "examples": 2, "seed_examples": ["58+67", "13+90"],
+    "prompt": ("Write an addition of two 2-digit numbers in the form a+b. Examples:\n{examples}\nReply with only "
+               "the new addition."),
 }
 KEYS = ("greedy_accuracy", "greedy_lenient_accuracy", "greedy_form_hack_share", "pass@1", "pass@4", "maj@4")
+
+
+def _solved_by_task(ws: Path) -> dict:
+    """Self-play: the solver's success rate on the round's proposals, per category (task type)."""
+    import polars as pl
+
+    problems = pl.read_parquet(ws / "data/round/propose/problems.parquet").select("problem_id", "category")
+    verdicts = pl.read_parquet(ws / "data/round/verify/verdicts.parquet").join(problems, on="problem_id")
+    rates = verdicts.group_by("category").agg(pl.col("correct").mean().round(3), pl.len().alias("answers"))
+    return {row["category"]: [row["correct"], row["answers"]] for row in rates.iter_rows(named=True)}
 
 
 def _multiplication(ws: Path, params: str) -> str:
