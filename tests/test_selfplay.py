@@ -217,3 +217,18 @@ def test_a_seed_example_that_would_be_rejected_names_its_index(seed, reason):
         "seed_examples": ("def f(x):\n    return x\nf(1)\nf(2)", seed)})
     with pytest.raises(ParamsError, match=rf"propose.seed_examples\[1\]: {reason}"):
         seed_questions(p)
+
+
+@pytest.mark.parametrize("line, call", [
+    ("f(4)", "f(4)"), ("print(f(4))", "f(4)"), ("f(4)  # Output: 11", "f(4)"), ("print(f(-2, [1]))  # -> 0", "f(-2, [1])"),
+    ("    f(4)", None), ("x = f(4)", None), ("f(4) + 1", None), ("obj.f(4)", None), ("Here f(4) returns 11", None),
+])
+def test_a_call_line_is_read_by_pythons_parser(line, call):
+    from sharpen.selfplay.proposals import call_line
+
+    assert call_line(line) == call
+
+
+def test_comments_after_the_calls_do_not_make_a_program_unparsable():
+    text = "def f(n):\n    return n * 2  # double\nprint(f(3))  # Output: 6\nf(5)  # 10\n"
+    assert question_of(text, "absolute-zero", "function") == "def f(n):\n    return n * 2\nf(3)\nf(5)"

@@ -26,9 +26,28 @@ _TOKEN = re.compile(r"\d+|\w+|[^\w\s]")
 
 
 PROGRAM_MAX_CHARS = 2048
-_CALL_LINE = re.compile(r"[A-Za-z_]\w*\(.*\)\s*")
 _FENCE = re.compile(r"^\s*```[\w+-]*\s*$")
-_PRINTED_CALL = re.compile(r"^print\(([A-Za-z_]\w*\(.*\))\)\s*$")  # `print(f(4))` states the call `f(4)`
+
+
+def call_line(line: str) -> str | None:
+    """The call a top-level line states, unparsed (`f(4)`), or None: a call of a name, unindented,
+    alone on its line; `print(f(4))` states `f(4)`, and a trailing comment (`f(4)  # 11`) is
+    dropped, as Python drops it."""
+    import ast
+
+    if not line[:1].isalpha() and not line.startswith("_"):
+        return None
+    try:
+        tree = ast.parse(line)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Expr) or not isinstance(tree.body[0].value, ast.Call):
+        return None
+    call = tree.body[0].value
+    printed = isinstance(call.func, ast.Name) and call.func.id == "print" and not call.keywords
+    if printed and len(call.args) == 1 and isinstance(call.args[0], ast.Call):
+        call = call.args[0]
+    return ast.unparse(call) if isinstance(call.func, ast.Name) else None
 
 
 def program_of(text: str) -> str | None:
@@ -37,12 +56,14 @@ def program_of(text: str) -> str | None:
     ignored; the program ends at the last of the call lines that directly follow the first call
     line completing it (whatever comes after is ignored). A call line written as `print(f(4))`
     states the call `f(4)`: the sandbox calls f and the value returned is the gold, so nothing is
-    printed either way."""
+    printed either way; a comment after a call is dropped (`call_line`)."""
     import ast
 
-    lines = [_PRINTED_CALL.sub(r"\1", line) for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if not _FENCE.match(line)]
+    stated = [call_line(line) for line in lines]
+    lines = [call or line for call, line in zip(stated, lines, strict=True)]
     starts = [i for i, line in enumerate(lines) if line.startswith("def ")]
-    calls = [i for i, line in enumerate(lines) if _CALL_LINE.fullmatch(line)]
+    calls = [i for i, call in enumerate(stated) if call is not None]
     for start in starts[:1]:  # the program starts at the first definition; prose before it is ignored
         for end in (i for i in calls if i > start):
             source = "\n".join(lines[start : end + 1])
