@@ -232,3 +232,11 @@ def test_a_call_line_is_read_by_pythons_parser(line, call):
 def test_comments_after_the_calls_do_not_make_a_program_unparsable():
     text = "def f(n):\n    return n * 2  # double\nprint(f(3))  # Output: 6\nf(5)  # 10\n"
     assert question_of(text, "absolute-zero", "function") == "def f(n):\n    return n * 2\nf(3)\nf(5)"
+
+
+@pytest.mark.parametrize("text, question", [
+    ("12+34", "12+34"), ("Reasoning: 27 + 89 = ", "27+89"), ("Sure!\n\n58+6 is one.", "58+6"),
+    ("12+", None), ("1+2+3", None), ("3.5+2", None), ("-3+4", None), ("12+34x", None), ("two digits: 52.", None),
+])
+def test_an_r_zero_question_is_the_first_addition_on_a_line(text, question):
+    assert question_of(text, "r-zero") == question

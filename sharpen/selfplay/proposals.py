@@ -1,7 +1,8 @@
 """What a proposer wrote: the question it parses to, and how alike the batch's questions are.
 
 `question_of(text, kind, program)` reads one proposal (None: unparsable). On the embedded arithmetic
-task a question is an addition `a+b` (R-Zero) or a Python expression over integer literals (Absolute
+task a question is an addition `a+b` (R-Zero: the first one written on a line, so an LLM's
+"Here is one: 27 + 89 =" states 27+89) or a Python expression over integer literals (Absolute
 Zero's program, scaled down: `sharpen.selfplay.execution` runs it); the tiny base learnt to write
 them after the marker prompt `?` (`base.propose_fraction`). With `propose.program: function` (an LLM
 proposer) an Absolute Zero question is a small Python program: definitions, then one call.
@@ -20,7 +21,7 @@ import math
 import re
 from collections import Counter
 
-ADDITION = re.compile(r"\s*(\d{1,9})\s*\+\s*(\d{1,9})\s*")
+ADDITION = re.compile(r"(?<![\w.+-])(\d{1,9})\s*\+\s*(\d{1,9})(?![\w.+])")
 EXPRESSION_MAX_CHARS = 64
 _TOKEN = re.compile(r"\d+|\w+|[^\w\s]")
 
@@ -89,10 +90,10 @@ def question_of(text: str, kind: str, program: str = "expression") -> str | None
     None if it is not one."""
     if kind == "absolute-zero" and program == "function":
         return program_of(text)
-    line = text.strip().split("\n", 1)[0].strip()
-    if kind == "r-zero":
-        m = ADDITION.fullmatch(line)
+    if kind == "r-zero":  # the first addition written on one line, whatever surrounds it
+        m = next((m for line in text.split("\n") if (m := ADDITION.search(line))), None)
         return f"{int(m.group(1))}+{int(m.group(2))}" if m else None
+    line = text.strip().split("\n", 1)[0].strip()
     if kind == "absolute-zero":
         line = line.removesuffix("=").strip()
         if not line or len(line) > EXPRESSION_MAX_CHARS or not line.isascii():
