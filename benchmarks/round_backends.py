@@ -10,7 +10,8 @@ sample differently, so accuracies differ within noise).
 Needs the vLLM environment (`make vllm`); vllm-server runs at `server.dtype: float32` (bf16 is
 slower on a CPU without native bf16, BENCHMARKS.md).
 
-Run: `python benchmarks/round_backends.py [--backends hf vllm-server]` (about 30 minutes on 2 cores)
+Run: `python benchmarks/round_backends.py [--backends hf vllm-server] [--problems 256] [--eval-size 200]`
+(about 30 minutes on 2 cores at the example's sizes)
 """
 
 import argparse
@@ -38,10 +39,11 @@ def sh(cwd: Path, *cmd: str) -> float:
     return time.perf_counter() - start
 
 
-def run(backend: str, vllm_env: str, tmp: Path) -> dict:
+def run(backend: str, vllm_env: str, tmp: Path, problems: int, eval_size: int) -> dict:
     ws = tmp / backend
     sh(PROJECT, "git", "clone", "-q", str(PROJECT), str(ws))
     raw = yaml.safe_load((ws / "examples/params-smollm2.yaml").read_text())
+    raw["generate"]["problems_per_round"], raw["task"]["eval_size"] = problems, eval_size
     for section in ("generate", "evaluate"):
         raw[section]["backend"] = backend
         if backend == "vllm-server":
@@ -61,11 +63,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backends", nargs="+", default=["hf", "vllm-server"])
     parser.add_argument("--env", default=str(PROJECT / ".venv-vllm"), help="the vLLM environment")
+    parser.add_argument("--problems", type=int, default=256, help="generate.problems_per_round (the example's 256)")
+    parser.add_argument("--eval-size", type=int, default=200, help="task.eval_size (the example's 200)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="sharpen-round-backends-") as tmp:
         for backend in args.backends:
-            rows.append(run(backend, args.env, Path(tmp)))
+            rows.append(run(backend, args.env, Path(tmp), args.problems, args.eval_size))
             print(json.dumps(rows[-1]), flush=True)
     first = rows[0]
     print(f"\n| backend | evaluate_base s | generate s | verify s | filter s | train s | evaluate s | round (dvc repro) s "
