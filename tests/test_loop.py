@@ -86,7 +86,7 @@ def test_flow_runs_two_rounds(tmp_path, monkeypatch):
     monkeypatch.chdir(ws)
     from flows.loop import loop
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # a loaded machine starts it slowly
         reason = loop(rounds=2)
     assert reason == "max rounds reached (2)"
     assert run(ws, "git", "tag", "--list", "round-*").stdout.split() == ["round-1", "round-2"]
