@@ -477,10 +477,10 @@ def _exit_code_if_done(pid: int, exiting: bool = False) -> int | None:
 
     `exiting`: its socket reached EOF, so it is dying. The kernel closes a dying process's files
     before its exit status can be waited for, so wait for that (briefly: a program that closed the
-    socket itself and runs on is killed after a second, a fail)."""
+    socket itself and runs on is killed after 3 seconds, a fail)."""
     try:
         if exiting:
-            return _wait(pid, time.monotonic() + 1.0)
+            return _wait(pid, time.monotonic() + 3.0)  # a loaded machine may take over a second to finish an exit
         done, status = os.waitpid(pid, os.WNOHANG)
     except (ChildProcessError, ProcessLookupError):
         return None
