@@ -116,9 +116,7 @@ def seed_questions(p) -> list[str]:
         reason = "unparsable" if question is None else "ok"
         if question is not None and p.kind == "absolute-zero":
             ran = execute([question], timeout_s=p.timeout_s, max_output_chars=p.max_output_chars, form=p.program)[0]
-            reason = ran.reason
-            if reason == "ok" and "induction" in p.tasks and len(ran.values) < 2:
-                reason = "too_few_calls"
+            reason = task_reason(ran, "induction" if "induction" in p.tasks else "deduction")
         if reason != "ok":
             raise ParamsError(f"propose.seed_examples[{i}]: {reason} as a {p.kind} proposal "
                               f"(propose.program: {p.program}): {text[:80]!r}")
@@ -158,9 +156,7 @@ def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame
         ran = dict(zip(distinct, execute(distinct, timeout_s=p.timeout_s, max_output_chars=p.max_output_chars,
                                          form=p.program), strict=True))
         for i in runnable:
-            reasons[i], answers[i] = ran[questions[i]].reason, ran[questions[i]].answer
-            if reasons[i] == "ok" and tasks[i] == "induction" and len(ran[questions[i]].values) < 2:
-                reasons[i] = "too_few_calls"  # with one pair shown, nothing would check the program
+            reasons[i], answers[i] = task_reason(ran[questions[i]], tasks[i]), ran[questions[i]].answer
     else:  # r-zero: the truth is computed for logging only; the solver's labels are its own majority
         for i, q in enumerate(questions):
             if reasons[i] == "ok":
@@ -190,6 +186,14 @@ def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame
             for pid, q, answer, slot in valid.select("problem_id", "question", "answer", "slot").iter_rows()]
     problems = pl.DataFrame(rows, schema=PROBLEM_COLUMNS, orient="row").sort("problem_id")
     return proposals, problems
+
+
+def task_reason(ran: Execution, task: str) -> str:
+    """Why a program that ran cannot pose `task` ("ok" if it can): the executor's reason, or
+    `too_few_calls` for induction with one call (with one pair shown, nothing would check the program)."""
+    if ran.reason == "ok" and task == "induction" and len(ran.values) < 2:
+        return "too_few_calls"
+    return ran.reason
 
 
 def slot_task(slot: str, p) -> str:
