@@ -91,7 +91,7 @@ def test_fork_bomb_is_contained():
     assert not result.correct
     if os.geteuid() == 0:  # every slot uid's process is gone (zombies wait for init to reap them)
         deadline = time.monotonic() + 15  # SIGKILLed processes take a while to exit on a loaded machine
-        while left := [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) >= sandbox.SLOT_UID_BASE and _alive(p)]:
+        while left := _released_slot_processes():
             if time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -100,6 +100,13 @@ def test_fork_bomb_is_contained():
     if pid == 0:
         os._exit(0)
     os.waitpid(pid, 0)
+
+
+def _released_slot_processes() -> list[str]:
+    """Live processes of slot uids no sandbox holds now (other test workers' running slots are held)."""
+    found = [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) >= sandbox.SLOT_UID_BASE and _alive(p)]
+    held = sandbox.held_slot_uids()  # after the scan: a slot claimed during it is held by now
+    return [p for p in found if _uid(p) not in held and _uid(p) - 1 not in held]
 
 
 def _alive(pid: str) -> bool:
@@ -123,6 +130,19 @@ def test_memory_bomb_fails_without_harming_the_host():
     # so no test harness races it, with a wall clock that leaves room for a loaded machine)
     out = run_program("x = bytearray(8 * 1024 ** 3)", Limits(timeout_s=30, cpu_s=3))
     assert out.status != "passed" and "MemoryError" in out.stderr
+
+
+def test_two_sandboxes_at_once_never_touch_each_others_programs():
+    """Two callers (threads here; processes alike) each run a sandbox: one's cleanup after its jobs
+    must not kill the other's running program (as root: each holds its own slot uids)."""
+    slow: list = []
+    other = threading.Thread(target=lambda: slow.append(
+        run_program("import time\ntime.sleep(2)\nprint('alive')", Limits(timeout_s=30, cpu_s=5))))
+    other.start()
+    time.sleep(0.5)
+    assert all(o.status == "passed" for o in run_programs(["print(1)"] * 4, FAST, workers=1))
+    other.join()
+    assert (slow[0].status, slow[0].stdout) == ("passed", "alive\n")
 
 
 def test_writing_outside_the_temp_dir_is_blocked(tmp_path):

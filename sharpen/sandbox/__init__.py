@@ -35,8 +35,9 @@ Isolation is probed once per process (`isolation()`), strongest first:
   processes and open sockets (there is no network namespace).
 Every candidate: rlimits (address space, CPU seconds, processes, file size, open files, no
 core files), umask 077, no-new-privileges, a seccomp filter refusing new user namespaces, and,
-as root, its own unprivileged uid per parallel slot (the tests another), so the process limit
-holds and it cannot signal or read other processes. A wall-clock deadline kills everything.
+as root, its own unprivileged uid per parallel slot (the tests another; a slot's uids are held by
+a lock file under /run/sharpen-sandbox, so no two sandboxes on the machine share one, whatever
+process runs them), so the process limit holds and it cannot signal or read other processes. A wall-clock deadline kills everything.
 
 Not covered: CPU time and memory are per-process limits (the process limit bounds their
 product). As a non-root user without bubblewrap the program runs as that user: it can signal the
@@ -77,7 +78,9 @@ PYTHON = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
 SANDBOX_PREFIX = "/python"  # bwrap: where the base installation is mounted
 ZYGOTE = Path(wire.__file__).resolve()
 NAMESPACES = True  # per-job namespaces where the kernel allows (False: the no-namespace fallback, for tests)
-SLOT_UID_BASE = 62000  # root only: slot i's program runs as SLOT_UID_BASE + 2i, its tests as + 2i + 1
+SLOT_UID_BASE = 62000  # root only: a slot's program runs as SLOT_UID_BASE + 2i, its tests as + 2i + 1
+SLOT_UID_PAIRS = 4096  # how many slots may run at once on one machine, across all processes
+SLOT_LOCK_DIR = Path("/run/sharpen-sandbox")  # root only: one lock file per uid pair in use
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,59 @@ def world_writable_dirs() -> tuple[str, ...]:
     return tuple(found)
 
 
+def _slot_lock_dir() -> Path:
+    """A root-owned directory no slot uid can write (/run; else the temp dir, made private)."""
+    for directory in (SLOT_LOCK_DIR, Path(tempfile.gettempdir()) / "sharpen-sandbox-slots"):
+        try:
+            directory.mkdir(mode=0o700, exist_ok=True)
+            info = directory.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o077:
+            return directory
+    raise SandboxError(f"sandbox: no root-owned private directory to claim slot uids in ({SLOT_LOCK_DIR})")
+
+
+def _claim_slot_uids() -> tuple[int, int]:
+    """Root only: the first uid pair no other sandbox on this machine holds, and the open lock file
+    that holds it (an exclusive flock, released when it is closed or the process dies). Two
+    processes must never share a slot uid: after each job a slot's uid processes are killed and
+    its process limit is per uid, so a shared uid would kill or starve the other's program."""
+    import fcntl
+
+    directory = _slot_lock_dir()
+    for pair in range(SLOT_UID_PAIRS):
+        uid = SLOT_UID_BASE + 2 * pair
+        fd = os.open(directory / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise SandboxError(f"sandbox: all {SLOT_UID_PAIRS} slot uid pairs are in use on this machine")
+
+
+def held_slot_uids() -> set[int]:
+    """Root only: the program uids of the slots some sandbox on this machine holds now (its tests
+    run as uid + 1). Any other slot uid should have nothing running and nothing left on disk."""
+    import fcntl
+
+    held = set()
+    for lock in _slot_lock_dir().glob("*.lock"):
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.add(int(lock.stem))
+        finally:
+            os.close(fd)  # releases the lock if it was taken
+    return held
+
+
 def _count_processes(uid: int) -> int:
     n = 0
     for entry in os.listdir("/proc"):
@@ -275,12 +331,19 @@ class _Zygote:
     def __init__(self, mode: str, slot: int, limits: Limits):
         self.mode, self.slot, self.limits = mode, slot, limits
         self.root = os.geteuid() == 0
-        self.uid = SLOT_UID_BASE + 2 * slot if self.root else -1
-        self.tests_uid = self.uid + 1 if self.root else -1
+        self.uid_lock: int | None = None
+        self.uid, self.tests_uid = -1, -1
+        if self.root:
+            self.uid, self.uid_lock = _claim_slot_uids()
+            self.tests_uid = self.uid + 1
         self.tmp: tempfile.TemporaryDirectory | None = None
         self.proc: subprocess.Popen | None = None
         self.namespaces = False
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # the uid pair and the directory go back
+            raise
 
     def _start(self) -> None:
         want = {"namespaces": NAMESPACES}
@@ -323,6 +386,9 @@ class _Zygote:
         if self.tmp is not None:
             self.tmp.cleanup()
             self.tmp = None
+        if self.uid_lock is not None:  # only now: nothing of this slot's uids is left running
+            os.close(self.uid_lock)
+            self.uid_lock = None
 
     def _restart(self) -> None:
         if self.proc is not None:

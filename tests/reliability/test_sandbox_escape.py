@@ -53,18 +53,25 @@ def attacks(canary: Path, secret: Path) -> dict[str, str]:
     }
 
 
+def _released(uid: int, held: set[int]) -> bool:
+    """A slot uid no sandbox holds now (another test worker's running slot may own files and processes)."""
+    return uid >= sandbox.SLOT_UID_BASE and uid not in held and uid - 1 not in held
+
+
 def slot_processes() -> list[int]:
-    alive = []
+    found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.stat(f"/proc/{entry}").st_uid >= sandbox.SLOT_UID_BASE:
+                uid = os.stat(f"/proc/{entry}").st_uid
+                if uid >= sandbox.SLOT_UID_BASE:
                     with open(f"/proc/{entry}/stat") as f:
                         if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                            alive.append(int(entry))
+                            found.append((int(entry), uid))
             except OSError:
                 pass
-    return alive
+    held = sandbox.held_slot_uids() if os.geteuid() == 0 else set()  # after the scan
+    return [pid for pid, uid in found if _released(uid, held)]
 
 
 def leftovers() -> list[str]:
@@ -72,11 +79,13 @@ def leftovers() -> list[str]:
     for directory in ("/tmp", "/var/tmp", "/dev/shm"):
         for entry in os.scandir(directory):
             try:
-                if entry.stat(follow_symlinks=False).st_uid >= sandbox.SLOT_UID_BASE or "sharpen-escape" in entry.name:
-                    found.append(entry.path)
+                uid = entry.stat(follow_symlinks=False).st_uid
+                if uid >= sandbox.SLOT_UID_BASE or "sharpen-escape" in entry.name:
+                    found.append((entry.path, uid))
             except OSError:
                 pass
-    return found
+    held = sandbox.held_slot_uids() if os.geteuid() == 0 else set()
+    return [path for path, uid in found if "sharpen-escape" in path or _released(uid, held)]
 
 
 MODES = ["bwrap", "rlimits"] if sandbox.isolation() == "bwrap" else ["rlimits"]
