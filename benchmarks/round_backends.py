@@ -11,8 +11,6 @@ Run: `python benchmarks/round_backends.py` (about 30 minutes on 2 CPU cores; not
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,28 +19,25 @@ from pathlib import Path
 import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from tests.workspace import run  # noqa: E402
+
 STAGES = ["base", "base/evaluate", "round/generate", "round/verify", "round/filter", "round/train", "round/evaluate"]
-
-
-def sh(cwd: Path, *cmd: str) -> None:
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
 
 def one_round(tmp: Path, backend: str, vllm_env: Path) -> dict:
     ws = tmp / backend
-    sh(PROJECT, "git", "clone", "-q", str(PROJECT), str(ws))
+    run(PROJECT, "git", "clone", "-q", str(PROJECT), str(ws))
     raw = yaml.safe_load((ws / "examples/params-smollm2.yaml").read_text())
     for section in ("generate", "evaluate"):
         raw[section]["backend"] = backend
         if backend == "vllm-server":  # fp32: this CPU has no native bf16 (BENCHMARKS.md, vLLM engines)
             raw[section]["server"] = {"vllm_env": str(vllm_env), "dtype": "float32"}
     (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    sh(ws, "git", "commit", "-qam", f"SmolLM2 params, backend {backend}")
+    run(ws, "git", "commit", "-qam", f"SmolLM2 params, backend {backend}")
     start = time.perf_counter()
-    sh(ws, "dvc", "repro")
+    run(ws, "dvc", "repro")
     total = time.perf_counter() - start
     metrics = {s: json.loads((ws / "data" / s / "metrics.json").read_text()) for s in STAGES}
     return {"total_s": total, "stages": {s: m["wall_s"] for s, m in metrics.items()},

@@ -29,6 +29,10 @@ class SharpenError(Exception):
     """An error that is the user's to fix; its message names the file and key or row, and what to do."""
 
 
+class ArtifactError(SharpenError, ValueError):
+    """An artifact is missing, unreadable, or does not match its schema (also `sharpen.io.ArtifactError`)."""
+
+
 def debugging() -> bool:
     return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
 

@@ -24,11 +24,7 @@ import pandera.polars as pa
 import polars as pl
 
 from sharpen import faults
-from sharpen.errors import SharpenError
-
-
-class ArtifactError(SharpenError, ValueError):
-    """An artifact is missing, unreadable, or does not match its schema."""
+from sharpen.errors import ArtifactError
 
 
 class DiskFullError(ArtifactError):

@@ -24,7 +24,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from sharpen.io import ArtifactError
+from sharpen.errors import ArtifactError
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -138,9 +138,9 @@ def is_adapter(policy_dir: Path | str) -> bool:
 def adapter_base(policy_dir: Path | str) -> Path:
     """The base directory a LoRA adapter sits on. Its config names it relative to the workspace root
     (`data/base/model`), so it is looked up from the adapter's directory upwards."""
-    from peft import PeftConfig
+    import json
 
-    name = PeftConfig.from_pretrained(str(policy_dir)).base_model_name_or_path or ""
+    name = json.loads((Path(policy_dir) / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path") or ""
     candidates = [Path(name)] if Path(name).is_absolute() else [p / name for p in Path(policy_dir).resolve().parents]
     for candidate in candidates:
         if name and (candidate / "config.json").is_file():

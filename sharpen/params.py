@@ -173,7 +173,8 @@ class SamplingParams(_Section):
 
 
 class RayParams(_Section):
-    """generate's shards fanned out over a Ray cluster (sharpen/backends/fanout.py)."""
+    """A stage's shards (generate's; evaluate's greedy and sampled ones) fanned out over a Ray cluster
+    (sharpen/backends/fanout.py); the samples equal the stage's own process's."""
 
     address: str = Field("", description="the cluster (`ray start --head` prints it, e.g. 10.0.0.1:6379; auto: the "
                          "one this machine belongs to); empty: generate in the stage's own process")
@@ -488,6 +489,9 @@ class ProposeParams(_Section):
 
 class EvaluateParams(SamplingParams):
     pass_k: tuple[int, ...] = Field((1, 8), description="k values reported as pass@k (each <= k)")
+    shard_size: int = Field(0, ge=0, description="held-out problems per shard, each sampled with its own seed (0: one "
+                            "shard); evaluate.ray sends the shards to a Ray cluster")
+    ray: RayParams = RayParams()
 
     @model_validator(mode="after")
     def _pass_k_fit(self) -> EvaluateParams:

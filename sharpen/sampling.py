@@ -5,7 +5,7 @@ Used by the generate and evaluate stages (and the round benchmark), so both writ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import polars as pl
 
@@ -59,16 +59,41 @@ def sample_frame(
     )
 
 
+EvalKey = tuple[int, str]  # (shard index, "greedy" | "sampled")
+
+
+def eval_requests(
+    prompts: Sequence[str], *, shard_size: int, k: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
+) -> list[tuple[EvalKey, list[str], dict]]:
+    """The backend calls an evaluation makes, as (key, prompts, sampling): per shard of `shard_size`
+    prompts (0: one shard), the greedy decode and k samples. Shard 0 samples with `seed` itself (so one
+    shard is the unsharded evaluation), shard i with a seed derived from it; each call is the same
+    wherever it runs (this process, or a Ray actor), so the samples are too."""
+    size = shard_size or max(1, len(prompts))
+    requests = []
+    for i, start in enumerate(range(0, len(prompts), size)):
+        chunk, shard_seed = list(prompts[start:start + size]), seed if i == 0 else derive_seed(seed, "shard", i)
+        requests.append(((i, "greedy"), chunk, {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": max_new_tokens,
+                                                "seed": shard_seed}))
+        requests.append(((i, "sampled"), chunk, {"n": k, "temperature": temperature, "top_p": top_p,
+                                                 "max_new_tokens": max_new_tokens, "seed": shard_seed}))
+    return requests
+
+
+def eval_generate(backend: Backend, requests: Sequence[tuple[EvalKey, list[str], dict]],
+                  on_progress: Callable[[int], None] | None = None) -> dict[EvalKey, list[list[Completion]]]:
+    """Every request's completions from one backend, in this process."""
+    return {key: backend.generate(prompts, on_progress=on_progress, **sampling) for key, prompts, sampling in requests}
+
+
 def eval_frame(
-    backend: Backend, problems: pl.DataFrame, verifier: Verifier, *, round_: int, k: int, temperature: float,
-    top_p: float, max_new_tokens: int, seed: int, on_progress: Callable[[int], None] | None = None,
+    problems: pl.DataFrame, made: Mapping[EvalKey, Sequence[Sequence[Completion]]], verifier: Verifier, *, round_: int,
 ) -> pl.DataFrame:
-    """`EvalSample` rows: the greedy decode (sample_idx -1) and k samples per problem, each verified."""
-    prompts = problems["prompt"].to_list()
-    greedy = backend.generate(prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens,
-                              seed=seed, on_progress=on_progress)
-    sampled = backend.generate(prompts, n=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                               seed=seed, on_progress=on_progress)
+    """`EvalSample` rows: the greedy decode (sample_idx -1) and k samples per problem, each verified;
+    `made` holds every shard's completions (`eval_requests`' keys)."""
+    shards = sorted({i for i, _ in made})
+    greedy = [row for i in shards for row in made[(i, "greedy")]]
+    sampled = [row for i in shards for row in made[(i, "sampled")]]
     rows = _long(problems, greedy, first_idx=-1)
     more = _long(problems, sampled)
     for key in rows:

