@@ -105,7 +105,7 @@ p = ["1+1=", "2+3=", "4+4=", "9+1="]
 json.dump({"batch": sample(p), "again": sample(p), "mixed": sample([p[0], "7+7=", p[2]]), "one": sample(p[:1]),
            "seed4": sample(p, seed=4), "greedy": sample(p, temperature=0.0), "greedy99": sample(p, temperature=0.0, seed=99),
            "chunked_prefill": backend.llm.llm_engine.vllm_config.scheduler_config.enable_chunked_prefill},
-          sys.stdout)
+          open(sys.argv[2], "w"))
 """
 
 
@@ -117,13 +117,14 @@ def real_engine_samples(tmp_path_factory) -> dict:
 
     from tests.workspace import build_tiny_model
 
-    model = build_tiny_model(tmp_path_factory.mktemp("vllm-offline") / "model", hidden_size=64, num_heads=1)
+    tmp = tmp_path_factory.mktemp("vllm-offline")
+    model = build_tiny_model(tmp / "model", hidden_size=64, num_heads=1)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1",
            "VLLM_CPU_KVCACHE_SPACE": "1"}
-    proc = subprocess.run([str(VLLM_ENV / "bin" / "python"), "-c", ENGINE_SCRIPT, str(model)], env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.run([str(VLLM_ENV / "bin" / "python"), "-c", ENGINE_SCRIPT, str(model), str(tmp / "samples.json")],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return json.loads((tmp / "samples.json").read_text())
 
 
 needs_vllm_env = pytest.mark.skipif(not (VLLM_ENV / ".installed").exists(), reason="the vLLM environment: `make vllm`")
