@@ -37,7 +37,8 @@ Every candidate: rlimits (address space, CPU seconds, processes, file size, open
 core files), umask 077, no-new-privileges, a seccomp filter refusing new user namespaces, and,
 as root, its own unprivileged uid per parallel slot (the tests another; a slot's uids are held by
 a lock file under /run/sharpen-sandbox, so no two sandboxes on the machine share one, whatever
-process runs them), so the process limit holds and it cannot signal or read other processes. A wall-clock deadline kills everything.
+process runs them), so the process limit holds and it cannot signal or read other processes.
+A wall-clock deadline kills everything.
 
 Not covered: CPU time and memory are per-process limits (the process limit bounds their
 product). As a non-root user without bubblewrap the program runs as that user: it can signal the
