@@ -62,6 +62,11 @@ def sample_frame(
 EvalKey = tuple[int, str]  # (shard index, "greedy" | "sampled")
 
 
+def eval_shard_size(problems: int, shard_size: int) -> int:
+    """Problems per evaluation shard: `shard_size`, or all of them (0)."""
+    return shard_size or max(1, problems)
+
+
 def eval_requests(
     prompts: Sequence[str], *, shard_size: int, k: int, temperature: float, top_p: float, max_new_tokens: int, seed: int,
 ) -> list[tuple[EvalKey, list[str], dict]]:
@@ -69,7 +74,7 @@ def eval_requests(
     prompts (0: one shard), the greedy decode and k samples. Shard 0 samples with `seed` itself (so one
     shard is the unsharded evaluation), shard i with a seed derived from it; each call is the same
     wherever it runs (this process, or a Ray actor), so the samples are too."""
-    size = shard_size or max(1, len(prompts))
+    size = eval_shard_size(len(prompts), shard_size)
     requests = []
     for i, start in enumerate(range(0, len(prompts), size)):
         chunk, shard_seed = list(prompts[start:start + size]), seed if i == 0 else derive_seed(seed, "shard", i)

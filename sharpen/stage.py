@@ -9,9 +9,11 @@ exception and the log file under .sharpen/logs/ that holds its traceback (sharpe
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -46,6 +48,20 @@ class Timer:
     @property
     def seconds(self) -> float:
         return round(time.perf_counter() - self.start, 2)
+
+
+def shard_dir(out: Path, fingerprint: str) -> Path:
+    """Where a stage keeps its finished shards across a killed run: `out/.partial/<fingerprint>`, the
+    fingerprint hashing every input the shards depend on. Directories of other fingerprints (shards
+    made from other inputs) are deleted here, never reused; the stage deletes `out/.partial` once its
+    artifact is written."""
+    partial = out / ".partial"
+    if partial.exists():
+        for stale in partial.iterdir():
+            if stale.name != fingerprint:
+                shutil.rmtree(stale)
+    (partial / fingerprint).mkdir(parents=True, exist_ok=True)
+    return partial / fingerprint
 
 
 def progress(total: int, desc: str, unit: str) -> tqdm:

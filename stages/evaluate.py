@@ -7,25 +7,30 @@ answers (sharpen.metrics.form_monitors). The per-category breakdown goes to cate
 `--baseline` evaluates the base model as round 0, so every round has a baseline. Sampling uses
 the same seed every round, so rounds differ only by their policy. `evaluate.shard_size` splits the
 held-out set into shards with seeds of their own; `evaluate.ray.address` sends them to a Ray
-cluster's actors (sharpen/backends/fanout.py), which give the samples this process would.
+cluster's actors (sharpen/backends/fanout.py), which give the samples this process would. Each
+finished shard's verified samples are kept in `<out>/.partial/<fingerprint>/` (the fingerprint
+hashes the policy, the problems, the evaluate and verify params, the round and the seed), so a
+killed run resumes at its last finished shard and shards from other inputs are deleted, never reused.
 
 Run: `python -m stages.evaluate --model data/round/train/model --problems data/tasks/eval.parquet \
         --out data/round/evaluate`
 """
 
 import argparse
+import shutil
 from functools import partial
 from pathlib import Path
 
 import polars as pl
 
 from sharpen.backends import load_backend
-from sharpen.io import read_frame, write_csv, write_frame, write_json
+from sharpen import faults
+from sharpen.io import hash_json, hash_path, read_frame, write_csv, write_frame, write_json
 from sharpen.metrics import by_category, form_monitors, per_problem, summarize
 from sharpen.params import load_params
-from sharpen.sampling import derive_seed, eval_frame, eval_generate, eval_requests
+from sharpen.sampling import derive_seed, eval_frame, eval_requests, eval_shard_size
 from sharpen.schemas import EvalSample, Problem
-from sharpen.stage import Timer, progress, run_stage
+from sharpen.stage import Timer, progress, run_stage, shard_dir
 from sharpen.verifiers import LENIENT, get_verifier, vote_keys
 
 
@@ -43,25 +48,47 @@ def main() -> None:
     problems = read_frame(args.problems, Problem)
     requests = eval_requests(problems["prompt"].to_list(), shard_size=e.shard_size, k=e.k, temperature=e.temperature,
                              top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(params.seed, "evaluate"))
+    if not requests:
+        raise ValueError(f"{args.problems}: no held-out problems to evaluate")
+    verifier = get_verifier(params.verify.verifier, params.verify.answer_form)
+    fingerprint = hash_json(
+        {"policy": hash_path(args.model), "problems": problems["problem_id"].to_list(), "prompts": problems["prompt"].to_list(),
+         "answers": problems["answer"].to_list(), "evaluate": e.model_dump(exclude={"ray", "server"}),
+         "verify": params.verify.model_dump(), "chat": params.task.chat, "round": round_, "seed": params.seed}
+    )[:16]
+    shards_at = shard_dir(args.out, fingerprint)
+    size, shards = eval_shard_size(problems.height, e.shard_size), len(requests) // 2
+    done = {i for i in range(shards) if (shards_at / f"shard-{i:05d}.parquet").exists()}
+    if done:
+        print(f"evaluate: resuming, {len(done)}/{shards} shards already done ({fingerprint})")
+    todo = [r for r in requests if r[0][0] not in done]
+    bar = progress(sum(len(prompts) * sampling["n"] for _, prompts, sampling in todo), f"evaluate: round {round_}", "sample")
     backend_kwargs = {"batch_size": e.batch_size, "chat": params.task.chat, "tensor_parallel_size": e.tensor_parallel_size,
                       "autocast": e.autocast, "server": e.server}
-    bar = progress(problems.height * (1 + e.k), f"evaluate: round {round_}", "sample")
-    nodes: set[str] = set()
-    if e.ray.address:
+    if e.ray.address and todo:
         from sharpen.backends.fanout import generate_on_ray
 
-        made = {}
-        for key, node, completions in generate_on_ray(
-                requests, stage="evaluate", address=e.ray.address, workers=e.ray.workers,
-                cpus_per_worker=e.ray.cpus_per_worker, gpus_per_worker=e.ray.gpus_per_worker, backend=e.backend,
-                policy=args.model, backend_kwargs=backend_kwargs):
-            made[key] = completions
+        made = generate_on_ray(todo, stage="evaluate", address=e.ray.address, workers=e.ray.workers,
+                               cpus_per_worker=e.ray.cpus_per_worker, gpus_per_worker=e.ray.gpus_per_worker,
+                               backend=e.backend, policy=args.model, backend_kwargs=backend_kwargs)
+    else:
+        backend = load_backend(e.backend, args.model, **backend_kwargs) if todo else None
+        made = ((key, "local", backend.generate(prompts, on_progress=bar.update, **sampling)) for key, prompts, sampling in todo)
+    nodes: set[str] = set()
+    pending: dict[int, dict] = {}
+    for key, node, completions in made:  # a shard is written once its greedy and sampled calls are both back
+        if node != "local":
             nodes.add(node)
             bar.update(sum(len(row) for row in completions))
-    else:
-        made = eval_generate(load_backend(e.backend, args.model, **backend_kwargs), requests, on_progress=bar.update)
-    samples = eval_frame(problems, made, get_verifier(params.verify.verifier, params.verify.answer_form), round_=round_)
+        i = key[0]
+        pending.setdefault(i, {})[key] = completions
+        if len(pending[i]) == 2:
+            rows = eval_frame(problems.slice(i * size, size), pending.pop(i), verifier, round_=round_)
+            write_frame(rows, shards_at / f"shard-{i:05d}.parquet", EvalSample)
+            faults.point("shard")
     bar.close()
+    samples = pl.concat([read_frame(shards_at / f"shard-{i:05d}.parquet", EvalSample) for i in range(shards)])
+    samples = samples.sort("problem_id", "sample_idx")
     write_frame(samples, args.out / "samples.parquet", EvalSample)
 
     table = per_problem(samples, e.pass_k, vote=partial(vote_keys, params.verify.verifier))
@@ -70,6 +97,7 @@ def main() -> None:
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")
     write_json({"round": round_, **summary, **({"ray_nodes": len(nodes)} if nodes else {}), "wall_s": timer.seconds}, args.out / "metrics.json")
+    shutil.rmtree(args.out / ".partial")
     print(f"evaluate: round {round_} on {summary['problems']} held-out problems")
     print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems" and "form" not in k))
     if summary["greedy_form_rejected"]:

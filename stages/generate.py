@@ -31,7 +31,7 @@ from sharpen.controller import draw_by_category
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample
-from sharpen.stage import Timer, progress, run_stage
+from sharpen.stage import Timer, progress, run_stage, shard_dir
 from sharpen.state import check_loop_identity, check_policy_hash, current_policy_dir, round_pool
 
 
@@ -74,16 +74,10 @@ def main() -> None:
         {"policy": policy_hash, "problems": problems["problem_id"].to_list(), "prompts": problems["prompt"].to_list(),
          "generate": g.model_dump(exclude={"ray", "server"}), "round": params.round, "seed": params.seed}
     )[:16]
-    partial = args.out / ".partial"
-    shard_dir = partial / fingerprint
-    if partial.exists():
-        for stale in partial.iterdir():
-            if stale.name != fingerprint:
-                shutil.rmtree(stale)
-    shard_dir.mkdir(parents=True, exist_ok=True)
+    shards_at = shard_dir(args.out, fingerprint)
 
     starts = list(range(0, problems.height, g.shard_size))
-    done = {p.name for p in shard_dir.glob("shard-*.parquet")}
+    done = {p.name for p in shards_at.glob("shard-*.parquet")}
     todo = [i for i in range(len(starts)) if f"shard-{i:05d}.parquet" not in done]
     if len(todo) < len(starts):
         print(f"generate: resuming, {len(starts) - len(todo)}/{len(starts)} shards already done ({fingerprint})")
@@ -110,14 +104,14 @@ def main() -> None:
     for i, node, completions in made:
         shard = problems.slice(starts[i], g.shard_size)
         rows = sample_frame(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
-        write_frame(rows, shard_dir / f"shard-{i:05d}.parquet", Sample)
+        write_frame(rows, shards_at / f"shard-{i:05d}.parquet", Sample)
         nodes.add(node)
         if node != "local":
             bar.update(shard.height * g.k)
         faults.point("shard")
     bar.close()
 
-    samples = pl.concat([read_frame(shard_dir / f"shard-{i:05d}.parquet", Sample) for i in range(len(starts))])
+    samples = pl.concat([read_frame(shards_at / f"shard-{i:05d}.parquet", Sample) for i in range(len(starts))])
     write_frame(problems, args.out / "problems.parquet", Problem)
     write_frame(samples.sort("problem_id", "sample_idx"), args.out / "samples.parquet", Sample)
     generated_s = timer.seconds
@@ -138,7 +132,7 @@ def main() -> None:
         },
         args.out / "metrics.json",
     )
-    shutil.rmtree(partial)
+    shutil.rmtree(args.out / ".partial")
     print(f"generate: {samples.height} samples from {problems.height} problems in {generated_s:.0f}s")
 
 

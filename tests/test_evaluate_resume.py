@@ -1,0 +1,61 @@
+"""Evaluation resumes after a kill: finished shards are kept, shards from other inputs are not.
+
+Run: `pytest tests/test_evaluate_resume.py` (about 30 s: real `dvc repro` subprocesses).
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import polars as pl
+import pytest
+
+from tests.workspace import env, make_workspace, run
+
+SAMPLES = "data/base/evaluate/samples.parquet"
+PARTIAL = "data/base/evaluate/.partial"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    ws = make_workspace(tmp_path_factory.mktemp("resume"), {"evaluate": {"shard_size": 2}})  # 24 held out: 12 shards
+    run(ws, "dvc", "repro", "base")
+    return ws
+
+
+def kill_after_shards(ws, n: int) -> None:
+    proc = subprocess.Popen(["dvc", "repro", "evaluate_base"], cwd=ws, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(ws.glob(f"{PARTIAL}/*/shard-*.parquet"))) < n:
+        if proc.poll() is not None:
+            pytest.fail("evaluate finished before it could be killed")
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_killed_evaluate_resumes_to_the_same_samples(ws):
+    kill_after_shards(ws, 3)
+    assert not (ws / SAMPLES).exists()  # no half-written artifact
+    done = len(list(ws.glob(f"{PARTIAL}/*/shard-*.parquet")))
+    out = run(ws, "dvc", "repro", "evaluate_base").stdout
+    assert f"resuming, {done}/12 shards already done" in out
+    resumed = pl.read_parquet(ws / SAMPLES)
+    assert not (ws / PARTIAL).exists()
+
+    (ws / SAMPLES).unlink()
+    run(ws, "dvc", "repro", "evaluate_base", "--force")
+    assert resumed.equals(pl.read_parquet(ws / SAMPLES))
+
+
+def test_stale_evaluation_shards_are_never_reused(ws):
+    stale = ws / PARTIAL / "0123456789abcdef"
+    stale.mkdir(parents=True)
+    bogus = pl.read_parquet(ws / SAMPLES).head(8).with_columns(completion=pl.lit("999999"))
+    bogus.write_parquet(stale / "shard-00000.parquet")
+    out = run(ws, "dvc", "repro", "evaluate_base", "--force").stdout
+    assert "resuming" not in out
+    assert not stale.exists()
+    assert "999999" not in pl.read_parquet(ws / SAMPLES)["completion"].to_list()
