@@ -3,15 +3,10 @@
 Run: `pytest tests/test_generate_resume.py` (about 30 s: real `dvc repro` subprocesses).
 """
 
-import os
-import signal
-import subprocess
-import time
-
 import polars as pl
 import pytest
 
-from tests.workspace import env, make_workspace, run
+from tests.workspace import kill_after_files, make_workspace, run
 
 SAMPLES = "data/round/generate/samples.parquet"
 
@@ -23,20 +18,8 @@ def ws(tmp_path_factory):
     return ws
 
 
-def kill_after_shards(ws, n: int) -> None:
-    proc = subprocess.Popen(["dvc", "repro", "generate"], cwd=ws, env=env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(ws.glob("data/round/generate/.partial/*/shard-*.parquet"))) < n:
-        if proc.poll() is not None:
-            pytest.fail("generate finished before it could be killed")
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 def test_killed_generate_resumes_to_the_same_samples(ws):
-    kill_after_shards(ws, 3)
+    kill_after_files(ws, "generate", "data/round/generate/.partial/*/shard-*.parquet", 3)
     assert not (ws / SAMPLES).exists()  # no half-written artifact
     done = len(list(ws.glob("data/round/generate/.partial/*/shard-*.parquet")))
     out = run(ws, "dvc", "repro", "generate").stdout

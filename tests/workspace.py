@@ -104,3 +104,22 @@ def build_tiny_model(out: Path, *, hidden_size: int = 32, num_heads: int = 2) ->
                                 num_heads=num_heads, seed=0)
     tiny_lm.save(model, tok, out)
     return out
+
+
+def kill_after_files(ws: Path, stage: str, pattern: str, n: int) -> None:
+    """Run `dvc repro <stage>` and SIGKILL its whole process group once `n` files match `pattern`
+    (a stage's finished shards) under the workspace."""
+    import signal
+    import time
+
+    import pytest
+
+    proc = subprocess.Popen(["dvc", "repro", stage], cwd=ws, env=env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(ws.glob(pattern))) < n:
+        if proc.poll() is not None:
+            pytest.fail(f"{stage} finished before it could be killed")
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
