@@ -31,7 +31,7 @@ def in_process(ws: Path) -> float:
     from sharpen.filters import decide, kept_examples
     from sharpen.metrics import per_problem, summarize
     from sharpen.params import load_params
-    from sharpen.sampling import derive_seed, eval_frame, eval_generate, eval_requests, sample_frame, select_problems
+    from sharpen.sampling import derive_seed, eval_frame, eval_requests, sample_frame, select_problems
     from sharpen.objectives.sft import train_sft
     from sharpen.verifiers import get_verifier, verify_frame
 
@@ -53,7 +53,8 @@ def in_process(ws: Path) -> float:
                   epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length, seed=t.seed)
         requests = eval_requests(held_out["prompt"].to_list(), shard_size=e.shard_size, k=e.k, temperature=e.temperature,
                                  top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(p.seed, "evaluate"))
-        made = eval_generate(HFBackend(tmp, batch_size=e.batch_size), requests)
+        backend = HFBackend(tmp, batch_size=e.batch_size)
+        made = {key: backend.generate(prompts, **sampling) for key, prompts, sampling in requests}
         ev = eval_frame(held_out, made, get_verifier(p.verify.verifier, p.verify.answer_form), round_=p.round)
     summary = summarize(per_problem(ev, e.pass_k), e.pass_k, e.k)
     seconds = time.perf_counter() - start

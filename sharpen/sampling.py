@@ -5,11 +5,11 @@ Used by the generate and evaluate stages (and the round benchmark), so both writ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from sharpen.backends import Backend, Completion
+from sharpen.backends import Completion
 from sharpen.io import hash_json
 from sharpen.verifiers import Verifier
 
@@ -83,12 +83,6 @@ def eval_requests(
         requests.append(((i, "sampled"), chunk, {"n": k, "temperature": temperature, "top_p": top_p,
                                                  "max_new_tokens": max_new_tokens, "seed": shard_seed}))
     return requests
-
-
-def eval_generate(backend: Backend, requests: Sequence[tuple[EvalKey, list[str], dict]],
-                  on_progress: Callable[[int], None] | None = None) -> dict[EvalKey, list[list[Completion]]]:
-    """Every request's completions from one backend, in this process."""
-    return {key: backend.generate(prompts, on_progress=on_progress, **sampling) for key, prompts, sampling in requests}
 
 
 def eval_frame(

@@ -43,7 +43,7 @@ def _generator_class(ray):
     return Generator
 
 
-def connect(address: str, setting: str = "generate.ray.address"):
+def connect(address: str, setting: str):
     """The `ray` module, connected to the cluster at `address` (the params key `setting` names it)."""
     import ray
 
