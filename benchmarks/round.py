@@ -31,9 +31,9 @@ def in_process(ws: Path) -> float:
     from sharpen.filters import decide, kept_examples
     from sharpen.metrics import per_problem, summarize
     from sharpen.params import load_params
-    from sharpen.sampling import derive_seed, eval_frame, eval_requests, sample_frame, select_problems
+    from sharpen.sampling import derive_seed, eval_draws, eval_requests, sample_frame, select_problems, verified_eval_frame
     from sharpen.objectives.sft import train_sft
-    from sharpen.verifiers import get_verifier, verify_frame
+    from sharpen.verifiers import verify_frame
 
     start = time.perf_counter()
     p = load_params(ws / "params.yaml")
@@ -55,7 +55,7 @@ def in_process(ws: Path) -> float:
                                  top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(p.seed, "evaluate"))
         backend = HFBackend(tmp, batch_size=e.batch_size)
         made = {key: backend.generate(prompts, **sampling) for key, prompts, sampling in requests}
-        ev = eval_frame(held_out, made, get_verifier(p.verify.verifier, p.verify.answer_form), round_=p.round)
+        ev = verified_eval_frame(eval_draws(held_out, made, round_=p.round), held_out, p.verify.verifier, p.verify.answer_form)
     summary = summarize(per_problem(ev, e.pass_k), e.pass_k, e.k)
     seconds = time.perf_counter() - start
     print(f"in-process round: {seconds:.1f}s, {kept.height} kept, greedy {summary['greedy_accuracy']:.3f}")

@@ -7,7 +7,7 @@ it, as a power cut or the OOM killer would. Unset (always, outside tests), `poin
 Points: `start:<stage module>` (a stage's first line), `write:<a>/<b>/<file>` (an atomic write of
 a path ending in those three parts, after the temporary file is complete and before the rename),
 `swap:<a>/<b>/<dir>` (a directory swap, between moving the old one aside and moving the new one in), `shard` (generate, after each shard),
-`train-step` (each optimizer step), and `advance:<step>` (between advance's steps).
+`drawn` (evaluate: every shard drawn, none verified), `train-step` (each optimizer step), and `advance:<step>` (between advance's steps).
 
 Run: `pytest -m reliability tests/reliability/test_kill.py`
 """

@@ -23,6 +23,9 @@ class LineageError(SharpenError, ValueError):
     """A round tag that is not there, or a committed file that cannot be read."""
 
 
+# evaluate's accuracies, shown in % by `sharpen rounds`, `diff` and the report: the chance baselines beside them
+ACCURACY_PREFIXES = ("greedy", "pass@", "maj@", "chance")
+
 def file_at(rev: str | None, path: str) -> bytes | None:
     """A git-tracked file's bytes at `rev` (None: the workspace), or None if it is not there."""
     if rev is None:
@@ -97,7 +100,7 @@ def _row(rev: str | None, label: str) -> dict | None:
         return None
     row = {"round": metrics.get("round"), "tag": label}
     for key, value in metrics.items():
-        if key.startswith(("greedy", "pass@", "maj@")):
+        if key.startswith(ACCURACY_PREFIXES):
             row[key] = value
     stage_metrics = {s: json_at(rev, f"data/round/{s}/metrics.json") or {} for s in STAGES}
     row["generated"] = stage_metrics["generate"].get("samples")
@@ -123,7 +126,7 @@ def rounds_table() -> list[dict]:
         model = json_at(tags[0][1] if tags else None, "data/base/metrics.json") or {}
         rows.append(
             {"round": 0, "tag": "base", "policy": (model.get("model_hash") or "")[:8]}
-            | {k: v for k, v in base.items() if k.startswith(("greedy", "pass@", "maj@"))}
+            | {k: v for k, v in base.items() if k.startswith(ACCURACY_PREFIXES)}
             | {"total_s": model.get("wall_s")}
         )
     for _, tag in tags:
@@ -255,16 +258,21 @@ def _proposer_chain(n: int, base_hash: str | None) -> list[dict]:
     return chain
 
 
+def _metric_order(key: str) -> tuple:
+    """greedy, the chance of always one answer beside it, pass@k, maj@k, then guessing's pass@k."""
+    group = ["greedy", "chance_accuracy", "pass@", "maj@", "chance_pass@"]
+    rank = next((i for i, g in enumerate(group) if key.startswith(g)), len(group))
+    return rank, key.split("@")[0], int(key.split("@")[1]) if "@" in key else 0
+
+
 def round_columns(rows: list[dict], wide: bool) -> tuple[list[str], list[str]]:
     """(the columns of the rounds table in order, which of them are accuracies): `sharpen rounds`
     and the report show the same ones. Essential: round, tag, gate, greedy, pass@k, maj@k, kept,
     total time; wide: also the policy hash, every monitor, sample volumes and per-stage times."""
-    metrics = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))},
-                     key=lambda k: (0 if k.startswith("greedy") else 1 if k.startswith("pass") else 2,
-                                    k.split("@")[0], int(k.split("@")[1]) if "@" in k else 0))
+    metrics = sorted({k for r in rows for k in r if k.startswith(ACCURACY_PREFIXES)}, key=_metric_order)
     self_play = any(r.get("proposed_valid") is not None for r in rows)
     if not wide:
-        metrics = [c for c in metrics if c == "greedy_accuracy" or "@" in c]
+        metrics = [c for c in metrics if c in ("greedy_accuracy", "chance_accuracy") or "@" in c]
         return ["round", "tag", "gate", *metrics, "kept", *(SELF_PLAY_COLUMNS if self_play else ()), "total_s"], \
             [*metrics, *(SELF_PLAY_COLUMNS if self_play else ())]
     cols = ["round", "tag", "policy", *(["proposer"] if self_play else []), "gate", *metrics, "generated", "kept",

@@ -108,3 +108,27 @@ def form_monitors(samples: pl.DataFrame, lenient_ok: Callable[[list[str], list[s
         "greedy_form_hack_share": hacked / (correct + hacked) if correct + hacked else 0.0,
         "greedy_form_rejected": rejected.height / n,
     }
+
+
+SMALL_ANSWER_SPACE = 10  # at most this many distinct gold answers: guessing among them is reported too
+
+
+def chance_baselines(answers: list[str], pass_k: tuple[int, ...]) -> dict[str, float]:
+    """What answering without reading the question scores on these gold answers.
+
+    `chance_accuracy`: always giving the most common gold answer (52% on a True/False set that is
+    52% True). Where the answer space is small (at most `SMALL_ANSWER_SPACE` distinct gold answers,
+    m of them), `chance_pass@k`: the expected pass@k of k guesses drawn uniformly from them,
+    1 - (1 - 1/m)^k, which is how pass@k "rises" on a small answer space without learning anything.
+
+    >>> chance_baselines(["True", "True", "False", "True"], (1, 4))
+    {'chance_accuracy': 0.75, 'chance_pass@1': 0.5, 'chance_pass@4': 0.9375}
+    """
+    golds = [a.strip() for a in answers]
+    if not golds:
+        return {"chance_accuracy": 0.0}
+    counts = pl.Series(golds, dtype=pl.String).value_counts(sort=True)
+    out = {"chance_accuracy": counts["count"][0] / len(golds)}
+    if counts.height <= SMALL_ANSWER_SPACE:
+        out |= {f"chance_pass@{k}": 1 - (1 - 1 / counts.height) ** k for k in pass_k}
+    return out

@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write
-from sharpen.lineage import LineageError, file_at, frame_at, json_at, round_cell, round_columns, round_tags, rounds_table
+from sharpen.lineage import ACCURACY_PREFIXES, LineageError, file_at, frame_at, json_at, round_cell, round_columns, round_tags, rounds_table
 from sharpen.schemas import ProblemStats, Proposal
 
 
@@ -54,10 +54,11 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
 
     figs = []
     rounds = [r["round"] for r in rows]
-    metric_keys = sorted({k for r in rows for k in r if k.startswith(("greedy", "pass@", "maj@"))})
+    metric_keys = sorted({k for r in rows for k in r if k.startswith(ACCURACY_PREFIXES)})
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for key in metric_keys:
-        ax.plot(rounds, [r.get(key) for r in rows], marker="o", label=key.replace("_accuracy", ""))
+    for key in metric_keys:  # chance baselines dashed: what answering without reading scores
+        ax.plot(rounds, [r.get(key) for r in rows], marker="" if key.startswith("chance") else "o",
+                linestyle="--" if key.startswith("chance") else "-", label=key.replace("_accuracy", ""))
     ax.set(xlabel="round (0 = base)", ylabel="held-out", title="Accuracy per round", ylim=(0, 1))
     ax.set_xticks(rounds)
     ax.legend(fontsize=8)

@@ -11,7 +11,6 @@ import polars as pl
 
 from sharpen.backends import Completion
 from sharpen.io import hash_json
-from sharpen.verifiers import Verifier
 
 
 def derive_seed(*parts) -> int:
@@ -85,11 +84,9 @@ def eval_requests(
     return requests
 
 
-def eval_frame(
-    problems: pl.DataFrame, made: Mapping[EvalKey, Sequence[Sequence[Completion]]], verifier: Verifier, *, round_: int,
-) -> pl.DataFrame:
-    """`EvalSample` rows: the greedy decode (sample_idx -1) and k samples per problem, each verified;
-    `made` holds every shard's completions (`eval_requests`' keys)."""
+def eval_draws(problems: pl.DataFrame, made: Mapping[EvalKey, Sequence[Sequence[Completion]]], *, round_: int) -> pl.DataFrame:
+    """`EvalDraw` rows, not yet verified: the greedy decode (sample_idx -1) and k samples per problem;
+    `made` holds every shard's completions (`eval_requests`' keys), in any order."""
     shards = sorted({i for i, _ in made})
     greedy = [row for i in shards for row in made[(i, "greedy")]]
     sampled = [row for i in shards for row in made[(i, "sampled")]]
@@ -97,16 +94,21 @@ def eval_frame(
     more = _long(problems, sampled)
     for key in rows:
         rows[key] += more[key]
-    df = (
-        pl.DataFrame(rows, schema_overrides={"sample_idx": pl.Int64})
-        .join(problems.select("problem_id", "category", "answer"), on="problem_id", how="left")
-        .sort("problem_id", "sample_idx")
-    )
-    df = df.join(problems.select("problem_id", "prompt"), on="problem_id", how="left", maintain_order="left")
-    results = verifier(df["completion"].to_list(), df["answer"].to_list(), prompts=df["prompt"].to_list())
-    return df.select(
-        pl.lit(round_, pl.Int64).alias("round"), "problem_id", "category", "sample_idx", "completion",
-        extracted=pl.Series([r.extracted for r in results], dtype=pl.String),
-        correct=pl.Series([r.correct for r in results], dtype=pl.Boolean),
-        reason=pl.Series([r.reason for r in results], dtype=pl.String),
-    )
+    return pl.DataFrame(rows, schema_overrides={"sample_idx": pl.Int64}).select(
+        pl.lit(round_, pl.Int64).alias("round"), "problem_id", "sample_idx", "completion",
+    ).sort("problem_id", "sample_idx")
+
+
+def verified_eval_frame(draws: pl.DataFrame, problems: pl.DataFrame, verifier_name: str, answer_form: str = "auto") -> pl.DataFrame:
+    """`EvalSample` rows: the drawn held-out completions scored exactly as the verify stage scores a
+    round's samples (`verify_frame`: the verifier's own reference, a problem's own verifier where it
+    names one), so evaluation can never read a reference differently from training."""
+    from sharpen.verifiers import verify_frame
+
+    frame = draws.join(problems.select("problem_id", "prompt", "category"), on="problem_id", how="left",
+                       maintain_order="left")
+    verdicts = verify_frame(frame, problems, verifier_name, answer_form=answer_form)
+    return frame.join(verdicts.select("problem_id", "sample_idx", "extracted", "correct", "reason"),
+                      on=["problem_id", "sample_idx"], how="left", maintain_order="left").select(
+        "round", "problem_id", "category", "sample_idx", "completion", "extracted", "correct", "reason",
+    ).sort("problem_id", "sample_idx")

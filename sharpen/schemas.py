@@ -238,6 +238,20 @@ class SynthesizedProblem(pa.DataFrameModel):
         strict = True
 
 
+class EvalDraw(pa.DataFrameModel):
+    """A held-out completion as drawn, before verification (evaluate's resumable shards); sample_idx -1
+    is the greedy decode. Kept apart from its verdict so a failed verification never loses the draw."""
+
+    round: int = pa.Field(ge=0)
+    problem_id: str
+    sample_idx: int = pa.Field(ge=-1)
+    completion: str
+
+    class Config:
+        strict = True
+        unique = ["problem_id", "sample_idx"]
+
+
 class EvalSample(pa.DataFrameModel):
     """A held-out sample with its verdict; sample_idx -1 is the greedy decode."""
 

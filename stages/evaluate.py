@@ -7,10 +7,15 @@ answers (sharpen.metrics.form_monitors). The per-category breakdown goes to cate
 `--baseline` evaluates the base model as round 0, so every round has a baseline. Sampling uses
 the same seed every round, so rounds differ only by their policy. `evaluate.shard_size` splits the
 held-out set into shards with seeds of their own; `evaluate.ray.address` sends them to a Ray
-cluster's actors (sharpen/backends/fanout.py), which give the samples this process would. Each
-finished shard's verified samples are kept in `<out>/.partial/<fingerprint>/` (the fingerprint
-hashes the policy, the problems, the evaluate and verify params, the round and the seed), so a
-killed run resumes at its last finished shard and shards from other inputs are deleted, never reused.
+cluster's actors (sharpen/backends/fanout.py), which give the samples this process would.
+
+Nothing drawn is lost to a later failure: before any model is loaded, a few gold answers are
+scored through the verifier exactly as the samples will be (`sharpen.verifiers.preflight`), and
+each finished shard's completions are kept, unverified, in `<out>/.partial/<fingerprint>/` (the
+fingerprint hashes what determines the draws: the policy, the problems, the sampling params, the
+round and the seed). Verification runs once every shard is in, with the verify stage's own
+function (`verify_frame`), so a rerun after a killed run or a failed verification samples only
+the missing shards, or nothing, and shards drawn from other inputs are deleted, never reused.
 
 Run: `python -m stages.evaluate --model data/round/train/model --problems data/tasks/eval.parquet \
         --out data/round/evaluate`
@@ -26,12 +31,12 @@ import polars as pl
 from sharpen.backends import load_backend
 from sharpen import faults
 from sharpen.io import hash_json, hash_path, read_frame, write_csv, write_frame, write_json
-from sharpen.metrics import by_category, form_monitors, per_problem, summarize
+from sharpen.metrics import by_category, chance_baselines, form_monitors, per_problem, summarize
 from sharpen.params import load_params
-from sharpen.sampling import derive_seed, eval_frame, eval_requests, eval_shard_size
-from sharpen.schemas import EvalSample, Problem
+from sharpen.sampling import derive_seed, eval_draws, eval_requests, eval_shard_size, verified_eval_frame
+from sharpen.schemas import EvalDraw, EvalSample, Problem
 from sharpen.stage import Timer, progress, run_stage, shard_dir
-from sharpen.verifiers import LENIENT, get_verifier, vote_keys
+from sharpen.verifiers import LENIENT, preflight, vote_keys
 
 
 def main() -> None:
@@ -50,17 +55,17 @@ def main() -> None:
                              top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(params.seed, "evaluate"))
     if not requests:
         raise ValueError(f"{args.problems}: no held-out problems to evaluate")
-    verifier = get_verifier(params.verify.verifier, params.verify.answer_form)
+    v = params.verify
+    preflight(problems, v.verifier, v.answer_form)  # a verifier that cannot score these problems fails before sampling
     fingerprint = hash_json(
         {"policy": hash_path(args.model), "problems": problems["problem_id"].to_list(), "prompts": problems["prompt"].to_list(),
-         "answers": problems["answer"].to_list(), "evaluate": e.model_dump(exclude={"ray", "server"}),
-         "verify": params.verify.model_dump(), "chat": params.task.chat, "round": round_, "seed": params.seed}
+         "evaluate": e.model_dump(exclude={"ray", "server"}), "chat": params.task.chat, "round": round_, "seed": params.seed}
     )[:16]
     shards_at = shard_dir(args.out, fingerprint)
     size, shards = eval_shard_size(problems.height, e.shard_size), len(requests) // 2
     done = {i for i in range(shards) if (shards_at / f"shard-{i:05d}.parquet").exists()}
     if done:
-        print(f"evaluate: resuming, {len(done)}/{shards} shards already done ({fingerprint})")
+        print(f"evaluate: resuming, {len(done)}/{shards} shards already drawn ({fingerprint})")
     todo = [r for r in requests if r[0][0] not in done]
     bar = progress(sum(len(prompts) * sampling["n"] for _, prompts, sampling in todo), f"evaluate: round {round_}", "sample")
     backend_kwargs = {"batch_size": e.batch_size, "chat": params.task.chat, "tensor_parallel_size": e.tensor_parallel_size,
@@ -83,23 +88,28 @@ def main() -> None:
         i = key[0]
         pending.setdefault(i, {})[key] = completions
         if len(pending[i]) == 2:
-            rows = eval_frame(problems.slice(i * size, size), pending.pop(i), verifier, round_=round_)
-            write_frame(rows, shards_at / f"shard-{i:05d}.parquet", EvalSample)
+            rows = eval_draws(problems.slice(i * size, size), pending.pop(i), round_=round_)
+            write_frame(rows, shards_at / f"shard-{i:05d}.parquet", EvalDraw)
             faults.point("shard")
     bar.close()
-    samples = pl.concat([read_frame(shards_at / f"shard-{i:05d}.parquet", EvalSample) for i in range(shards)])
-    samples = samples.sort("problem_id", "sample_idx")
+    draws = pl.concat([read_frame(shards_at / f"shard-{i:05d}.parquet", EvalDraw) for i in range(shards)])
+    faults.point("drawn")  # every shard drawn, none verified yet
+    samples = verified_eval_frame(draws, problems, v.verifier, v.answer_form)
     write_frame(samples, args.out / "samples.parquet", EvalSample)
 
     table = per_problem(samples, e.pass_k, vote=partial(vote_keys, params.verify.verifier))
     summary = summarize(table, e.pass_k, e.k)
     summary |= form_monitors(samples, LENIENT.get(params.verify.verifier), problems.select("problem_id", "answer"))
+    summary |= chance_baselines(problems["answer"].to_list(), e.pass_k)
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")
     write_json({"round": round_, **summary, **({"ray_nodes": len(nodes)} if nodes else {}), "wall_s": timer.seconds}, args.out / "metrics.json")
     shutil.rmtree(args.out / ".partial")
     print(f"evaluate: round {round_} on {summary['problems']} held-out problems")
-    print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems" and "form" not in k))
+    print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems" and "form" not in k
+                           and not k.startswith("chance")))
+    print("  chance (no reading): " + "  ".join(f"{k.removeprefix('chance_')} {v:.3f}" for k, v in summary.items()
+                                                if k.startswith("chance")))
     if summary["greedy_form_rejected"]:
         print(f"  {summary['greedy_form_rejected']:.1%} of greedy answers are not final answers (restated, unevaluated or several); "
               f"a form-blind reward would score {summary['greedy_lenient_accuracy']:.1%}")

@@ -20,7 +20,7 @@ from sharpen.state import current_policy_dir
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample, Verdict
 from sharpen.stage import Timer, run_stage
-from sharpen.verifiers import FORM_REASONS, judge_agreement, label_accuracy, verify_frame
+from sharpen.verifiers import FORM_REASONS, judge_agreement, label_accuracy, preflight, verify_frame
 
 
 def main() -> None:
@@ -37,6 +37,7 @@ def main() -> None:
     samples = read_frame(args.samples, Sample)
     if v.labels == "judge":
         problems = read_frame(args.problems, Problem)
+        preflight(problems, v.verifier, v.answer_form)  # the agreement check below runs it: fail before judging
         policy = current_policy_dir(args.state, args.base)
         g = params.generate
         backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,

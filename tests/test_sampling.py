@@ -7,7 +7,6 @@ from sharpen.backends import Completion
 from sharpen.io import validate
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.schemas import Sample
-from sharpen.verifiers import VerifyResult
 
 
 def test_sample_frame_is_long_and_valid(problems):
@@ -53,13 +52,12 @@ def test_evaluation_shards_cover_every_prompt_once_per_kind_with_their_own_seeds
 
 
 def test_an_evaluation_frame_joins_shards_in_problem_order(problems):
-    from sharpen.sampling import eval_frame
+    from sharpen.sampling import eval_draws
 
     requests = _requests(problems["prompt"].to_list(), 5)
     made = {key: [[Completion(f"{p}|{key[1]}{j}", 1, "stop") for j in range(s["n"])] for p in chunk]
             for key, chunk, s in reversed(requests)}  # in any order, as Ray returns them
-    df = eval_frame(problems, made, lambda c, a, prompts: [VerifyResult(None, float(x.endswith("0")), x.endswith("0"), "wrong") for x in c],
-                    round_=2)
+    df = eval_draws(problems, made, round_=2)
     first = df.filter(df["problem_id"] == problems["problem_id"][6]).sort("sample_idx")
     assert first["completion"].to_list() == [f"{problems['prompt'][6]}|greedy0"] + [
         f"{problems['prompt'][6]}|sampled{j}" for j in range(3)]

@@ -100,6 +100,23 @@ def unreadable_references(problems, verifier_name: str, answer_form: str = "auto
             if not r.correct]
 
 
+def preflight(problems, verifier_name: str, answer_form: str = "auto", *, n: int = 4) -> None:
+    """Score the first `n` problems' gold answers, written as completions, exactly as their samples
+    will be scored (`verify_frame`): a reference the verifier cannot build or read, a missing
+    column or a verifier that cannot run (the sandbox) fails here, in seconds, before a stage loads a
+    model or samples. The results are not asserted (a gold answer need not be a passing completion)."""
+    import polars as pl
+
+    head = problems.head(n)
+    if not head.height:
+        return
+    probe = head.select(
+        pl.lit(0, pl.Int64).alias("round"), "problem_id", pl.lit(0, pl.Int64).alias("sample_idx"), "prompt",
+        pl.col("answer").alias("completion"),
+    )
+    verify_frame(probe, problems, verifier_name, answer_form=answer_form)
+
+
 def get_verifier(name: str, answer_form: str = "auto") -> Verifier:
     """The named verifier, with the task's answer form bound where it takes one."""
     try:
