@@ -36,7 +36,7 @@ RUNS = [
     ("rest-em (previous, no dedup)", "rest-em", {"train": {"init": "previous"}, "filter": {"dedup": False}}),
     ("rest-em (scratchpad)", "rest-em", {
         "task": {"scratchpad": True}, "base": {"hint_fraction": 0.5, "steps": 180},
-        "generate": {"max_new_tokens": 40}, "evaluate": {"max_new_tokens": 40}, "train": {"max_length": 96},
+        "generate": {"max_new_tokens": 40}, "evaluate": {"max_new_tokens": 40},
     }),
     # the reward-learning recipes all continue from the previous policy: their control does too
     ("rest-em (previous)", "rest-em", {"train": {"init": "previous"}}),

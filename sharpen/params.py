@@ -408,7 +408,10 @@ class TrainParams(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps warming up the fresh optimizer")
     epochs: float = Field(3.0, gt=0, le=10_000)
     batch_size: int = Field(32, ge=1)
-    max_length: int = Field(64, ge=8)
+    max_length: int | None = Field(
+        None, ge=8, description="tokens per training sequence (prompt + completion + EOS; a DPO pair's longer side); null: "
+        "the longest example of the round, so nothing is cut; a value below the longest example is refused before "
+        "training (sharpen/objectives/lengths.py)")
     seed: int = 0
     checkpoint_steps: int = Field(
         50, ge=0, description="save a resumable checkpoint every N optimizer steps (the last one is kept); "

@@ -44,7 +44,6 @@ _SCRATCHPAD = {
     "base": {"hint_fraction": 0.5, "steps": 180},
     "generate": {"max_new_tokens": 40},
     "evaluate": {"max_new_tokens": 40},
-    "train": {"max_length": 96},
 }
 
 # GRPO as DAPO runs it (loss, clip-higher, no KL), 20 optimizer steps a round; and the problem rule
@@ -100,7 +99,7 @@ RECIPES: dict[str, Recipe] = {
              "controller": {"kind": "none"}, "verify": {"labels": "gold"},
              "generate": {**_SCRATCHPAD["generate"], "k": 1, "temperature": 0.0},
              "filter": {"select": "correct", "cap": 1, "dedup": True, "groups": []},
-             "train": {**_SCRATCHPAD["train"], "init": "base"}},
+             "train": {"init": "base"}},
             on_default_task="rationales are the task's scratchpad; the base model is pretrained with 50% hinted "
             "prompts so it can use a hint (an LLM would use a few-shot prompt); greedy decoding, one rationale each",
             sources="Zelikman et al. 2022",

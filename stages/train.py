@@ -32,12 +32,13 @@ from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write
 from sharpen.params import DPOParams, GRPOParams, load_params
 from sharpen.filters import PROBLEM_RULES
 from sharpen.objectives.dpo import train_dpo
+from sharpen.objectives.lengths import fit_max_length
 from sharpen.objectives.grpo import train_grpo, train_grpo_round, without_equal_reward_groups
 from sharpen.objectives.processes import ProcessesError, is_main_process, quiet_other_ranks, relaunch, under_launcher
 from sharpen.objectives.sft import checkpoints_for, train_sft
 from sharpen.io import ArtifactError
 from sharpen.schemas import Decision, PreferencePair, Problem, Rollout, Sample, TrainExample, Verdict, columns
-from sharpen.verifiers import REFERENCES, references_for
+from sharpen.verifiers import REFERENCES, preflight, references_for
 from sharpen.stage import Timer, run_stage
 from sharpen.state import current_policy_dir
 
@@ -100,6 +101,14 @@ def main() -> None:
         if stored and zero_variance:
             skipped = f"every stored group had equal rewards ({zero_variance} dropped; they teach GRPO nothing)"
     rollouts: list[dict] = []
+    max_length = t.max_length
+    if grpo and not stored and not skipped and params.verify.labels == "gold":
+        preflight(problems, params.verify.verifier, params.verify.answer_form)  # the reward runs before a step does
+    if not skipped and not grpo:  # sized from the data, or refused, before any model loads
+        data = pairs if dpo else examples
+        sides = [data["chosen"].to_list(), data["rejected"].to_list()] if dpo else [data["completion"].to_list()]
+        max_length = fit_max_length(init_dir, data["prompt"].to_list(), sides, data["problem_id"].to_list(),
+                                    max_length=t.max_length, chat=params.task.chat, what=unit)
 
     def write(tmp: Path) -> None:
         nonlocal log, rollouts
@@ -111,7 +120,7 @@ def main() -> None:
             d = t.dpo or DPOParams()
             log = train_dpo(
                 pairs, init_dir, tmp, beta=d.beta, nll_weight=d.nll_weight, lr=t.lr, lr_scheduler=t.lr_scheduler,
-                warmup_ratio=t.warmup_ratio, epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length,
+                warmup_ratio=t.warmup_ratio, epochs=t.epochs, batch_size=t.batch_size, max_length=max_length,
                 seed=t.seed, chat=params.task.chat, lora=t.lora, base_dir=args.base,
                 checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
             )
@@ -136,7 +145,7 @@ def main() -> None:
             return
         log = train_sft(
             examples, init_dir, tmp, lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
-            batch_size=t.batch_size, max_length=t.max_length, seed=t.seed, chat=params.task.chat, lora=t.lora,
+            batch_size=t.batch_size, max_length=max_length, seed=t.seed, chat=params.task.chat, lora=t.lora,
             base_dir=args.base, checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
         )
 
@@ -179,6 +188,7 @@ def main() -> None:
             "init_hash": init_hash,
             "examples": examples.height,
             "examples_by_origin": dict(sorted(examples.group_by("origin").len().iter_rows())),
+            "max_length": None if grpo else max_length,
             "steps": curve.height,
             "first_loss": curve["loss"][0] if curve.height else None,
             "final_loss": curve["loss"][-1] if curve.height else None,
