@@ -15,7 +15,7 @@ DVC-hashed directory whatever the source. A policy directory holds either full w
 `load_causal_lm` returns a plain model for both, merging the adapter (merged generation is
 faster: BENCHMARKS.md).
 
-Run: `python -m stages.base --held-out data/tasks/eval.parquet --out data/base` (the `base` stage).
+Run: `python -m stages.base --pretraining data/tasks/pretraining.json --out data/base` (the `base` stage).
 """
 
 from __future__ import annotations

@@ -6,7 +6,12 @@ a directory, a .gguf file, a hub id in the local cache) is copied into data/base
 
 Pretraining never sees a held-out prompt (the task's, which may come from a problem file). Deliberately short, so the base is only partly right.
 
-Run: `python -m stages.base --held-out data/tasks/eval.parquet --out data/base`
+The stage reads nothing of the task but `--pretraining` (data/tasks/pretraining.json, written by the
+tasks stage): for `model: tiny`, the operand digits, the scratchpad switch and the held-out prompts
+to keep out of pretraining; for any other model, nothing. So changing only the task never reruns a
+pretrained model's copy (or SmolLM2's de-quantization).
+
+Run: `python -m stages.base --pretraining data/tasks/pretraining.json --out data/base`
 """
 
 import argparse
@@ -15,31 +20,33 @@ from pathlib import Path
 import polars as pl
 
 from sharpen import tiny_lm
-from sharpen.io import atomic_write_dir, hash_path, read_frame, write_csv, write_json
+from sharpen.io import atomic_write_dir, hash_path, read_json, write_csv, write_json
 from sharpen.models import materialize
 from sharpen.params import load_params
-from sharpen.schemas import Problem
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.tasks import arithmetic
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--held-out", type=Path, required=True)
+    parser.add_argument("--pretraining", type=Path, required=True, help="what pretraining reads of the task")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     params = load_params()
-    t, b = params.task, params.base
+    b = params.base
     timer = Timer()
     if params.model != "tiny":
         _materialize(params.model, args.out, timer)
         return
-    exclude = set(read_frame(args.held_out, Problem)["prompt"].to_list())
+    t = read_json(args.pretraining)
+    if t.get("model") != "tiny":
+        raise ValueError(f"{args.pretraining}: written for model {t.get('model')!r}, not tiny; run `dvc repro`")
+    exclude = set(t["exclude"])
     task = arithmetic  # the tiny model learns addition, whatever problems the loop then runs on
 
     def draw_batch(rng, n):
         return task.pretraining_texts(
-            rng, n, min_digits=t.min_digits, max_digits=t.max_digits, use_scratchpad=t.scratchpad, exclude=exclude,
+            rng, n, min_digits=t["min_digits"], max_digits=t["max_digits"], use_scratchpad=t["scratchpad"], exclude=exclude,
             hint_fraction=b.hint_fraction, propose_fraction=b.propose_fraction,
         )
 

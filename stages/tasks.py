@@ -2,7 +2,8 @@
 
 Every gold answer is read by the configured verifier's own parser before anything is written (the
 answer must verify against itself): a problem whose answer the verifier cannot read is an error
-naming its row, here, not a traceback minutes into the round.
+naming its row, here, not a traceback minutes into the round. `pretraining.json` holds all the
+`base` stage reads of the task (stages/base.py).
 
 Run: `python -m stages.tasks --out data/tasks`
 """
@@ -10,12 +11,12 @@ Run: `python -m stages.tasks --out data/tasks`
 import argparse
 from pathlib import Path
 
-from sharpen.io import ArtifactError, write_frame
+from sharpen.io import ArtifactError, write_frame, write_json
 from sharpen.params import load_params
 from sharpen.schemas import Problem
 from sharpen.stage import run_stage
 from sharpen.tasks import apply_template, get_task
-from sharpen.verifiers import unreadable_references
+from sharpen.verifiers import preflight, unreadable_references
 
 
 def main() -> None:
@@ -47,8 +48,13 @@ def main() -> None:
                 f"{source}: problem {pid!r} ({split}): its answer {shown!r} cannot be read by verify.verifier "
                 f"{v.verifier} ({reason}); {len(bad)} such problem(s). Fix the answers, or choose a verifier "
                 "that reads them (e.g. math_equiv for fractions or expressions)")
+        preflight(frame, v.verifier, v.answer_form)  # tests and sources: the verifier builds and runs their references
     write_frame(pool, args.out / "pool.parquet", Problem)
     write_frame(held_out, args.out / "eval.parquet", Problem)
+    # all the base stage reads of the task: a pretrained model reads none of it, so a task change keeps its base
+    write_json({"model": "tiny", "min_digits": p.min_digits, "max_digits": p.max_digits, "scratchpad": p.scratchpad,
+                "exclude": sorted(held_out["prompt"].to_list())} if params.model == "tiny" else {"model": "pretrained"},
+               args.out / "pretraining.json")
     print(f"tasks: {pool.height} pool problems, {held_out.height} held-out, categories {sorted(pool['category'].unique())}")
 
 
