@@ -278,6 +278,25 @@ def check_params(path: Path = typer.Argument(Path("params.yaml"), help="params f
     console.print_json(p.model_dump_json())
 
 
+@app.command("deps")
+def deps(check: bool = typer.Option(False, "--check", help="list stages whose code deps differ; exit 1 if any")) -> None:
+    """Write each dvc.yaml stage's code deps: the transitive closure of its imports (sharpen/codedeps.py)."""
+    from sharpen.codedeps import differences, rewrite
+
+    root = Path.cwd()
+    if check:
+        diff = differences(root)
+        for stage, (missing, extra) in diff.items():
+            console.print(f"{stage}: missing {missing or '-'}; not imported {extra or '-'}")
+        if diff:
+            console.print("run `sharpen deps` to write them")
+            raise typer.Exit(1)
+        console.print("dvc.yaml: every stage depends on exactly the code it imports")
+        return
+    changed = rewrite(root)
+    console.print(f"dvc.yaml: code deps rewritten for {', '.join(changed)}" if changed else "dvc.yaml: already current")
+
+
 def main() -> None:
     """The `sharpen` command, inside the error boundary: any failure is one line, its traceback in a log."""
     from sharpen.errors import boundary

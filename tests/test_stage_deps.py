@@ -1,0 +1,47 @@
+"""Every DVC stage depends on all the code it runs: the transitive closure of its project imports.
+
+A module a stage imports (at the top or inside a function) that its `deps` in dvc.yaml do not
+cover would let DVC reuse a stale output after that module changed (verify once imported
+sharpen/sampling.py and sharpen/state.py without depending on them). The closure is read from the
+source (sharpen/codedeps.py); `sharpen deps` writes it into dvc.yaml.
+
+Run: `pytest tests/test_stage_deps.py`
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from sharpen.codedeps import closure, differences, rewrite
+from sharpen.io import read_yaml
+from tests.conftest import PROJECT
+
+STAGES = read_yaml(PROJECT / "dvc.yaml")["stages"]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_a_stage_depends_on_exactly_the_code_it_imports(stage):
+    missing, extra = differences(PROJECT).get(stage, ([], []))
+    assert not missing, f"dvc.yaml: stage {stage} imports {missing} but does not depend on them; run `sharpen deps`"
+    assert not extra, f"dvc.yaml: stage {stage} depends on {extra} but never imports them; run `sharpen deps`"
+
+
+def test_the_closure_follows_lazy_and_transitive_imports():
+    files = {p.relative_to(PROJECT).as_posix() for p in closure(PROJECT, "stages.evaluate")}
+    assert "sharpen/verifiers/math.py" in files  # through sharpen.verifiers
+    assert "sharpen/backends/fanout.py" in files  # imported inside a function
+    assert "sharpen/report.py" not in files
+
+
+def test_a_new_import_is_caught_and_written(tmp_path):
+    for name in ("sharpen", "stages"):
+        shutil.copytree(PROJECT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PROJECT / "dvc.yaml", tmp_path / "dvc.yaml")
+    filter_py = tmp_path / "stages/filter.py"
+    filter_py.write_text(filter_py.read_text() + "\n\ndef _late():\n    from sharpen import report  # noqa: F401\n")
+    assert "sharpen/report.py" in differences(tmp_path)["filter"][0]
+    assert rewrite(tmp_path) == ["filter"]
+    assert not differences(tmp_path)
+    assert "sharpen/report.py" in read_yaml(tmp_path / "dvc.yaml")["stages"]["filter"]["deps"]
