@@ -184,7 +184,8 @@ def lineage(tag: str) -> dict:
         stages[name] = {
             "cmd": entry.get("cmd"),
             "deps": {d["path"]: d.get("md5") for d in entry.get("deps", [])},
-            "params": entry.get("params", {}).get("params.yaml", {}),
+            "params": {k: v for file in entry.get("params", {}).values() for k, v in file.items()},  # params.yaml's
+            # keys, or the resolved file's (data/resolve/params.yaml: recipe laid under, stages/resolve.py)
             "outs": {o["path"]: o.get("md5") for o in entry.get("outs", [])},
         }
     chain = []
