@@ -24,7 +24,8 @@ def test_the_sample_file_golds_verify_against_themselves():
 
 @pytest.mark.parametrize(
     ("completion", "gold"),
-    [("0.5", "\\frac{1}{2}"), ("so \\boxed{\\frac{1}{2}}", "\\frac{1}{2}"), ("$\\sqrt{50}$", "5\\sqrt{2}"),
+    # `\sqrt{50}` for `5\sqrt{2}` is no longer paid: a radical with a square factor is not final (test_math_hacks.py)
+    [("0.5", "\\frac{1}{2}"), ("so \\boxed{\\frac{1}{2}}", "\\frac{1}{2}"), ("$\\sqrt{2} \\cdot 5$", "5\\sqrt{2}"),
      ("He pays $8.75 in total. The answer is 8.75", "8.75"), ("#### 72", "72")],
 )
 def test_equivalent_forms_are_correct(completion, gold):

@@ -1,11 +1,16 @@
 """Math answers: the completion's one final answer, in the form the task asks for, against the gold.
 
-`math_equiv(completions, references, prompts=..., answer_form="auto")` first reads the final
-answer and checks its form (`sharpen/verifiers/answers.py`): where a number is asked for, a
-restated question (`37 * 6`), any other unevaluated expression or several candidates earn
-nothing, each with its reason. Numbers are then compared exactly (`0.5` = `1/2` = `\\frac{1}{2}`).
+`math_equiv(completions, references, prompts=..., answer_form="auto")` first reads the one final
+answer and checks its form (`sharpen/verifiers/answers.py`): several candidates (disagreeing boxes,
+answer statements or equation sides), a hedged or approximate answer, and, where a number is
+asked for, a restated question (`37 * 6`) or any other unevaluated expression earn nothing, each
+with its reason. Numbers are then compared exactly (`0.5` = `1/2` = `\\frac{1}{2}`).
 The `expression` and `latex` forms compare with math-verify (gold first: `verify(gold, answer)`
-is not symmetric), still refusing a copy of the prompt's expression and sets of candidates.
+is not symmetric), after refusing a copy of the prompt's expression, sets of candidates, and an
+answer not in final form (`not_final`: an operation left undone that the gold itself does not
+leave undone, `sharpen/verifiers/expressions.py`: `\\cos(\\pi/4)`, `\\sqrt{8}`, `\\int_0^1 2x\\,dx`); a
+decimal math-verify's rounding accepts but that is not exactly the gold is an approximation
+(`not_final`), and the other sides of an answer's equation must verify too (else `multiple`).
 Nothing readable → `unparseable`; a parse or comparison that hits `TIMEOUT_S` → `timeout`.
 `lenient_math_equiv` is math-verify alone (what this verifier accepted before answer forms),
 kept only to measure how much a form-blind reward would have paid for (evaluate's `form_hack_share`).
@@ -36,6 +41,7 @@ from multiprocessing import get_context
 
 from sharpen.verifiers import VerifyResult
 from sharpen.verifiers.answers import _BOXED, ANSWER_FORMS, classify, final_answer, gold_form, restates
+from sharpen.verifiers.expressions import final_form, inexact
 
 TIMEOUT_S = 5  # per parse and per verify
 _PROSE = re.compile(r"^(?:[A-Za-z]{2,}[ ,:]+)+")  # leading words before an expression-form answer
@@ -101,15 +107,51 @@ def _check_form(completion: str, reference: str | None, prompt: str | None, answ
     if not answer:
         return VerifyResult(text, 0.0, False, "timeout" if slow else "unparseable")
     extracted = str(answer[-1])
+    undone = _bounded(final_form, math_text, answer[0])
+    if undone is None:
+        return VerifyResult(extracted, 0.0, False, "timeout")
     if reference is None:
-        return VerifyResult(extracted, 0.0, False, "wrong")
+        return VerifyResult(extracted, 0.0, False, "not_final" if undone else "wrong")
     gold = _parse_gold(reference)
+    if undone - _gold_undone(reference):  # an operation left undone that the gold itself does not leave
+        return VerifyResult(extracted, 0.0, False, "not_final")
     if _is_several(answer[0]) and not _is_several(gold[0]):
         return VerifyResult(extracted, 0.0, False, "multiple")
     ok, slow = _timed(verify, gold, answer, timeout_seconds=TIMEOUT_S)
     if slow and not ok:
         return VerifyResult(extracted, 0.0, False, "timeout")
+    approximate = _bounded(inexact, gold[0], answer[0]) if ok else False  # a decimal math-verify's rounding accepts
+    if approximate is not False:
+        return VerifyResult(extracted, 0.0, False, "timeout" if approximate is None else "not_final")
+    if ok and not all(_same(answer, side) for side in final.sides):  # `x = 0.7 = \frac{\sqrt{2}}{2}`
+        return VerifyResult(extracted, 0.0, False, "multiple")
     return VerifyResult(extracted, float(ok), ok, "ok" if ok else "wrong")
+
+
+def _bounded(fn, *args):
+    """fn(*args) within TIMEOUT_S (None: it ran out); sympy's work on an answer has no bound of its own."""
+    from math_verify.errors import TimeoutException
+    from math_verify.utils import timeout
+
+    try:
+        return timeout(TIMEOUT_S)(fn)(*args)
+    except TimeoutException:
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _gold_undone(reference: str) -> frozenset[str]:
+    """The kinds of operation the gold itself leaves undone (all of them, where judging it runs out)."""
+    found = _bounded(final_form, reference.strip().strip("$"), _parse_gold(reference)[0])
+    return frozenset({"operator", "function", "power", "arithmetic"}) if found is None else found
+
+
+def _same(answer, side: str) -> bool:
+    """Another side of the answer's equation has the answer's value (math-verify)."""
+    from math_verify import parse, verify
+
+    parsed = parse(f"${_PROSE.sub('', side.strip()) or side}$", parsing_timeout=TIMEOUT_S)
+    return bool(parsed) and verify(answer, parsed, timeout_seconds=TIMEOUT_S)
 
 
 def _is_several(value) -> bool:
