@@ -104,6 +104,7 @@ def _row(rev: str | None, label: str) -> dict | None:
             row[key] = value
     stage_metrics = {s: json_at(rev, f"data/round/{s}/metrics.json") or {} for s in STAGES}
     row["generated"] = stage_metrics["generate"].get("samples")
+    row["control"] = control_of(stage_metrics["verify"], stage_metrics["filter"])
     row["kept"] = stage_metrics["filter"].get("kept")
     row["synthesized"] = stage_metrics["synthesize"].get("examples")
     row["policy"] = (stage_metrics["train"].get("model_hash") or "")[:8]
@@ -115,6 +116,14 @@ def _row(rev: str | None, label: str) -> dict | None:
         row[f"{s}_s"] = stage_metrics[s].get("wall_s")
     row["total_s"] = round(sum(v for s in STAGES if (v := row[f"{s}_s"]) is not None), 1)
     return row
+
+
+def control_of(verify: dict, filter_: dict) -> str | None:
+    """The control a round ran as, from its verify and filter metrics: a control reward
+    (`verify.reward_control`), `no_verifier` (`filter.select: all`), or None for a real run."""
+    if verify.get("reward_control", "none") != "none":
+        return verify["reward_control"]
+    return "no_verifier" if filter_.get("select") == "all" else None
 
 
 def rounds_table() -> list[dict]:
@@ -274,9 +283,10 @@ def round_columns(rows: list[dict], wide: bool) -> tuple[list[str], list[str]]:
     self_play = any(r.get("proposed_valid") is not None for r in rows)
     if not wide:
         metrics = [c for c in metrics if c in ("greedy_accuracy", "chance_accuracy") or "@" in c]
-        return ["round", "tag", "gate", *metrics, "kept", *(SELF_PLAY_COLUMNS if self_play else ()), "total_s"], \
+        control = ["control"] if any(r.get("control") for r in rows) else []
+        return ["round", "tag", *control, "gate", *metrics, "kept", *(SELF_PLAY_COLUMNS if self_play else ()), "total_s"], \
             [*metrics, *(SELF_PLAY_COLUMNS if self_play else ())]
-    cols = ["round", "tag", "policy", *(["proposer"] if self_play else []), "gate", *metrics, "generated", "kept",
+    cols = ["round", "tag", "policy", *(["proposer"] if self_play else []), "control", "gate", *metrics, "generated", "kept",
             *(SELF_PLAY_COLUMNS if self_play else ()), "synthesized",
             *(f"{s}_s" for s in STAGES if self_play or s not in ("propose", "train_proposer")), "total_s"]
     shares = [*metrics, *(SELF_PLAY_COLUMNS if self_play else ())]

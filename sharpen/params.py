@@ -218,6 +218,17 @@ class VerifyParams(_Section):
         "auto", description="math_equiv: the form an answer must take; auto = integer/number where the gold is one"
     )
     judge: JudgeParams = JudgeParams()
+    reward_control: Literal["none", "random", "format_only"] = Field(
+        "none", description="train on a control reward (sharpen/verifiers/controls.py): random (a coin flip at the "
+        "observed pass rate) | format_only (an answer in the required form, whatever its value); held-out "
+        "evaluation is never controlled. The no-verifier control is filter.select: all")
+
+    @model_validator(mode="after")
+    def _control_has_verdicts(self) -> VerifyParams:
+        if self.reward_control != "none" and self.labels == "judge":
+            raise ValueError("reward_control: a control replaces a verifier's verdicts; labels: judge has none "
+                             "(use labels gold or majority)")
+        return self
 
 
 class GroupBand(_Section):

@@ -138,6 +138,7 @@ def main() -> None:
                     else (references_for(v.verifier, problems) if v.verifier in REFERENCES else problems["answer"]).to_list())
             log, rollouts = train_grpo(
                 problems, refs, init_dir, tmp, grpo=g, verifier=v.verifier, answer_form=v.answer_form, labels=v.labels,
+                control=v.reward_control,
                 lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, batch_size=t.batch_size, seed=t.seed,
                 chat=params.task.chat, lora=t.lora, base_dir=args.base, checkpoints=checkpoints,
                 checkpoint_steps=t.checkpoint_steps,

@@ -20,6 +20,7 @@ from sharpen.state import current_policy_dir
 from sharpen.params import load_params
 from sharpen.schemas import Problem, Sample, Verdict
 from sharpen.stage import Timer, run_stage
+from sharpen.verifiers.controls import controlled_frame
 from sharpen.verifiers import FORM_REASONS, judge_agreement, label_accuracy, preflight, verify_frame
 
 
@@ -51,6 +52,10 @@ def main() -> None:
     else:
         verdicts = verify_frame(samples, read_frame(args.problems, Problem), v.verifier, answer_form=v.answer_form)
         monitors = {}
+    if v.reward_control != "none":  # a control run: the reward no longer says which samples are right
+        verifier_accuracy = float((verdicts["reason"] == "ok").mean()) if verdicts.height else 0.0
+        verdicts = controlled_frame(verdicts, v.reward_control, derive_seed(params.seed, params.round, "reward_control"))
+        monitors |= {"verifier_sample_accuracy": verifier_accuracy}
     write_frame(verdicts, args.out / "verdicts.parquet", Verdict)
     counts = dict(verdicts.group_by("reason").len().iter_rows())
     write_json(
@@ -62,12 +67,15 @@ def main() -> None:
             "unparseable": int(counts.get("unparseable", 0)),
             "form_rejected": int(sum(counts.get(r, 0) for r in FORM_REASONS)),
             "labels": v.labels,
+            "reward_control": v.reward_control,
             **monitors,
             "wall_s": timer.seconds,
         },
         args.out / "metrics.json",
     )
-    print(f"verify: {int(verdicts['correct'].sum())}/{verdicts.height} samples match their {v.labels} label")
+    print(f"verify: {int(verdicts['correct'].sum())}/{verdicts.height} samples match their {v.labels} label"
+          + (f" (control reward {v.reward_control}: the verifier passed {monitors['verifier_sample_accuracy']:.1%})"
+             if v.reward_control != "none" else ""))
     if "label_accuracy" in monitors:
         print(f"  pseudo-labels right on {monitors['label_accuracy']:.1%} of problems (hidden truth, logged only)")
     if "judge_precision" in monitors:

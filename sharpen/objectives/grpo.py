@@ -54,12 +54,20 @@ def without_equal_reward_groups(frame: pl.DataFrame, group: str) -> tuple[pl.Dat
 
 
 def verifier_reward(verifier_name: str, answer_form: str, num_generations: int, scale: str, record: list[dict],
-                    labels: str = "gold"):
+                    labels: str = "gold", control: str = "none", seed: int = 0):
     """A TRL reward function scoring with the project's verifier against the gold answers (or, with
-    `labels="majority"`, each group's majority answer); appends what it scored to `record`."""
+    `labels="majority"`, each group's majority answer); appends what it scored to `record`. With a
+    `control` (verify.reward_control), each scored batch is rewarded by the control instead
+    (sharpen/verifiers/controls.py), seeded by `seed` and the batch's order."""
     from sharpen.verifiers import get_verifier, majority_labels
+    from sharpen.verifiers.controls import controlled
 
-    verifier = get_verifier(verifier_name, answer_form)
+    base = get_verifier(verifier_name, answer_form)
+    calls = [0]
+
+    def verifier(texts, references, prompts):
+        calls[0] += 1
+        return controlled(base(texts, references, prompts=prompts), control, seed + calls[0])
 
     def reward(prompts, completions, reference, problem_id, question, trainer_state=None, **_) -> list[float]:
         texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
@@ -132,13 +140,13 @@ def train_grpo(
     problems: pl.DataFrame, references: list[str | None], init_dir: Path, out_dir: Path, *, grpo, verifier: str,
     answer_form: str, lr: float, lr_scheduler: str, warmup_ratio: float, batch_size: int, seed: int,
     chat: str = "auto", lora=None, base_dir: Path | None = None, checkpoints: Path | None = None,
-    checkpoint_steps: int = 0, labels: str = "gold",
+    checkpoint_steps: int = 0, labels: str = "gold", control: str = "none",
 ) -> tuple[list[dict], list[dict]]:
     """Online GRPO: train the policy in `init_dir` on `problems` (prompt, problem_id), sampling in the
     trainer; save to `out_dir`. Returns (the trainer's log, the scored rollouts)."""
     questions, ids = problems["prompt"].to_list(), problems["problem_id"].to_list()
     record: list[dict] = []
-    reward = verifier_reward(verifier, answer_form, grpo.num_generations, grpo.scale_rewards, record, labels)
+    reward = verifier_reward(verifier, answer_form, grpo.num_generations, grpo.scale_rewards, record, labels, control, seed)
     columns = {"question": questions, "reference": list(references), "problem_id": ids}
     log = _train(columns, reward, None, init_dir, out_dir, grpo=grpo, temperature=grpo.temperature,
                  max_completion_length=grpo.max_completion_length, lr=lr, lr_scheduler=lr_scheduler,
