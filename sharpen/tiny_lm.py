@@ -5,7 +5,7 @@ policy with `AutoModelForCausalLM` / `AutoTokenizer` from a path, exactly as it 
 model. Pretraining is deliberately short: the base model should be only partly right (strong
 on 1-digit sums, weak on 3-digit), which leaves room for the loop to show what it does.
 
-Run: `python -m stages.base --problems data/tasks/eval.parquet --out data/base` (DVC stage `base`).
+Run: `python -m stages.base --pretraining data/tasks/pretraining.json --out data/base` (DVC stage `base`).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per printable ASCII character, plus pad/bos/eos/unk."""
-    vocab_list = list(SPECIAL_TOKENS.values()) + [chr(c) for c in range(32, 127)]
+def build_tokenizer(extra: str = "") -> PreTrainedTokenizerFast:
+    """One token per printable ASCII character, plus pad/bos/eos/unk; `extra` adds characters (the
+    tests' `\\n` and `\\t`, for code), and then a newline is a character like any other."""
+    vocab_list = list(SPECIAL_TOKENS.values()) + [chr(c) for c in range(32, 127)] + [c for c in dict.fromkeys(extra)]
     tok = Tokenizer(models.WordLevel(vocab={t: i for i, t in enumerate(vocab_list)}, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("[\\s\\S]" if extra else "."), behavior="isolated")
     tok.decoder = decoders.Fuse()
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
 

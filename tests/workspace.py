@@ -123,3 +123,25 @@ def kill_after_files(ws: Path, stage: str, pattern: str, n: int) -> None:
         time.sleep(0.005)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def fit_tiny_model(out: Path, prompts: list[str], answers: list[str], *, wrong: str = "?", steps: int = 200,
+                   max_positions: int = 1024, seed: int = 0) -> Path:
+    """A tiny char-level Llama (newlines and tabs in its vocabulary, for code) fitted so that, sampled at
+    T=1, each prompt gets its answer about half the time and `wrong` otherwise: the round then holds
+    right and wrong samples for every objective to learn from. Saved in `out`."""
+    import random
+
+    from sharpen import tiny_lm
+
+    tok = tiny_lm.build_tokenizer(extra="\n\t")
+    model = tiny_lm.build_model(tok, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, seed=seed,
+                                max_positions=max_positions)
+    pairs = list(zip(prompts, answers, strict=True))
+
+    def draw(rng: random.Random, n: int) -> list[tuple[str, str]]:
+        return [(p, a if i % 2 else wrong) for i, (p, a) in enumerate(rng.choice(pairs) for _ in range(n))]
+
+    tiny_lm.pretrain(model, tok, draw, steps=steps, batch_size=16, lr=3e-3, warmup_steps=10, seed=seed)
+    tiny_lm.save(model, tok, out)
+    return out
