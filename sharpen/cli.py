@@ -278,6 +278,29 @@ def check_params(path: Path = typer.Argument(Path("params.yaml"), help="params f
     console.print_json(p.model_dump_json())
 
 
+@app.command("compare")
+def compare_cmd(
+    recipes: str = typer.Option(..., "--recipes", help="recipes to run, comma-separated: rest-em,grpo"),
+    controls: str = typer.Option("", "--controls", help="controls run for each recipe: random,format_only,no_verifier"),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="seeds (params seed and train.seed), three or more"),
+    rounds: int = typer.Option(3, "--rounds", min=1),
+    against: str = typer.Option("random", "--against", help="a control (each recipe against its own) or an arm name"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="runs at a time (each gets cores / jobs torch threads)"),
+    out: Path = typer.Option(Path("compare"), "--out", help="workspaces, shared DVC cache and compare.json"),
+) -> None:
+    """Recipes × seeds × rounds in workspaces of their own: mean ± sd per round, paired differences against a control."""
+    from sharpen.compare import CompareError, compare, render
+
+    items = lambda text: [t.strip() for t in text.split(",") if t.strip()]  # noqa: E731
+    try:
+        seed_list = [int(s) for s in items(seeds)]
+    except ValueError:
+        raise CompareError(f"--seeds: integers, comma-separated (got {seeds!r})") from None
+    table = compare(Path.cwd(), out.resolve(), items(recipes), items(controls), seed_list, rounds, against, jobs)
+    console.print(render(table), highlight=False, soft_wrap=True)
+    console.print(f"written: {out / 'compare.json'}")
+
+
 @app.command("deps")
 def deps(check: bool = typer.Option(False, "--check", help="list stages whose code deps differ; exit 1 if any")) -> None:
     """Write each dvc.yaml stage's code deps: the transitive closure of its imports (sharpen/codedeps.py)."""
