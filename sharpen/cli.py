@@ -225,6 +225,9 @@ def show_diff(
         fmt = (lambda x: f"{x:.4f}") if isinstance(v["a"], float) or isinstance(v["b"], float) else str
         table.add_row(k, fmt(v["a"]), fmt(v["b"]), f"{v['delta']:+.4f}" if isinstance(v["delta"], float) else f"{v['delta']:+d}")
     console.print(table)
+    if d["chance"]:
+        console.print("chance on this held-out set (no reading): " + ", ".join(
+            f"{k.removeprefix('chance_')} {100 * v:.1f}%" for k, v in d["chance"].items()), highlight=False)
     console.print("data: " + ", ".join(f"{k} {v[tag_a]} → {v[tag_b]}" for k, v in d["volumes"].items()), highlight=False)
     if d["params"]:
         console.print("params changed: " + ", ".join(f"{k}: {v['a']} → {v['b']}" for k, v in d["params"].items()),

@@ -2,7 +2,7 @@
 
 `sharpen compare --recipes rest-em,grpo --controls random,format_only --seeds 0,1,2 --rounds 3`
 runs one arm per recipe and per (recipe, control) pair (`verify.reward_control: random|format_only`,
-or `no_verifier`: `filter.select: all`), each for every seed (params `seed` and `train.seed`), as
+or `no_verifier`: `filter.select: all`; a `recipe:control` entry in `--recipes` is that arm alone), each for every seed (params `seed` and `train.seed`), as
 `dvc repro` + `sharpen advance` per round, in clones of this workspace's committed HEAD under
 `--out`. The clones share one DVC cache, and the tasks and the base model are made once in a
 template clone that every run is cloned from, so only the stages a run's params change rerun
@@ -59,13 +59,19 @@ class Arm:
 
 
 def arms_for(recipes: list[str], controls: list[str]) -> list[Arm]:
-    unknown = [c for c in controls if c not in CONTROL_OVERRIDES]
+    """Each recipe as itself and under each control; a `recipe:control` entry is that one arm alone."""
+    named = [r.split(":", 1)[1] for r in recipes if ":" in r]
+    unknown = [c for c in [*controls, *named] if c not in CONTROL_OVERRIDES]
     if unknown:
         raise CompareError(f"--controls: unknown {unknown}; allowed: {', '.join(CONTROL_OVERRIDES)}")
     arms = []
-    for recipe in recipes:
-        arms.append(Arm(recipe, recipe))
-        arms += [Arm(f"{recipe}:{c}", recipe, c, CONTROL_OVERRIDES[c]) for c in controls]
+    for entry in recipes:
+        recipe, _, control = entry.partition(":")
+        wanted = [control] if control else [None, *controls]
+        arms += [Arm(recipe, recipe) if c is None else Arm(f"{recipe}:{c}", recipe, c, CONTROL_OVERRIDES[c])
+                 for c in wanted]
+    if len({a.name for a in arms}) != len(arms):
+        raise CompareError(f"--recipes: an arm is named twice ({', '.join(a.name for a in arms)})")
     return arms
 
 

@@ -359,6 +359,8 @@ def diff(tag_a: str, tag_b: str) -> dict:
                               ("rl_problems", "train", "problems"), ("rollouts", "train", "rollouts"),
                               ("proposals", "propose", "proposals"), ("proposed_problems", "propose", "problems")):
         volumes[label] = {t: (json_at(t, f"data/round/{stage}/metrics.json") or {}).get(key) for t in (tag_a, tag_b)}
-    return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params, "volumes": volumes,
+    evaluated = json_at(tag_b, "data/round/evaluate/metrics.json") or {}
+    chance = {k: v for k, v in evaluated.items() if k.startswith("chance_")}  # the same held-out set: one value
+    return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params, "volumes": volumes, "chance": chance,
             "newly_solved": solved, "newly_failed": failed,
             "categories": categories.to_dicts()}

@@ -30,6 +30,8 @@ def test_each_recipe_gets_each_control_as_an_arm():
     assert arms[1].overrides == {"verify": {"reward_control": "random"}}
     with pytest.raises(CompareError, match="--controls"):
         arms_for(["rest-em"], ["coin"])
+    assert [a.name for a in arms_for(["rest-em", "rest-em:format_only", "grpo"], [])] == [
+        "rest-em", "rest-em:format_only", "grpo"]
 
 
 def test_a_comparison_runs_every_arm_and_seed_on_one_shared_base(tmp_path):

@@ -235,3 +235,14 @@ def test_checkout_of_a_round_leaves_dvc_status_clean_and_comes_back(two_rounds):
     assert run(ws, "git", "symbolic-ref", "--short", "HEAD").stdout.strip() == "main"
     assert run(ws, "git", "status", "--porcelain").stdout.strip() == ""
     assert "modified outs" not in run(ws, "dvc", "status").stdout  # only round 3's changed params remain
+
+
+def test_rounds_and_diff_show_the_chance_baseline_beside_accuracy(two_rounds):
+    ws, _ = two_rounds
+    golds = pl.read_parquet(ws / "data/tasks/eval.parquet")["answer"]
+    most_common = golds.value_counts(sort=True)["count"][0] / golds.len()
+    rows = json.loads(sharpen(ws, "rounds", "--json").stdout)
+    assert all(r["chance_accuracy"] == pytest.approx(most_common) for r in rows)
+    assert "chance" in sharpen(ws, "rounds").stdout  # a column of the table
+    d = json.loads(sharpen(ws, "diff", "round-1", "round-2", "--json").stdout)
+    assert d["chance"]["chance_accuracy"] == pytest.approx(most_common)
