@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from sharpen import tiny_lm  # noqa: E402
 from sharpen.backends.hf import HFBackend  # noqa: E402
-from sharpen.params import load_params  # noqa: E402
+from sharpen.config import load_params  # noqa: E402
 from sharpen.tasks import arithmetic  # noqa: E402
 
 

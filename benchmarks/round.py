@@ -30,7 +30,7 @@ def in_process(ws: Path) -> float:
     from sharpen.backends.hf import HFBackend
     from sharpen.filters import decide, kept_examples
     from sharpen.metrics import per_problem, summarize
-    from sharpen.params import load_params
+    from sharpen.config import load_params
     from sharpen.sampling import derive_seed, eval_draws, eval_requests, sample_frame, select_problems, verified_eval_frame
     from sharpen.objectives.sft import train_sft
     from sharpen.verifiers import verify_frame

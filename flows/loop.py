@@ -31,7 +31,7 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from sharpen.errors import DEBUG_ENV, QuietTracebacks, SharpenError, boundary  # noqa: E402
 from sharpen.io import read_json, read_yaml  # noqa: E402
 from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock  # noqa: E402
-from sharpen.params import load_params  # noqa: E402
+from sharpen.config import load_params  # noqa: E402
 from sharpen.remote import push  # noqa: E402
 from sharpen.runner import VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
 from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish_interrupted_advance

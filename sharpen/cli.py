@@ -275,7 +275,7 @@ def recipes(name: str = typer.Argument(None, help="show one recipe's parameters 
 @app.command("params")
 def check_params(path: Path = typer.Argument(Path("params.yaml"), help="params file to validate")) -> None:
     """Validate a params file and print the resolved values."""
-    from sharpen.params import load_params
+    from sharpen.config import load_params
 
     p = load_params(path)
     console.print_json(p.model_dump_json())

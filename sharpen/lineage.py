@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from sharpen.errors import SharpenError
+from sharpen.roundtags import round_tags, tag_commit
 
 STAGES = ("controller", "propose", "generate", "verify", "filter", "synthesize", "train", "train_proposer", "evaluate")
 SELF_PLAY_COLUMNS = ("proposed_valid", "proposed_rate")  # rounds with a proposer (propose.kind) only
@@ -21,6 +22,7 @@ SELF_PLAY_COLUMNS = ("proposed_valid", "proposed_rate")  # rounds with a propose
 
 class LineageError(SharpenError, ValueError):
     """A round tag that is not there, or a committed file that cannot be read."""
+
 
 
 # evaluate's accuracies, shown in % by `sharpen rounds`, `diff` and the report: the chance baselines beside them
@@ -86,12 +88,6 @@ def frame_at(rev: str, path: str, schema):
     except FileNotFoundError:
         raise ArtifactError(f"{path} at {rev}: not in the DVC cache (run `dvc pull` or `dvc fetch`)") from None
     return validate(df, schema, f"{path} at {rev}")
-
-
-def round_tags() -> list[tuple[int, str]]:
-    out = subprocess.run(["git", "tag", "--list", "round-*"], capture_output=True, text=True).stdout.split()
-    tags = [(int(m.group(1)), t) for t in out if (m := re.fullmatch(r"round-(\d+)", t))]
-    return sorted(tags)
 
 
 def _row(rev: str | None, label: str) -> dict | None:
@@ -173,8 +169,6 @@ def _loop_stops(path: Path = Path(".sharpen/loops.jsonl")) -> dict[int, str]:
 
 
 def _tag_ref(tag: str) -> str:
-    from sharpen.state import tag_commit
-
     if not re.fullmatch(r"round-\d+", tag):
         raise LineageError(f"expected a round tag like round-3, got {tag!r}")
     commit = tag_commit(tag)

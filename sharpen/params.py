@@ -2,21 +2,17 @@
 
 Every section is validated whenever any stage loads params, so an unknown key, a wrong type or
 an out-of-range value anywhere stops the run before work starts, with an error naming the key
-and the allowed values. Check a file by hand with `sharpen params` (or `sharpen params other.yaml`).
+and the allowed values. This module is the schema only; reading params.yaml and laying the recipe
+under it is sharpen/config.py. Check a file by hand with `sharpen params` (or `sharpen params other.yaml`).
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sharpen.errors import SharpenError
-from sharpen.io import YAMLFileError, read_yaml
-
-PARAMS_FILE = Path("params.yaml")
 
 
 def _takes_number_not_bool(annotation) -> bool:
@@ -691,56 +687,3 @@ class Params(_Section):
         if self.filter.select == "threshold" and self.filter.tau is None and self.controller.kind != "bstar":
             raise ValueError("filter.tau: `select: threshold` needs a tau (or the b-star controller to choose one)")
         return self
-
-
-def _format(err: ValidationError, path: Path) -> str:
-    lines = [f"{path}: invalid params"]
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-            parent = e["loc"][:-1]
-            model: type[BaseModel] = Params
-            for part in parent:
-                field = model.model_fields.get(str(part))
-                candidates = [field.annotation, *get_args(field.annotation)] if field else []
-                sections = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-                if not sections:
-                    break
-                model = sections[0]
-            msg += f"; allowed: {', '.join(model.model_fields)}"
-        named = re.fullmatch(r"Value error, (\w+): (.*)", msg, flags=re.S)
-        if named and named[1] not in key.split("."):  # a section's validator naming one of its keys
-            lines.append(f"  {key}.{named[1]}: {named[2]}")
-            continue
-        lines.append(f"  {key}: {msg} (got {e['input']!r})" if e["type"] != "missing" else f"  {key}: {msg}")
-    return "\n".join(lines)
-
-
-def load_params(path: Path | str = PARAMS_FILE) -> Params:
-    """Read and validate the whole params file; raise ParamsError naming the bad key."""
-    path = Path(path)
-    if not path.exists():
-        raise ParamsError(f"{path}: not found (run from the project root)")
-    try:
-        raw = read_yaml(path)  # YAML 1.2, DVC's parser: what runs is what dvc.lock records
-    except YAMLFileError as e:
-        raise ParamsError(str(e)) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    missing = [name for name in Params.model_fields if name not in raw]
-    if missing:  # every stage's DVC params deps name these; a default here would hide a deleted section
-        raise ParamsError(f"{path}: missing {', '.join(missing)} (every section must be present, `{{}}` for defaults)")
-    from sharpen.recipes import RecipeError, resolve
-
-    try:
-        raw = resolve(raw)
-    except RecipeError as e:
-        raise ParamsError(f"{path}: {e}") from None
-    try:
-        return Params.model_validate(raw)
-    except ValidationError as e:
-        raise ParamsError(_format(e, path)) from None

@@ -22,7 +22,8 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write
-from sharpen.lineage import ACCURACY_PREFIXES, LineageError, file_at, frame_at, json_at, round_cell, round_columns, round_tags, rounds_table
+from sharpen.lineage import ACCURACY_PREFIXES, LineageError, file_at, frame_at, json_at, round_cell, round_columns, rounds_table
+from sharpen.roundtags import round_tags
 from sharpen.schemas import ProblemStats, Proposal
 
 

@@ -28,7 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sharpen import faults
 from sharpen.errors import SharpenError
 from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_json, read_yaml, write_json
-from sharpen.params import PARAMS_FILE, Params, load_params
+from sharpen.params import Params
+from sharpen.roundtags import round_tags, tag_commit
+from sharpen.config import PARAMS_FILE, load_params
 
 STATE_DIR = Path("data/state")
 BASE_MODEL = Path("data/base/model")
@@ -185,8 +187,6 @@ def checkout(rev: str) -> str:
         raise AdvanceError("the work tree has uncommitted changes (a round not yet advanced? `sharpen advance` it); "
                            "commit or stash them first (`git status`)")
     if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{rev}^{{commit}}"], capture_output=True).returncode:
-        from sharpen.lineage import round_tags
-
         tags = ", ".join(t for _, t in round_tags()) or "none yet"
         raise AdvanceError(f"{rev}: no such round tag or branch (round tags: {tags})")
     back = _git("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
@@ -257,11 +257,6 @@ def _git(*args: str, check: bool = True) -> str:
     if check and proc.returncode != 0:
         raise AdvanceError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
-
-
-def tag_commit(tag: str) -> str | None:
-    out = subprocess.run(["git", "rev-parse", "-q", "--verify", f"refs/tags/{tag}^{{commit}}"], capture_output=True, text=True)
-    return out.stdout.strip() or None
 
 
 def _pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:

@@ -22,7 +22,7 @@ import polars as pl
 from sharpen import tiny_lm
 from sharpen.io import atomic_write_dir, hash_path, read_json, write_csv, write_json
 from sharpen.models import materialize
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.tasks import arithmetic
 

@@ -20,7 +20,7 @@ import polars as pl
 from sharpen.backends import load_backend
 from sharpen.controller import balance_grid, choose, exploration, sec_probabilities, sec_update
 from sharpen.io import hash_path, read_frame, write_csv, write_json
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.schemas import Problem
 from sharpen.stage import Timer, progress, run_stage

@@ -32,7 +32,7 @@ from sharpen.backends import load_backend
 from sharpen import faults
 from sharpen.io import hash_json, hash_path, read_frame, write_csv, write_frame, write_json
 from sharpen.metrics import by_category, chance_baselines, form_monitors, per_problem, summarize
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.sampling import derive_seed, eval_draws, eval_requests, eval_shard_size, verified_eval_frame
 from sharpen.schemas import EvalDraw, EvalSample, Problem
 from sharpen.stage import Timer, progress, run_stage, shard_dir

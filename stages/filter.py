@@ -19,7 +19,7 @@ import polars as pl
 
 from sharpen.filters import decide, kept_examples, preference_pairs, problem_stats
 from sharpen.io import read_frame, read_json, write_frame, write_json
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.schemas import DROP_REASONS, Decision, PreferencePair, Problem, ProblemStats, Sample, TrainExample, Verdict, empty
 from sharpen.stage import Timer, run_stage
 from sharpen.state import previous_round_pairs, read_ledger

@@ -29,7 +29,7 @@ from sharpen.backends import load_backend
 from sharpen.io import hash_json, hash_path, read_frame, read_json, write_frame, write_json
 from sharpen.controller import draw_by_category
 from sharpen.sampling import derive_seed, sample_frame, select_problems
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.schemas import Problem, Sample
 from sharpen.stage import Timer, progress, run_stage, shard_dir
 from sharpen.state import check_loop_identity, check_policy_hash, current_policy_dir, round_pool

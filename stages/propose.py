@@ -25,7 +25,7 @@ import polars as pl
 
 from sharpen.backends import load_backend
 from sharpen.io import hash_path, read_frame, write_frame, write_json
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.sampling import derive_seed, sample_frame
 from sharpen.schemas import Problem, Proposal, columns, empty
 from sharpen.selfplay.execution import Execution, execute, parse_program

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from sharpen.io import atomic_write
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.stage import run_stage
 
 

@@ -25,7 +25,8 @@ import polars as pl
 from sharpen.backends import load_backend
 from sharpen.filters import decide, kept_examples
 from sharpen.io import hash_path, read_frame, validate, write_frame, write_json
-from sharpen.params import FilterParams, load_params
+from sharpen.params import FilterParams
+from sharpen.config import load_params
 from sharpen.sampling import derive_seed, sample_frame
 from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample, empty
 from sharpen.stage import Timer, progress, run_stage

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from sharpen.io import ArtifactError, write_frame, write_json
-from sharpen.params import load_params
+from sharpen.config import load_params
 from sharpen.schemas import Problem
 from sharpen.stage import run_stage
 from sharpen.tasks import apply_template, get_task

@@ -29,7 +29,8 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
-from sharpen.params import DPOParams, GRPOParams, load_params
+from sharpen.params import DPOParams, GRPOParams
+from sharpen.config import load_params
 from sharpen.filters import PROBLEM_RULES
 from sharpen.objectives.dpo import train_dpo
 from sharpen.objectives.lengths import fit_max_length

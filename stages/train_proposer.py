@@ -28,7 +28,8 @@ import polars as pl
 from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
 from sharpen.objectives.grpo import train_grpo_round, without_equal_reward_groups
 from sharpen.objectives.sft import checkpoints_for
-from sharpen.params import GRPOParams, load_params
+from sharpen.params import GRPOParams
+from sharpen.config import load_params
 from sharpen.schemas import Proposal, Verdict
 from sharpen.selfplay.rewards import reward
 from sharpen.stage import Timer, run_stage

@@ -71,7 +71,8 @@ def test_a_vllm_environment_of_another_version_is_refused(tmp_path):
 def test_server_params_that_cannot_work_name_the_key(tmp_path, generate, key):
     import yaml
 
-    from sharpen.params import ParamsError, load_params
+    from sharpen.params import ParamsError
+    from sharpen.config import load_params
 
     raw = yaml.safe_load(open(PROJECT / "params.yaml"))
     raw["generate"].update(generate)

@@ -51,7 +51,8 @@ def test_online_grpo_rewards_follow_the_control():
 
 
 def test_a_judge_has_no_verdicts_to_control(tmp_path):
-    from sharpen.params import ParamsError, load_params
+    from sharpen.params import ParamsError
+    from sharpen.config import load_params
 
     ws = make_workspace(tmp_path / "ws", {"verify": {"labels": "judge", "reward_control": "random"}})
     with pytest.raises(ParamsError, match="verify.reward_control"):

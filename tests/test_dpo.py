@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from sharpen.filters import decide, preference_pairs, problem_stats
-from sharpen.params import FilterParams, ParamsError, load_params
+from sharpen.params import FilterParams, ParamsError
+from sharpen.config import load_params
 from tests.workspace import make_workspace, run
 
 

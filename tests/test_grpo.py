@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from sharpen.objectives.grpo import train_grpo, verifier_reward
-from sharpen.params import GRPOParams, ParamsError, load_params
+from sharpen.params import GRPOParams, ParamsError
+from sharpen.config import load_params
 from tests.test_dpo import _params_file
 
 

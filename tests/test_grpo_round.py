@@ -17,7 +17,8 @@ import torch
 from sharpen.backends.hf import HFBackend
 from sharpen.io import hash_path
 from sharpen.objectives.grpo import train_grpo_round
-from sharpen.params import GRPOParams, ParamsError, load_params
+from sharpen.params import GRPOParams, ParamsError
+from sharpen.config import load_params
 from sharpen.sampling import sample_frame
 from tests.test_dpo import _params_file
 

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from sharpen.models import ModelError, describe, is_adapter, load_causal_lm, materialize
-from sharpen.params import ParamsError, load_params
+from sharpen.params import ParamsError
+from sharpen.config import load_params
 from tests.workspace import make_workspace, run, sharpen
 
 

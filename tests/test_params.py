@@ -10,7 +10,8 @@ import pytest
 from sharpen.recipes import RECIPES
 import yaml
 
-from sharpen.params import Params, ParamsError, load_params
+from sharpen.params import Params, ParamsError
+from sharpen.config import load_params
 from tests.conftest import PROJECT
 
 

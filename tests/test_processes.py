@@ -10,7 +10,8 @@ import sys
 import polars as pl
 import pytest
 
-from sharpen.params import ParamsError, load_params
+from sharpen.params import ParamsError
+from sharpen.config import load_params
 from tests.workspace import make_workspace, run
 
 EXAMPLES = 64

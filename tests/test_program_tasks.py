@@ -9,7 +9,8 @@ import json
 import polars as pl
 import pytest
 
-from sharpen.params import ParamsError, load_params
+from sharpen.params import ParamsError
+from sharpen.config import load_params
 from sharpen.verifiers import verify_frame
 from sharpen.verifiers.programs import program_input, program_io
 from stages.propose import validate

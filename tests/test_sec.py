@@ -10,7 +10,8 @@ import pytest
 
 from sharpen.controller import arm_rewards, draw_by_category, sec_probabilities, sec_update
 from sharpen.filters import problem_stats
-from sharpen.params import ParamsError, load_params
+from sharpen.params import ParamsError
+from sharpen.config import load_params
 from tests.test_dpo import _params_file
 
 

@@ -7,7 +7,8 @@ Run: `pytest tests/test_selfplay.py`
 import polars as pl
 import pytest
 
-from sharpen.params import ParamsError, load_params
+from sharpen.params import ParamsError
+from sharpen.config import load_params
 from sharpen.selfplay.execution import execute
 from sharpen.selfplay.proposals import question_of, repetition_penalty
 from sharpen.selfplay.rewards import INVALID, challenger_reward, proposer_reward

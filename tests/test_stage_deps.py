@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from sharpen.codedeps import closure, differences, rewrite
+from sharpen.codedeps import closure, differences, import_cycles, import_graph, rewrite
 from sharpen.io import read_yaml
 from tests.conftest import PROJECT
 
@@ -45,3 +45,11 @@ def test_a_new_import_is_caught_and_written(tmp_path):
     assert rewrite(tmp_path) == ["filter"]
     assert not differences(tmp_path)
     assert "sharpen/report.py" in read_yaml(tmp_path / "dvc.yaml")["stages"]["filter"]["deps"]
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    assert import_cycles(import_graph(PROJECT)) == []
+
+
+def test_an_import_circle_is_found():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

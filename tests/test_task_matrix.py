@@ -23,12 +23,12 @@ import yaml
 from tests.workspace import deep_update, fit_tiny_model, make_workspace, run
 
 K = 4  # samples per problem: with the fitted policy's 50/50 answers, nearly every group is mixed
-OBJECTIVES = {
+OBJECTIVES = {  # in this order, the filter's params change once (dpo's pairs), so it reruns once
     "sft": {"train": {"objective": "sft"}},
-    "dpo": {"train": {"objective": "dpo", "init": "previous"}, "filter": {"pairs": {"rule": "correct_vs_incorrect"}}},
     "grpo-online": {"train": {"objective": "grpo", "init": "previous", "grpo": {"steps": 2, "num_generations": K}}},
     "grpo-round": {"train": {"objective": "grpo", "init": "previous",
                              "grpo": {"rollouts": "round", "steps": 2, "num_generations": K}}},
+    "dpo": {"train": {"objective": "dpo", "init": "previous"}, "filter": {"pairs": {"rule": "correct_vs_incorrect"}}},
 }
 # Problem files written into the workspace (the `file` task reads data/problems/).
 MATH_ROWS = [
@@ -158,6 +158,18 @@ def workspace(request, tmp_path_factory):
 def _a_whole_round_runs(self, workspace, objective):
     ws, fitted = workspace
     check_round(ws, self.task, objective, fitted)
+
+
+def test_a_problem_file_is_split_as_asked_and_editing_it_reruns_the_round(tmp_path_factory):
+    ws, _ = build(tmp_path_factory.mktemp("file-edit"), "file-math")
+    pool = pl.read_parquet(ws / "data/tasks/pool.parquet")
+    held_out = pl.read_parquet(ws / "data/tasks/eval.parquet")
+    assert (pool.height, held_out.height) == (len(MATH_ROWS) - 3, 3)
+    assert set(pool["problem_id"]) | set(held_out["problem_id"]) == {r["id"] for r in MATH_ROWS}
+    path = ws / "data/problems/matrix-math.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in MATH_ROWS[:-1]))
+    status = run(ws, "dvc", "status", "tasks").stdout
+    assert "data/problems" in status and "modified" in status
 
 
 for _key in TASKS:  # one class per task: a workspace each, spread over xdist workers (--dist loadscope)

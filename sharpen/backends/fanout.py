@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
-from sharpen.backends import Completion
+from sharpen.backends.completion import Completion
 from sharpen.errors import SharpenError
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sharpen.backends import Completion, GenerationOOM, is_out_of_memory
+from sharpen.backends.completion import Completion, GenerationOOM, is_out_of_memory
 from sharpen.models import load_causal_lm
 from sharpen.prompting import render
 

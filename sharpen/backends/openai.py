@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from sharpen.backends import Completion
+from sharpen.backends.completion import Completion
 from sharpen.backends.vllm import request_seed
 from sharpen.errors import SharpenError
 from sharpen.prompting import render

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
-from sharpen.backends import Completion
+from sharpen.backends.completion import Completion
 from sharpen.models import adapter_base, is_adapter
 from sharpen.prompting import render
 

@@ -22,18 +22,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
 
-class VerifyResult(NamedTuple):
-    extracted: str | None  # the answer read from the completion; None if none could be read
-    reward: float  # in [0, 1]
-    correct: bool
-    reason: str  # one of sharpen.schemas.VERDICT_REASONS
-
-
-Verifier = Callable[..., list[VerifyResult]]
-
+from sharpen.verifiers.result import Verifier, VerifyResult  # noqa: E402,F401  (every verifier's record)
 from sharpen.verifiers.exact import exact_integer  # noqa: E402
 from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa: E402
 from sharpen.verifiers.gym import reasoning_gym  # noqa: E402

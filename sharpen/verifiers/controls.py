@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from sharpen.verifiers import VerifyResult
+from sharpen.verifiers.result import VerifyResult
 
 CONTROLS = ("none", "random", "format_only")
 FORM_OK = ("ok", "wrong")  # the verifier read one final answer in the required form

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sharpen.verifiers import VerifyResult
+from sharpen.verifiers.result import VerifyResult
 
 _INTEGER = re.compile(r"-?\d+")
 MAX_DIGITS = 512  # longer is not an answer (and Python refuses int() of over 4300 digits)

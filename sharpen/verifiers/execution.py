@@ -32,7 +32,7 @@ import re
 from collections.abc import Sequence
 
 from sharpen.sandbox import Calls, Limits, Outcome, Tests, run_jobs
-from sharpen.verifiers import VerifyResult
+from sharpen.verifiers.result import VerifyResult
 
 CODE_FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
 LIMITS = Limits()

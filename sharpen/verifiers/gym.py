@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sharpen.verifiers import VerifyResult
+from sharpen.verifiers.result import VerifyResult
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 

@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from multiprocessing import get_context
 
-from sharpen.verifiers import VerifyResult
+from sharpen.verifiers.result import VerifyResult
 from sharpen.verifiers.answers import _BOXED, ANSWER_FORMS, classify, final_answer, gold_form, restates
 from sharpen.verifiers.expressions import final_form, inexact
 

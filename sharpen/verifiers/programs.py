@@ -26,7 +26,7 @@ import json
 from collections.abc import Sequence
 
 from sharpen.sandbox import Calls, run_jobs
-from sharpen.verifiers import VerifyResult
+from sharpen.verifiers.result import VerifyResult
 from sharpen.verifiers.execution import CODE_FENCE, LIMITS, io_cases, outcome_verdict, same
 
 

@@ -1,0 +1,75 @@
+"""Load params.yaml: read it as DVC does, lay the recipe under it, validate it against the schema.
+
+`load_params()` is what every stage calls: YAML 1.2 through DVC's own parser (so what runs is what
+dvc.lock records), every section required, the recipe's defaults laid under the file
+(sharpen/recipes.py), then the pydantic models of sharpen/params.py; any error is a ParamsError
+naming the file and the key. Kept apart from the schema so neither imports the recipes' module
+the other way round.
+
+Run: `sharpen params [FILE]` validates a file and prints the resolved values.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import get_args
+
+from pydantic import BaseModel, ValidationError
+
+from sharpen.io import YAMLFileError, read_yaml
+from sharpen.params import Params, ParamsError
+from sharpen.recipes import RecipeError, resolve
+
+PARAMS_FILE = Path("params.yaml")
+
+
+def format_error(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid params"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+            parent = e["loc"][:-1]
+            model: type[BaseModel] = Params
+            for part in parent:
+                field = model.model_fields.get(str(part))
+                candidates = [field.annotation, *get_args(field.annotation)] if field else []
+                sections = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+                if not sections:
+                    break
+                model = sections[0]
+            msg += f"; allowed: {', '.join(model.model_fields)}"
+        named = re.fullmatch(r"Value error, (\w+): (.*)", msg, flags=re.S)
+        if named and named[1] not in key.split("."):  # a section's validator naming one of its keys
+            lines.append(f"  {key}.{named[1]}: {named[2]}")
+            continue
+        lines.append(f"  {key}: {msg} (got {e['input']!r})" if e["type"] != "missing" else f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read and validate the whole params file; raise ParamsError naming the bad key."""
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: not found (run from the project root)")
+    try:
+        raw = read_yaml(path)  # YAML 1.2, DVC's parser: what runs is what dvc.lock records
+    except YAMLFileError as e:
+        raise ParamsError(str(e)) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    missing = [name for name in Params.model_fields if name not in raw]
+    if missing:  # every stage's DVC params deps name these; a default here would hide a deleted section
+        raise ParamsError(f"{path}: missing {', '.join(missing)} (every section must be present, `{{}}` for defaults)")
+    try:
+        raw = resolve(raw)
+    except RecipeError as e:
+        raise ParamsError(f"{path}: {e}") from None
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(format_error(e, path)) from None
