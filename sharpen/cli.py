@@ -129,11 +129,13 @@ def rounds(
     if not rows:
         _fail("no rounds yet: run `dvc repro`")
     cols, metric_cols = round_columns(rows, wide)
-    table = Table(title="sharpen rounds (accuracy in %, times in seconds" + ("" if wide else "; --wide for all") + ")")
+    table = Table(title="sharpen rounds (accuracy in %, times in seconds" + ("" if wide else "; --wide for all") + ")",
+                  collapse_padding=True, pad_edge=False)
     for c in cols:
-        table.add_column(c.replace("greedy_accuracy", "greedy").replace("loop_stop", "loop stopped").removesuffix("_s"),
+        table.add_column(c.replace("greedy_accuracy", "greedy").replace("chance_accuracy", "chance")
+                         .replace("chance_pass@", "chance@").replace("loop_stop", "loop stopped").removesuffix("_s"),
                          no_wrap=c != "loop_stop",
-                         justify="left" if c in ("tag", "policy", "gate", "loop_stop") else "right")
+                         justify="left" if c in ("tag", "policy", "control", "gate", "loop_stop") else "right")
     for r in rows:
         table.add_row(*[round_cell(r.get(c), c, metric_cols) for c in cols])
     console.print(table)

@@ -14,7 +14,7 @@ import pytest
 from sharpen.loop import plateaued, stop_reason, workspace_lock
 from sharpen.params import LoopParams
 from sharpen.runner import StageTimeout, run_command
-from tests.workspace import env, make_workspace, run
+from tests.workspace import env, make_workspace, run, stage_processes
 
 
 def stop(params=None, **kw):
@@ -137,9 +137,9 @@ def test_a_signal_stops_the_loop_in_seconds_and_says_how_to_resume(tmp_path, how
     flow = subprocess.Popen([sys.executable, "-m", "flows.loop", "--rounds", "1"], cwd=ws, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.time() + 120
-    while not (ws / ".dvc/tmp/rwlock").exists() and time.time() < deadline:
+    while not any("stages.base" in c for c in stage_processes(ws)) and time.time() < deadline:
         time.sleep(0.5)
-    time.sleep(3)  # the base stage is running, holding DVC's locks
+    time.sleep(1)  # the base stage is running, holding DVC's locks
     children = psutil.Process(flow.pid).children(recursive=True)
     assert children, "the loop started nothing"
     sent = time.time()
