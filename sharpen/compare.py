@@ -33,6 +33,7 @@ from pathlib import Path
 
 import yaml
 
+from sharpen.config import deep_update
 from sharpen.errors import SharpenError
 
 CONTROL_OVERRIDES = {
@@ -108,15 +109,6 @@ def _sh(cwd: Path, *cmd: str, env: dict) -> str:
     return proc.stdout
 
 
-def _deep_update(base: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def _git(cwd: Path, *args: str, env: dict) -> str:
     return _sh(cwd, "git", "-c", "user.name=sharpen", "-c", "user.email=sharpen@localhost", *args, env=env)
 
@@ -130,7 +122,7 @@ def _clone(source: Path, dest: Path, cache: Path, env: dict) -> None:
 
 def _set_params(ws: Path, update: dict, message: str, env: dict) -> None:
     path = ws / "params.yaml"
-    params = _deep_update(yaml.safe_load(path.read_text()), update)
+    params = deep_update(yaml.safe_load(path.read_text()), update)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     _git(ws, "commit", "-q", "--allow-empty", "-am", message, env=env)
 
@@ -152,7 +144,7 @@ def run_arm(ws_root: Path, source: Path, cache: Path, arm: Arm, seed: int, round
     if not (ws / ".git").exists():
         _clone(source, ws, cache, env)
         _sh(ws, "dvc", "checkout", "-q", "--with-deps", "evaluate_base", env=env)  # what the template made
-        _set_params(ws, _deep_update({"recipe": arm.recipe, "seed": seed, "train": {"seed": seed}}, arm.overrides),
+        _set_params(ws, deep_update({"recipe": arm.recipe, "seed": seed, "train": {"seed": seed}}, arm.overrides),
                     f"arm {arm.name}, seed {seed}", env)
     done = _tagged_rounds(ws, env)
     for _ in range(done, rounds):

@@ -24,6 +24,17 @@ from sharpen.recipes import RecipeError, resolve
 PARAMS_FILE = Path("params.yaml")
 
 
+def deep_update(base: dict, extra: dict) -> dict:
+    """`extra`'s keys written into `base`, section by section (a nested dict updates, anything else
+    replaces); returns `base`. How a run's overrides are laid over a params file."""
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def format_error(err: ValidationError, path: Path) -> str:
     lines = [f"{path}: invalid params"]
     for e in err.errors():

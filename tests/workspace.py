@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from sharpen.config import deep_update  # noqa: F401  (the tests' overrides, as sharpen compare lays them)
 from tests.conftest import PROJECT
 
 TINY = {
@@ -44,15 +45,6 @@ def run(cwd: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess
 
 def sharpen(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return run(cwd, sys.executable, "-m", "sharpen.cli", *args, check=check)
-
-
-def deep_update(base: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def make_workspace(root: Path, overrides: dict | None = None) -> Path:
