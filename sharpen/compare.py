@@ -6,7 +6,8 @@ or `no_verifier`: `filter.select: all`; a `recipe:control` entry in `--recipes` 
 `dvc repro` + `sharpen advance` per round, in clones of this workspace's committed HEAD under
 `--out`. The clones share one DVC cache, and the tasks and the base model are made once in a
 template clone that every run is cloned from, so only the stages a run's params change rerun
-(DVC's run-cache does not serve `persist` outputs, so the template is what shares them). Runs go
+(DVC's run-cache does not serve `persist` outputs, so the template is what shares them; an arm of
+another recipe than the template's reruns the base, since every stage depends on `recipe`). Runs go
 `--jobs` at a time, each a process group of its own with one torch thread per job.
 
 Per arm and round (round 0 is the base model): mean ± sd over seeds of greedy accuracy, pass@k and
