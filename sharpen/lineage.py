@@ -187,8 +187,7 @@ def lineage(tag: str) -> dict:
         stages[name] = {
             "cmd": entry.get("cmd"),
             "deps": {d["path"]: d.get("md5") for d in entry.get("deps", [])},
-            "params": {k: v for file in entry.get("params", {}).values() for k, v in file.items()},  # params.yaml's
-            # keys, or the resolved file's (data/resolve/params.yaml: recipe laid under, stages/resolve.py)
+            "params": entry.get("params", {}).get("params.yaml", {}),
             "outs": {o["path"]: o.get("md5") for o in entry.get("outs", [])},
         }
     chain = []

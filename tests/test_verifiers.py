@@ -111,3 +111,26 @@ def test_gold_answers_a_verifier_cannot_read_are_named():
     problems = pl.DataFrame({"problem_id": ["a", "b", "c"], "answer": ["3", "four", "7" * 5000]})
     assert [pid for pid, _, _ in unreadable_references(problems, "exact_integer")] == ["b", "c"]
     assert unreadable_references(problems.head(1), "math_equiv") == []
+
+
+def test_preflight_fails_on_a_reference_the_verifier_cannot_build():
+    """What evaluate runs before loading a model: reasoning-gym problems without their source entry
+    (the reference evaluate once replaced by the gold answer) fail at once, naming the setting."""
+    import polars as pl
+
+    from sharpen.io import ArtifactError
+    from sharpen.verifiers import preflight
+
+    problems = pl.DataFrame({"problem_id": ["p1"], "prompt": ["Is it?"], "answer": ["True"], "category": ["x"]})
+    with pytest.raises(ArtifactError, match="verify.verifier: reasoning_gym needs every problem to have 'source'"):
+        preflight(problems, "reasoning_gym")
+
+
+def test_preflight_scores_gold_answers_through_the_verifier():
+    import polars as pl
+
+    from sharpen.tasks import gym
+    from sharpen.verifiers import preflight
+
+    pool, _ = gym.make_splits("ransom_note", {}, 4, 2, 3)
+    preflight(pool, "reasoning_gym")  # the gold entry rebuilt and scored: no error
