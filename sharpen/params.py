@@ -396,6 +396,8 @@ class GRPOParams(_Section):
     epsilon_high: float | None = Field(0.28, gt=0, lt=10, allow_inf_nan=False, description="DAPO's clip-higher; null = epsilon")
     scale_rewards: Literal["group", "batch", "none"] = "group"
     mask_truncated_completions: bool = False
+    num_iterations: int = Field(1, ge=1, le=64, description="updates per batch of groups (TRL's num_iterations; >1 "
+                                "reuses each batch with the clipped ratio)")
 
     @model_validator(mode="after")
     def _clip_ordered(self) -> GRPOParams:

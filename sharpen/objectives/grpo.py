@@ -251,6 +251,7 @@ def _train(
             epsilon_high=grpo.epsilon_high,
             scale_rewards=grpo.scale_rewards,
             mask_truncated_completions=grpo.mask_truncated_completions,
+            num_iterations=grpo.num_iterations,
             activation_checkpointing=torch.cuda.is_available(),  # (gradient_checkpointing, renamed)
             shuffle_dataset=False,  # _in_training_order shuffled it, resumably
         )
