@@ -293,3 +293,20 @@ def test_running_out_of_cpu_seconds_is_a_timeout(monkeypatch):
     monkeypatch.setattr("sharpen.verifiers.execution.LIMITS", Limits(timeout_s=8, cpu_s=1))
     result = verdict(indent("while True:\n    pass"))
     assert (result.correct, result.reason) == (False, "timeout")
+
+
+def test_the_zygote_imports_only_what_is_mounted_with_it():
+    """Under bwrap only ZYGOTE_FILES are mounted, beside the base Python: the zygote's modules may
+    import one another (relatively) and the standard library, nothing of the project."""
+    import ast
+    import sys
+
+    from sharpen.sandbox.modes import ZYGOTE, ZYGOTE_FILES
+
+    for name in ZYGOTE_FILES:
+        for node in ast.walk(ast.parse(ZYGOTE.with_name(name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                assert (node.level, f"{node.module}.py") in {(1, f) for f in ZYGOTE_FILES}, (name, node.module)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for module in [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]:
+                    assert module.split(".")[0] in sys.stdlib_module_names, (name, module)
