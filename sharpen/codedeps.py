@@ -6,6 +6,12 @@ they are generated: `sharpen deps` rewrites the code entries of every stage's de
 stay as written) and `sharpen deps --check` lists the differences and exits 1 (tests/test_stage_deps.py
 runs it). A package whose every module is in the closure is listed as its directory.
 
+A user's own verifier or task source, named by import path in params.yaml (`verify.verifier:
+mypkg.rewards:score`), is code too: its module's file (and the project modules it imports) is a
+dep of every stage that can load it, so editing it reruns them. A stage that loads a plug-in which
+its dvc.yaml entry does not list refuses to run (sharpen/plugins.py), so a forgotten `sharpen deps`
+cannot leave a stale round.
+
 Run: `sharpen deps [--check]`
 """
 
@@ -26,13 +32,13 @@ def module_file(root: Path, name: str) -> Path | None:
     return None
 
 
-def imports_of(root: Path, path: Path) -> set[str]:
+def imports_of(root: Path, path: Path, roots: tuple[str, ...] = CODE_ROOTS) -> set[str]:
     """Every project module `path` imports, anywhere in it (lazy imports inside functions included)."""
-    return _imports_of(root, path, path.stat().st_mtime_ns)
+    return _imports_of(root, path, path.stat().st_mtime_ns, roots)
 
 
 @functools.lru_cache(maxsize=4096)
-def _imports_of(root: Path, path: Path, _mtime: int) -> frozenset[str]:
+def _imports_of(root: Path, path: Path, _mtime: int, roots: tuple[str, ...]) -> frozenset[str]:
     found: set[str] = set()
     package = path.relative_to(root).with_suffix("").parts[:-1]
     if path.name == "__init__.py":
@@ -47,10 +53,10 @@ def _imports_of(root: Path, path: Path, _mtime: int) -> frozenset[str]:
                 base = ".".join(anchor + ([base] if base else []))
             found.add(base)
             found |= {f"{base}.{a.name}" for a in node.names}  # `from sharpen import faults` imports a module
-    return frozenset(m for m in found if m.split(".")[0] in CODE_ROOTS and module_file(root, m))
+    return frozenset(m for m in found if m.split(".")[0] in roots and module_file(root, m))
 
 
-def closure(root: Path, module: str) -> set[Path]:
+def closure(root: Path, module: str, roots: tuple[str, ...] = CODE_ROOTS) -> set[Path]:
     """The files of `module` and of every project module it imports, transitively; importing a.b.c
     runs a/__init__.py and a/b/__init__.py first, so those count too."""
     seen: set[Path] = set()
@@ -61,7 +67,7 @@ def closure(root: Path, module: str) -> set[Path]:
             path = module_file(root, ".".join(parts[:i]))
             if path is not None and path not in seen:
                 seen.add(path)
-                todo.extend(imports_of(root, path))
+                todo.extend(imports_of(root, path, roots))
     return seen
 
 
@@ -81,13 +87,47 @@ def stage_module(cmd: str) -> str:
     return cmd.split("python -m ", 1)[1].split()[0]
 
 
-def code_deps(root: Path, cmd: str) -> list[str]:
-    """The code deps of the stage that runs `cmd` (`python -m stages.<name> ...`)."""
-    return _compact(root, closure(root, stage_module(cmd)))
+# the module that loads each kind of plug-in: a stage that imports it can run the user's code
+PLUGIN_LOADERS = {"verify.verifier": "sharpen/verifiers/registry.py", "task.name": "stages/tasks.py"}
 
 
-def _is_code(dep: str) -> bool:
-    return dep.split("/")[0] in CODE_ROOTS
+def plugin_files(root: Path) -> dict[str, list[str]]:
+    """loader file -> the files of the plug-ins params.yaml names (relative to `root` when inside it):
+    the plug-in module and the modules of its own package it imports."""
+    from sharpen.config import load_params
+    from sharpen.plugins import is_import_path, source_of
+
+    params = load_params(root / "params.yaml")
+    named = {"verify.verifier": params.verify.verifier, "task.name": params.task.name}
+    out: dict[str, list[str]] = {}
+    for key, value in named.items():
+        if not is_import_path(value):
+            continue
+        module = value.split(":")[0]
+        top = module.split(".")[0]
+        if module_file(root, module) is None:  # installed elsewhere: its file, as an absolute path
+            out[PLUGIN_LOADERS[key]] = [str(source_of(value, key))]
+            continue
+        files = closure(root, module, roots=(*CODE_ROOTS, top))
+        out[PLUGIN_LOADERS[key]] = sorted(f.relative_to(root).as_posix() for f in files if f.relative_to(root).with_suffix("").parts[0] == top)
+    return out
+
+
+def code_deps(root: Path, cmd: str, plugins: dict[str, list[str]] | None = None) -> list[str]:
+    """The code deps of the stage that runs `cmd` (`python -m stages.<name> ...`), with the files of
+    the plug-ins (`plugin_files`) it can load."""
+    files = closure(root, stage_module(cmd))
+    extra = [f for loader, paths in (plugins or {}).items() if root / loader in files for f in paths]
+    return _compact(root, files) + sorted(set(extra))
+
+
+def _is_code(dep: str, plugins: dict[str, list[str]] | None = None) -> bool:
+    return dep.split("/")[0] in CODE_ROOTS or any(dep in paths for paths in (plugins or {}).values())
+
+
+def _was_plugin(dep: str) -> bool:
+    """A dep that looks like code outside the project's packages (a plug-in named before)."""
+    return dep.endswith(".py")
 
 
 def differences(root: Path) -> dict[str, tuple[list[str], list[str]]]:
@@ -95,10 +135,11 @@ def differences(root: Path) -> dict[str, tuple[list[str], list[str]]]:
     from sharpen.io import read_yaml
 
     stages = read_yaml(root / "dvc.yaml")["stages"]
+    plugins = plugin_files(root)
     out = {}
     for name, spec in stages.items():
-        want = set(code_deps(root, spec["cmd"]))
-        have = {d for d in spec.get("deps", []) if _is_code(d)}
+        want = set(code_deps(root, spec["cmd"], plugins))
+        have = {d for d in spec.get("deps", []) if _is_code(d, plugins) or _was_plugin(d)}
         if want != have:
             out[name] = (sorted(want - have), sorted(have - want))
     return out
@@ -117,10 +158,11 @@ def rewrite(root: Path) -> list[str]:
     yaml.indent(mapping=2, sequence=4, offset=2)
     path = root / "dvc.yaml"
     doc = yaml.load(path.read_text())
+    plugins = plugin_files(root)
     changed = []
     for name, spec in doc["stages"].items():
-        data = [d for d in spec.get("deps", []) if not _is_code(d)]
-        deps = code_deps(root, spec["cmd"]) + data
+        data = [d for d in spec.get("deps", []) if not (_is_code(d, plugins) or _was_plugin(d))]
+        deps = code_deps(root, spec["cmd"], plugins) + data
         if list(spec.get("deps", [])) != deps:
             changed.append(name)
             seq = CommentedSeq(deps)

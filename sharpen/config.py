@@ -2,7 +2,7 @@
 
 `load_params()` is what every stage calls: YAML 1.2 through DVC's own parser (so what runs is what
 dvc.lock records), every section required, the recipe's defaults laid under the file
-(sharpen/recipes.py), then the pydantic models of sharpen/params.py; any error is a ParamsError
+(sharpen/recipes.py), then the pydantic models of sharpen/params/; any error is a ParamsError
 naming the file and the key. Kept apart from the schema so neither imports the recipes' module
 the other way round.
 

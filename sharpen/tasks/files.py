@@ -194,8 +194,14 @@ def read_problem_file(
     unknown = sorted(set(fields or {}) - set(FIELDS))
     if unknown:
         raise ProblemFileError(f"task.fields: {', '.join(unknown)} are not problem fields ({', '.join(FIELDS)})")
+    return problems_from_records(_mapped(_records(path, split), fields or {}), f"{path}: no problems (the file is empty)")
+
+
+def problems_from_records(records, empty: str) -> tuple[pl.DataFrame, list[str]]:
+    """(problems in the `Problem` schema sorted by id, ignored field names) of (where, record) pairs,
+    each checked as a problem file's row is; `empty`: the error when there are none."""
     rows, seen, ignored = [], {}, set()
-    for where, record in _mapped(_records(path, split), fields or {}):
+    for where, record in records:
         row = _row(record, where)
         if row["problem_id"] in seen:
             raise ProblemFileError(f"{where}: duplicate id {row['problem_id']!r} (first at {seen[row['problem_id']]})")
@@ -203,7 +209,7 @@ def read_problem_file(
         ignored.update(k for k in record if k not in FIELDS)
         rows.append(row)
     if not rows:
-        raise ProblemFileError(f"{path}: no problems (the file is empty)")
+        raise ProblemFileError(empty)
     schema = {"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String, "tests": pl.String}
     frame = pl.DataFrame(rows, schema=schema, orient="row").sort("problem_id")
     if frame["tests"].null_count() == frame.height:

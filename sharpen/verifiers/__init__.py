@@ -12,51 +12,29 @@ question. The same function scores samples for the filter and for evaluation:
 - `reasoning_gym`: the dataset's own `score_answer`, a pass only at 1.0 (sharpen/verifiers/gym.py);
 - `program_input`, `program_io`: Absolute Zero's abduction and induction, the solver's input or
   program run in the sandbox against a JSON reference (sharpen/verifiers/programs.py).
+Each is one record in sharpen/verifiers/registry.py (its function and its traits), and a user's
+own verifier is named by import path (`verify.verifier: mypkg.rewards:score`, documented there).
 A problem may name its own verifier (its `verifier` column; self-play's abduction and induction
 tasks do): `verify_frame` scores each problem with it, the round's `verify.verifier` otherwise.
 Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction; answers vote by
-the verifier's `VOTE_KEYS` entry where equal answers can be written differently (math_equiv).
+the record's `vote_key` where equal answers can be written differently (math_equiv).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from sharpen.verifiers.result import Verifier, VerifyResult  # noqa: F401  (every verifier's record)
+from sharpen.verifiers.answers import FORM_REASONS
+from sharpen.verifiers.registry import BUILTIN, VerifierRecord, lookup  # noqa: F401
 
-from sharpen.verifiers.result import Verifier, VerifyResult  # noqa: E402,F401  (every verifier's record)
-from sharpen.verifiers.exact import exact_integer  # noqa: E402
-from sharpen.verifiers.execution import unit_test_reference, unit_tests  # noqa: E402
-from sharpen.verifiers.gym import reasoning_gym  # noqa: E402
-from sharpen.verifiers.answers import FORM_REASONS  # noqa: E402
-from sharpen.verifiers.math import lenient_math_equiv, math_equiv, vote_key  # noqa: E402
-from sharpen.verifiers.programs import program_input, program_io  # noqa: E402
-
-VERIFIERS: dict[str, Verifier] = {
-    "exact_integer": exact_integer, "math_equiv": math_equiv, "unit_tests": unit_tests, "reasoning_gym": reasoning_gym,
-    "program_input": program_input, "program_io": program_io,
-}
-# Verifiers whose reference is a JSON spec in the problem's answer, run against what the solver
-# wrote: there is no answer to vote on, and the answer is no completion of its own problem.
-RUNS_A_SPEC = ("program_input", "program_io")
-# Verifiers whose reference is not the problem's answer: (the column it needs, how it is built).
-REFERENCES = {
-    "unit_tests": ("tests", lambda r: unit_test_reference(r["prompt"], r["tests"])),
-    "reasoning_gym": ("source", lambda r: r["source"]),
-}
-
-# How a verifier's extracted answers vote: equal values, one key. Absent: the answer as written.
-VOTE_KEYS: dict[str, Callable[[str], str]] = {"math_equiv": vote_key}
-# What a form-blind check of the same verifier accepts (monitoring only: evaluate's form_hack_share).
-LENIENT: dict[str, Callable[[Sequence[str], Sequence[str]], list[bool]]] = {"math_equiv": lenient_math_equiv}
-# Verifiers that take `answer_form` (the others fix their own form, e.g. exact_integer).
-TAKES_ANSWER_FORM = ("math_equiv",)
 NO_VOTE_REASONS = (*FORM_REASONS, "unparseable", "timeout")  # such answers never become a label
+REFERENCES = {name: r.reference for name, r in BUILTIN.items() if r.reference}  # TEMPORARY view, until train moves to gold_references
 
 
 def vote_keys(verifier_name: str, answers: Sequence[str | None]) -> list[str | None]:
     """The key each extracted answer votes under (None stays None: it does not vote)."""
-    key = VOTE_KEYS.get(verifier_name)
+    key = lookup(verifier_name).vote_key
     if key is None:
         return list(answers)
     keys = {a: key(a) for a in set(answers) if a is not None}
@@ -69,7 +47,7 @@ def references_for(verifier_name: str, problems):
 
     from sharpen.io import ArtifactError
 
-    column, build = REFERENCES[verifier_name]
+    column, build = lookup(verifier_name).reference
     if column not in problems.columns or problems[column].null_count():
         without = problems.filter(pl.col(column).is_null()) if column in problems.columns else problems
         raise ArtifactError(
@@ -83,7 +61,7 @@ def unreadable_references(problems, verifier_name: str, answer_form: str = "auto
     """(problem_id, answer, reason) of every problem whose gold answer its verifier cannot read: the
     answer, written as a completion, must verify against itself. For the verifiers that read the
     problem's `answer` (exact_integer, math_equiv); the others' references are tests or sources."""
-    if verifier_name in REFERENCES or verifier_name in RUNS_A_SPEC:
+    if not lookup(verifier_name).reads_answer:
         return []
     answers = problems["answer"].to_list()
     results = get_verifier(verifier_name, answer_form)(answers, answers)
@@ -109,16 +87,17 @@ def preflight(problems, verifier_name: str, answer_form: str = "auto", *, n: int
 
 
 def get_verifier(name: str, answer_form: str = "auto") -> Verifier:
-    """The named verifier, with the task's answer form bound where it takes one."""
-    try:
-        verifier = VERIFIERS[name]
-    except KeyError:
-        raise ValueError(f"verify.verifier: unknown verifier {name!r}; allowed: {', '.join(VERIFIERS)}") from None
-    if name in TAKES_ANSWER_FORM:
-        return functools.partial(verifier, answer_form=answer_form)
-    if answer_form != "auto":
-        raise ValueError(f"verify.answer_form: {name} fixes its own answer form; answer_form is for {', '.join(TAKES_ANSWER_FORM)}")
-    return verifier
+    """The named verifier (built in, or a user's by import path), with the task's answer form bound
+    where it takes one."""
+    return lookup(name).bound(answer_form)
+
+
+def gold_references(verifier_name: str, problems) -> list[str | None]:
+    """What each problem's samples are scored against: the verifier's own reference where it builds
+    one (tests, sources), else the gold `answer`."""
+    if lookup(verifier_name).reference is not None:
+        return references_for(verifier_name, problems).to_list()
+    return problems["answer"].to_list()
 
 
 def _prompts(frame) -> list[str] | None:
@@ -172,13 +151,16 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold", an
                               answer_form if name == verifier_name else "auto")
                  for name, ids in routed]
         return pl.concat(parts).sort("problem_id", "sample_idx")
-    verifier = get_verifier(verifier_name, answer_form)
-    if verifier_name in REFERENCES or verifier_name in RUNS_A_SPEC:
-        if labels != "gold":
-            what = REFERENCES[verifier_name][0] if verifier_name in REFERENCES else "reference spec"
-            raise ValueError(f"verify.labels: {verifier_name} scores against each problem's {what}; "
-                             "majority labels need a verifier that compares answers")
-    if verifier_name in REFERENCES:
+    record = lookup(verifier_name)
+    verifier = record.bound(answer_form)
+    if labels != "gold" and not record.reads_answer:
+        what = record.reference[0] if record.reference else "reference spec"
+        raise ValueError(f"verify.labels: {verifier_name} scores against each problem's {what}; "
+                         "majority labels need a verifier that compares answers")
+    if labels == "majority" and not record.extracts:
+        raise ValueError(f"verify.labels: majority labels vote on the answers a verifier reads; {verifier_name} "
+                         "reports none (return VerifyResult(extracted=...) from it to vote)")
+    if record.reference is not None:
         problems = problems.with_columns(answer=references_for(verifier_name, problems))
     if labels == "majority":
         joined = samples.join(majority_labels(samples, verifier_name, answer_form), on="problem_id", how="left")
@@ -219,11 +201,11 @@ def _routed(samples, problems, verifier_name: str):
     if problems is None or "verifier" not in problems.columns or problems["verifier"].null_count() == problems.height:
         return None
     names = problems["verifier"].fill_null(verifier_name)
-    unknown = sorted(set(names.to_list()) - set(VERIFIERS))
+    unknown = sorted(set(names.to_list()) - set(BUILTIN) - {verifier_name})
     if unknown:
         bad = problems.filter(names.is_in(unknown))["problem_id"][0]
         raise ArtifactError(f"verifier: problem {bad!r} names an unknown verifier {unknown[0]!r}; "
-                            f"allowed: {', '.join(VERIFIERS)}")
+                            f"allowed: {', '.join(BUILTIN)}")
     missing = sorted(set(samples["problem_id"].to_list()) - set(problems["problem_id"].to_list()))
     if missing:
         raise ArtifactError(f"verify: samples name problems missing from the problem file: {missing[:5]}")
