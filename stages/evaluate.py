@@ -28,15 +28,15 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.backends import load_backend
 from sharpen import faults
 from sharpen.io import hash_json, hash_path, read_frame, write_csv, write_frame, write_json
 from sharpen.metrics import by_category, chance_baselines, form_monitors, per_problem, summarize
 from sharpen.config import load_params
 from sharpen.sampling import derive_seed, eval_draws, eval_requests, eval_shard_size, verified_eval_frame
 from sharpen.schemas import EvalDraw, EvalSample, Problem
+from sharpen.shards import draw, finished, shard_path
 from sharpen.stage import Timer, progress, run_stage, shard_dir
-from sharpen.verifiers import LENIENT, preflight, vote_keys
+from sharpen.verifiers import lookup, preflight, vote_keys
 
 
 def main() -> None:
@@ -63,43 +63,34 @@ def main() -> None:
     )[:16]
     shards_at = shard_dir(args.out, fingerprint)
     size, shards = eval_shard_size(problems.height, e.shard_size), len(requests) // 2
-    done = {i for i in range(shards) if (shards_at / f"shard-{i:05d}.parquet").exists()}
+    done = finished(shards_at, shards)
     if done:
         print(f"evaluate: resuming, {len(done)}/{shards} shards already drawn ({fingerprint})")
     todo = [r for r in requests if r[0][0] not in done]
     bar = progress(sum(len(prompts) * sampling["n"] for _, prompts, sampling in todo), f"evaluate: round {round_}", "sample")
     backend_kwargs = {"batch_size": e.batch_size, "chat": params.task.chat, "tensor_parallel_size": e.tensor_parallel_size,
                       "autocast": e.autocast, "server": e.server}
-    if e.ray.address and todo:
-        from sharpen.backends.fanout import generate_on_ray
-
-        made = generate_on_ray(todo, stage="evaluate", address=e.ray.address, workers=e.ray.workers,
-                               cpus_per_worker=e.ray.cpus_per_worker, gpus_per_worker=e.ray.gpus_per_worker,
-                               backend=e.backend, policy=args.model, backend_kwargs=backend_kwargs)
-    else:
-        backend = load_backend(e.backend, args.model, **backend_kwargs) if todo else None
-        made = ((key, "local", backend.generate(prompts, on_progress=bar.update, **sampling)) for key, prompts, sampling in todo)
     nodes: set[str] = set()
     pending: dict[int, dict] = {}
-    for key, node, completions in made:  # a shard is written once its greedy and sampled calls are both back
+    for key, node, completions in draw(todo, stage="evaluate", backend=e.backend, policy=args.model,
+                                       backend_kwargs=backend_kwargs, ray=e.ray, bar=bar):
         if node != "local":
             nodes.add(node)
-            bar.update(sum(len(row) for row in completions))
-        i = key[0]
+        i = key[0]  # a shard is written once its greedy and sampled calls are both back
         pending.setdefault(i, {})[key] = completions
         if len(pending[i]) == 2:
             rows = eval_draws(problems.slice(i * size, size), pending.pop(i), round_=round_)
-            write_frame(rows, shards_at / f"shard-{i:05d}.parquet", EvalDraw)
+            write_frame(rows, shard_path(shards_at, i), EvalDraw)
             faults.point("shard")
     bar.close()
-    draws = pl.concat([read_frame(shards_at / f"shard-{i:05d}.parquet", EvalDraw) for i in range(shards)])
+    draws = pl.concat([read_frame(shard_path(shards_at, i), EvalDraw) for i in range(shards)])
     faults.point("drawn")  # every shard drawn, none verified yet
     samples = verified_eval_frame(draws, problems, v.verifier, v.answer_form)
     write_frame(samples, args.out / "samples.parquet", EvalSample)
 
     table = per_problem(samples, e.pass_k, vote=partial(vote_keys, params.verify.verifier))
     summary = summarize(table, e.pass_k, e.k)
-    summary |= form_monitors(samples, LENIENT.get(params.verify.verifier), problems.select("problem_id", "answer"))
+    summary |= form_monitors(samples, lookup(params.verify.verifier).lenient, problems.select("problem_id", "answer"))
     summary |= chance_baselines(problems["answer"].to_list(), e.pass_k)
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")

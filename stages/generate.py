@@ -25,12 +25,12 @@ from pathlib import Path
 import polars as pl
 
 from sharpen import faults
-from sharpen.backends import load_backend
 from sharpen.io import hash_json, hash_path, read_frame, read_json, write_frame, write_json
 from sharpen.controller import draw_by_category
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.config import load_params
 from sharpen.schemas import Problem, Sample
+from sharpen.shards import draw, finished, shard_path
 from sharpen.stage import Timer, progress, run_stage, shard_dir
 from sharpen.state import check_loop_identity, check_policy_hash, current_policy_dir, round_pool
 
@@ -77,41 +77,28 @@ def main() -> None:
     shards_at = shard_dir(args.out, fingerprint)
 
     starts = list(range(0, problems.height, g.shard_size))
-    done = {p.name for p in shards_at.glob("shard-*.parquet")}
-    todo = [i for i in range(len(starts)) if f"shard-{i:05d}.parquet" not in done]
+    todo = sorted(set(range(len(starts))) - finished(shards_at, len(starts)))
     if len(todo) < len(starts):
         print(f"generate: resuming, {len(starts) - len(todo)}/{len(starts)} shards already done ({fingerprint})")
     bar = progress(sum(min(g.shard_size, problems.height - starts[i]) for i in todo) * g.k,
                    f"generate: round {params.round}", "sample")
-    shards = [(i, problems.slice(starts[i], g.shard_size)["prompt"].to_list(), derive_seed(params.seed, params.round, i))
-              for i in todo]
     sampling = {"n": g.k, "temperature": g.temperature, "top_p": g.top_p, "max_new_tokens": g.max_new_tokens,
                 "logprobs": g.logprobs}
+    requests = [(i, problems.slice(starts[i], g.shard_size)["prompt"].to_list(),
+                 {**sampling, "seed": derive_seed(params.seed, params.round, i)}) for i in todo]
     backend_kwargs = {"batch_size": g.batch_size, "chat": params.task.chat, "tensor_parallel_size": g.tensor_parallel_size,
                       "autocast": g.autocast, "logprobs": g.logprobs, "server": g.server}
     nodes: set[str] = set()
-    if g.ray.address and shards:
-        from sharpen.backends.fanout import generate_on_ray
-
-        made = generate_on_ray([(i, prompts, {**sampling, "seed": seed}) for i, prompts, seed in shards], stage="generate",
-                               address=g.ray.address, workers=g.ray.workers, cpus_per_worker=g.ray.cpus_per_worker,
-                               gpus_per_worker=g.ray.gpus_per_worker, backend=g.backend, policy=policy,
-                               backend_kwargs=backend_kwargs)
-    else:
-        backend = load_backend(g.backend, policy, **backend_kwargs) if shards else None
-        made = ((i, "local", backend.generate(prompts, seed=seed, on_progress=bar.update, **sampling))
-                for i, prompts, seed in shards)
-    for i, node, completions in made:
+    for i, node, completions in draw(requests, stage="generate", backend=g.backend, policy=policy,
+                                     backend_kwargs=backend_kwargs, ray=g.ray, bar=bar):
         shard = problems.slice(starts[i], g.shard_size)
         rows = sample_frame(shard, completions, round_=params.round, policy_hash=policy_hash, temperature=g.temperature)
-        write_frame(rows, shards_at / f"shard-{i:05d}.parquet", Sample)
+        write_frame(rows, shard_path(shards_at, i), Sample)
         nodes.add(node)
-        if node != "local":
-            bar.update(shard.height * g.k)
         faults.point("shard")
     bar.close()
 
-    samples = pl.concat([read_frame(shards_at / f"shard-{i:05d}.parquet", Sample) for i in range(len(starts))])
+    samples = pl.concat([read_frame(shard_path(shards_at, i), Sample) for i in range(len(starts))])
     write_frame(problems, args.out / "problems.parquet", Problem)
     write_frame(samples.sort("problem_id", "sample_idx"), args.out / "samples.parquet", Sample)
     generated_s = timer.seconds

@@ -4,7 +4,7 @@ batch sizes, and a LoRA policy merged into its base against the same adapter lef
 Prompts are the SmolLM2 params' held-out questions ("What is a + b? Reply with only the number."),
 k=4 samples at T=1.0, 16 new tokens, as `examples/params-smollm2.yaml` runs them.
 
-Run: `python benchmarks/smollm2.py [--prompts 64]` (converts the preset once, about 20 s)
+Run: `python benchmarks/smollm2_generate.py [--prompts 64]` (converts the preset once, about 20 s)
 """
 
 import argparse

@@ -14,7 +14,7 @@ deduction, abduction and induction, seed examples in the prompt, and a repetitio
 `--recipe r-zero` makes it its own challenger of additions (R_ZERO_PROPOSER), posed to the solver
 in the task's template and labelled by the solver's majority.
 
-Run: `python experiments/smollm2.py --rounds 2 [--task multiplication] [--recipe grpo --lr 5e-5]` (about 12 minutes a round on 2 CPU cores)
+Run: `python experiments/smollm2_rounds.py --rounds 2 [--task multiplication] [--recipe grpo --lr 5e-5]` (about 12 minutes a round on 2 CPU cores)
 """
 
 import argparse

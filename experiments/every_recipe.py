@@ -6,7 +6,7 @@ times. Held-out greedy accuracy per round, per-category greedy accuracy at the l
 samples generated (generate + controller dev samples + synthesize attempts) and wall time come
 from the committed round metrics.
 
-Run: `python experiments/recipes.py --rounds 3 [--only rest-em ttrl] [--keep DIR]`
+Run: `python experiments/every_recipe.py --rounds 3 [--only rest-em ttrl] [--keep DIR]`
 """
 
 from __future__ import annotations
