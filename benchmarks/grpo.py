@@ -55,13 +55,15 @@ def plain_trl(model_dir: Path, out: Path, problems: pl.DataFrame, args) -> None:
 
 def through_sharpen(model_dir: Path, out: Path, problems: pl.DataFrame, args) -> None:
     from sharpen.objectives.grpo import train_grpo
+    from sharpen.objectives.trainer import TrainerSettings
     from sharpen.params import GRPOParams
 
     grpo = GRPOParams(steps=args.steps, num_generations=args.num_generations,
                       max_completion_length=args.max_completion_length)
-    train_grpo(problems, problems["answer"].to_list(), model_dir, out, grpo=grpo, verifier="exact_integer",
-               answer_form="auto", lr=1e-4, lr_scheduler="linear", warmup_ratio=0.0, batch_size=args.batch_size,
-               seed=0, chat="never")
+    settings = TrainerSettings(lr=1e-4, lr_scheduler="linear", warmup_ratio=0.0, batch_size=args.batch_size, seed=0,
+                               chat="never")
+    train_grpo(problems, problems["answer"].to_list(), model_dir, out, settings, grpo=grpo, verifier="exact_integer",
+               answer_form="auto")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ def in_process(ws: Path) -> float:
     from sharpen.config import load_params
     from sharpen.sampling import derive_seed, eval_draws, eval_requests, sample_frame, select_problems, verified_eval_frame
     from sharpen.objectives.sft import train_sft
+    from sharpen.objectives.trainer import TrainerSettings
     from sharpen.verifiers import verify_frame
 
     start = time.perf_counter()
@@ -49,8 +50,9 @@ def in_process(ws: Path) -> float:
     verdicts = verify_frame(samples, pool, p.verify.verifier, answer_form=p.verify.answer_form)
     kept = kept_examples(samples, verdicts, decide(samples, verdicts, f))
     with tempfile.TemporaryDirectory() as tmp:
-        train_sft(kept, base, Path(tmp), lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
-                  epochs=t.epochs, batch_size=t.batch_size, max_length=t.max_length, seed=t.seed)
+        settings = TrainerSettings(lr=t.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio, epochs=t.epochs,
+                                   batch_size=t.batch_size, seed=t.seed)
+        train_sft(kept, base, Path(tmp), settings, max_length=t.max_length)
         requests = eval_requests(held_out["prompt"].to_list(), shard_size=e.shard_size, k=e.k, temperature=e.temperature,
                                  top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(p.seed, "evaluate"))
         backend = HFBackend(tmp, batch_size=e.batch_size)

@@ -12,7 +12,8 @@ Writes the proposer's next policy (model/), every proposal with its solver rate 
 (proposals.parquet), the training curve (loss.csv) and metrics.json: the proposer's validity,
 the difficulty of what it wrote under the solver (mean p̂ or success rate), its diversity, and
 where the task computes the truth, the solver's true success rate on the proposed questions.
-With `propose.kind: none` nothing is trained and model/ holds only a note saying so.
+With `propose.kind: none` nothing is trained and model/ holds only a note saying so (the training
+modules are imported only past that point).
 
 Run: `python -m stages.train_proposer --proposals data/round/propose/proposals.parquet \
         --verdicts data/round/verify/verdicts.parquet --state data/state --base data/base/model \
@@ -20,14 +21,13 @@ Run: `python -m stages.train_proposer --proposals data/round/propose/proposals.p
 """
 
 import argparse
+import dataclasses
 import shutil
 from pathlib import Path
 
 import polars as pl
 
 from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
-from sharpen.objectives.grpo import train_grpo_round, without_equal_reward_groups
-from sharpen.objectives.sft import checkpoints_for
 from sharpen.params import GRPOParams
 from sharpen.config import load_params
 from sharpen.schemas import Proposal, Verdict
@@ -57,6 +57,9 @@ def main() -> None:
         write_csv(pl.DataFrame(schema={"step": pl.Int64, "loss": pl.Float64}), args.out / "loss.csv")
         write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
         return
+    from sharpen.objectives.grpo import train_grpo_round, without_equal_reward_groups
+    from sharpen.objectives.trainer import TrainerSettings, checkpoints_for
+
     scored = score(proposals, read_frame(args.verdicts, Verdict), p.kind, p.repetition_weight)
     learnable, flat = without_equal_reward_groups(scored, "slot")
     groups = (learnable
@@ -70,6 +73,9 @@ def main() -> None:
                              "propose": p.model_dump(), "lora": t.lora.model_dump() if t.lora else None,
                              "round": params.round})[:16]
     checkpoints = checkpoints_for(args.out, fingerprint)
+    # the proposer's own lr and batch; the rest as the solver trains
+    settings = dataclasses.replace(TrainerSettings.from_train(t, chat=params.task.chat, base_dir=args.base,
+                                                              checkpoints=checkpoints), lr=p.lr, batch_size=p.batch_size)
     log: list[dict] = []
     skipped = None if groups.height else f"every proposer group had equal rewards ({flat} dropped)"
 
@@ -79,11 +85,7 @@ def main() -> None:
             print(f"train_proposer: {skipped}; writing the proposer unchanged")
             shutil.copytree(init_dir, tmp, dirs_exist_ok=True)
             return
-        log, _ = train_grpo_round(
-            groups, init_dir, tmp, grpo=grpo, lr=p.lr, lr_scheduler=t.lr_scheduler, warmup_ratio=t.warmup_ratio,
-            batch_size=p.batch_size, seed=t.seed, chat=params.task.chat, lora=t.lora, base_dir=args.base,
-            checkpoints=checkpoints, checkpoint_steps=t.checkpoint_steps,
-        )
+        log, _ = train_grpo_round(groups, init_dir, tmp, settings, grpo=grpo)
 
     atomic_write_dir(args.out / "model", write)
     shutil.rmtree(checkpoints.parent, ignore_errors=True)

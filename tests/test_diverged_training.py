@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from sharpen.io import atomic_write_dir, hash_path
-from sharpen.objectives.sft import check_finite_loss, train_sft
+from sharpen.objectives.sft import train_sft
+from sharpen.objectives.trainer import TrainerSettings, check_finite_loss
 from sharpen.stage import TrainingDiverged
 
 
@@ -40,6 +41,6 @@ def test_a_model_whose_loss_goes_nan_is_not_written(tiny_model_dir, tmp_path):
     before = hash_path(out)
     examples = pl.DataFrame({"prompt": ["1+2="] * 8, "completion": ["3"] * 8})
     with pytest.raises(TrainingDiverged, match="nan"):
-        atomic_write_dir(out, lambda tmp: train_sft(examples, broken, tmp, lr=1e-3, lr_scheduler="constant",
-                                                    warmup_ratio=0.0, epochs=1, batch_size=4, max_length=16, seed=0))
+        atomic_write_dir(out, lambda tmp: train_sft(examples, broken, tmp, TrainerSettings(
+            lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, epochs=1, batch_size=4, seed=0), max_length=16))
     assert hash_path(out) == before

@@ -126,12 +126,14 @@ def test_dpo_trains_the_policy(tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
 
     from sharpen.objectives.dpo import train_dpo
+    from sharpen.objectives.trainer import TrainerSettings
 
     samples, verdicts = _round([(f"p{i}", str(i), True) for i in range(8)] + [(f"p{i}", str(i + 1), False) for i in range(8)])
     pairs, _ = preference_pairs(samples, verdicts, samples.select("round", "problem_id", "sample_idx", keep=pl.lit(True),
                                                                   reason=pl.lit("kept")), rule="correct_vs_incorrect", max_per_problem=1)
-    log = train_dpo(pairs, tiny_model_dir, tmp_path / "out", beta=0.1, nll_weight=1.0, lr=1e-2, lr_scheduler="constant",
-                    warmup_ratio=0.0, epochs=2, batch_size=4, max_length=16, seed=0, chat="never")
+    settings = TrainerSettings(lr=1e-2, lr_scheduler="constant", warmup_ratio=0.0, epochs=2, batch_size=4, seed=0,
+                               chat="never")
+    log = train_dpo(pairs, tiny_model_dir, tmp_path / "out", settings, beta=0.1, nll_weight=1.0, max_length=16)
     assert len(log) == 4 and all("rewards/margins" in r for r in log)
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "out/model.safetensors")
     assert any(not torch.equal(before[k], after[k]) for k in before)
@@ -160,10 +162,11 @@ RESUME = """
 import sys, polars as pl
 from pathlib import Path
 from sharpen.objectives.dpo import train_dpo
+from sharpen.objectives.trainer import TrainerSettings
 pairs = pl.read_parquet(sys.argv[1])
-train_dpo(pairs, Path(sys.argv[2]), Path(sys.argv[3]), beta=0.1, nll_weight=1.0, lr=1e-2, lr_scheduler="constant",
-          warmup_ratio=0.0, epochs=3, batch_size=4, max_length=16, seed=0, chat="never", checkpoints=Path(sys.argv[4]),
-          checkpoint_steps=2)
+settings = TrainerSettings(lr=1e-2, lr_scheduler="constant", warmup_ratio=0.0, epochs=3, batch_size=4, seed=0,
+                           chat="never", checkpoints=Path(sys.argv[4]), checkpoint_steps=2)
+train_dpo(pairs, Path(sys.argv[2]), Path(sys.argv[3]), settings, beta=0.1, nll_weight=1.0, max_length=16)
 """
 
 

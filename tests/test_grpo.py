@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from sharpen.objectives.grpo import train_grpo, verifier_reward
+from sharpen.objectives.trainer import TrainerSettings
 from sharpen.params import GRPOParams, ParamsError
 from sharpen.config import load_params
 from tests.test_dpo import _params_file
@@ -26,7 +27,8 @@ def test_a_non_finite_reward_stops_training(monkeypatch):
     from sharpen import verifiers
     from sharpen.verifiers import VerifyResult
 
-    monkeypatch.setitem(verifiers.VERIFIERS, "exact_integer", lambda c, r, prompts=None: [VerifyResult("1", float("nan"), False, "ok")] * len(c))
+    nan = verifiers.VerifierRecord("exact_integer", lambda c, r, prompts=None: [VerifyResult("1", float("nan"), False, "ok")] * len(c))
+    monkeypatch.setitem(verifiers.BUILTIN, "exact_integer", nan)
     reward = verifier_reward("exact_integer", "auto", 2, "group", [])
     with pytest.raises(ValueError, match="verify.verifier: exact_integer returned a non-finite reward"):
         reward(prompts=["a"] * 2, completions=["1", "2"], reference=["1", "1"], problem_id=["p", "p"], question=["a"] * 2)
@@ -56,20 +58,20 @@ def test_online_grpo_on_self_judged_rewards_is_refused_clearly(tmp_path):
 
 
 def test_problems_a_problem_rule_dropped_are_not_trained_on():
-    from stages.train import _learnable
+    from sharpen.objectives.table import learnable
 
     problems = pl.DataFrame({"problem_id": ["a", "b", "c"], "prompt": ["1+1="] * 3, "answer": ["2"] * 3, "category": ["x"] * 3})
     decisions = pl.DataFrame({"round": [1] * 4, "problem_id": ["a", "a", "b", "c"], "sample_idx": [0, 1, 0, 0],
                               "keep": [True, False, False, False], "reason": ["kept", "incorrect", "group_band", "incorrect"]})
-    assert _learnable(problems, decisions)["problem_id"].to_list() == ["a", "c"]
+    assert learnable(problems, decisions)["problem_id"].to_list() == ["a", "c"]
 
 
 def test_grpo_trains_online_and_records_its_rollouts(tiny_model_dir, tmp_path):
     problems = pl.DataFrame({"problem_id": [f"p{i}" for i in range(4)], "prompt": [f"{i}+{i}=" for i in range(4)]})
     grpo = GRPOParams(steps=2, num_generations=4, max_completion_length=3)
-    log, rollouts = train_grpo(problems, [str(2 * i) for i in range(4)], tiny_model_dir, tmp_path / "out", grpo=grpo,
-                               verifier="exact_integer", answer_form="auto", lr=1e-3, lr_scheduler="constant",
-                               warmup_ratio=0.0, batch_size=8, seed=0, chat="never")
+    settings = TrainerSettings(lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, batch_size=8, seed=0, chat="never")
+    log, rollouts = train_grpo(problems, [str(2 * i) for i in range(4)], tiny_model_dir, tmp_path / "out", settings,
+                               grpo=grpo, verifier="exact_integer", answer_form="auto")
     assert len(log) == 2 and (tmp_path / "out/model.safetensors").exists()
     assert len(rollouts) == 2 * 8 and {r["step"] for r in rollouts} <= {0, 1, 2}
     assert all(0.0 <= r["reward"] <= 1.0 for r in rollouts)
@@ -105,9 +107,10 @@ def test_training_prints_no_per_step_log_lines_or_third_party_deprecations(tiny_
     problems = pl.DataFrame({"problem_id": ["p0", "p1"], "prompt": ["1+1=", "2+2="]})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train_grpo(problems, ["2", "4"], tiny_model_dir, tmp_path / "out", grpo=GRPOParams(steps=3, num_generations=2,
-                   max_completion_length=2), verifier="exact_integer", answer_form="auto", lr=1e-3,
-                   lr_scheduler="constant", warmup_ratio=0.0, batch_size=4, seed=0, chat="never")
+        settings = TrainerSettings(lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, batch_size=4, seed=0, chat="never")
+        train_grpo(problems, ["2", "4"], tiny_model_dir, tmp_path / "out", settings,
+                   grpo=GRPOParams(steps=3, num_generations=2, max_completion_length=2), verifier="exact_integer",
+                   answer_form="auto")
     out, err = capfd.readouterr()
     assert "'loss'" not in out + err  # per-step values go to loss.csv, not the terminal
     assert not [w for w in caught if issubclass(w.category, FutureWarning) and "checkpointing" in str(w.message)]

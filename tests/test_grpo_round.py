@@ -17,6 +17,7 @@ import torch
 from sharpen.backends.hf import HFBackend
 from sharpen.io import hash_path
 from sharpen.objectives.grpo import train_grpo_round
+from sharpen.objectives.trainer import TrainerSettings
 from sharpen.params import GRPOParams, ParamsError
 from sharpen.config import load_params
 from sharpen.sampling import sample_frame
@@ -37,8 +38,9 @@ def groups(tiny_model_dir):
 
 def train(groups, model_dir, out, **kw):
     grpo = GRPOParams(rollouts="round", num_generations=4, steps=kw.pop("steps", 2), epsilon=0.2, epsilon_high=0.28)
-    return train_grpo_round(groups, model_dir, out, grpo=grpo, lr=kw.pop("lr", 1e-3), lr_scheduler="constant",
-                            warmup_ratio=0.0, batch_size=8, seed=0, chat="never", **kw)
+    settings = TrainerSettings(lr=kw.pop("lr", 1e-3), lr_scheduler="constant", warmup_ratio=0.0, batch_size=8, seed=0,
+                               chat="never", **kw)
+    return train_grpo_round(groups, model_dir, out, settings, grpo=grpo)
 
 
 def test_generate_records_the_sampling_policys_logprobs_whatever_the_padding(groups, tiny_model_dir):
@@ -88,22 +90,22 @@ def test_round_rollouts_refuse_what_they_cannot_train_on(tmp_path, change, key):
 
 
 def test_groups_with_equal_rewards_never_reach_the_trainer(groups):
-    from stages.train import _stored_groups
+    from sharpen.objectives.table import stored_groups
 
     flat = groups.with_columns(reward=pl.when(pl.col("problem_id") == "p1").then(1.0).otherwise(pl.col("reward")))
     problems = groups.select("problem_id").unique()
     verdicts = flat.select("problem_id", "sample_idx", "reward")
-    kept, dropped = _stored_groups(problems, groups.drop("reward"), verdicts, "samples.parquet")
+    kept, dropped = stored_groups(problems, groups.drop("reward"), verdicts, "samples.parquet")
     assert dropped == 1 and "p1" not in set(kept["problem_id"]) and kept["problem_id"].n_unique() == 3
 
 
 def test_samples_without_logprobs_are_refused_naming_the_setting(groups):
     from sharpen.io import ArtifactError
-    from stages.train import _stored_groups
+    from sharpen.objectives.table import stored_groups
 
     plain = groups.drop("reward", "token_ids", "logprobs")
     with pytest.raises(ArtifactError, match="generate.logprobs"):
-        _stored_groups(plain.select("problem_id").unique(), plain, groups.select("problem_id", "sample_idx", "reward"), "s")
+        stored_groups(plain.select("problem_id").unique(), plain, groups.select("problem_id", "sample_idx", "reward"), "s")
 
 
 RESUME = """

@@ -16,6 +16,7 @@ from sharpen.backends.hf import HFBackend
 from sharpen.models import is_adapter, load_causal_lm, materialize
 from sharpen.params import LoraParams
 from sharpen.objectives.sft import train_sft
+from sharpen.objectives.trainer import TrainerSettings
 from sharpen.verifiers.math import math_equiv
 
 QUESTIONS = [("What is 12 + 30? Reply with only the number.", "42"), ("What is 51 + 17? Reply with only the number.", "68"),
@@ -52,8 +53,9 @@ def test_generation_reads_the_chat_template_and_answers(smollm2):
 def test_a_lora_step_trains_and_loads(smollm2, tmp_path):
     out, _ = smollm2
     examples = pl.DataFrame({"prompt": [q for q, _ in QUESTIONS] * 2, "completion": [a for _, a in QUESTIONS] * 2})
-    log = train_sft(examples, out, tmp_path / "policy", lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, epochs=1,
-                    batch_size=4, max_length=96, seed=0, lora=LoraParams(r=4, alpha=8), base_dir=out)
+    settings = TrainerSettings(lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, epochs=1, batch_size=4, seed=0,
+                               lora=LoraParams(r=4, alpha=8), base_dir=out)
+    log = train_sft(examples, out, tmp_path / "policy", settings, max_length=96)
     assert log and is_adapter(tmp_path / "policy")
     model, _ = load_causal_lm(tmp_path / "policy")
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in load_causal_lm(out)[0].parameters())

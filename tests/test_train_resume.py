@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from sharpen.objectives.sft import last_complete_checkpoint
+from sharpen.objectives.trainer import last_complete_checkpoint
 from tests.workspace import env, make_workspace, run
 
 TRAIN = "data/round/train"

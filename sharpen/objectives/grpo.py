@@ -35,12 +35,11 @@ from __future__ import annotations
 import math
 import os
 import statistics
-import tempfile
 from pathlib import Path
 
 import polars as pl
 
-from sharpen.objectives.sft import attach_stage_callbacks, last_complete_checkpoint, load_policy, trainer_args
+from sharpen.objectives.trainer import Policy, TrainerSettings, train_resumable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -137,28 +136,23 @@ def positions_from_mask(model) -> None:
 
 
 def train_grpo(
-    problems: pl.DataFrame, references: list[str | None], init_dir: Path, out_dir: Path, *, grpo, verifier: str,
-    answer_form: str, lr: float, lr_scheduler: str, warmup_ratio: float, batch_size: int, seed: int,
-    chat: str = "auto", lora=None, base_dir: Path | None = None, checkpoints: Path | None = None,
-    checkpoint_steps: int = 0, labels: str = "gold", control: str = "none",
+    problems: pl.DataFrame, references: list[str | None], init_dir: Path, out_dir: Path, settings: TrainerSettings, *,
+    grpo, verifier: str, answer_form: str, labels: str = "gold", control: str = "none",
 ) -> tuple[list[dict], list[dict]]:
     """Online GRPO: train the policy in `init_dir` on `problems` (prompt, problem_id), sampling in the
     trainer; save to `out_dir`. Returns (the trainer's log, the scored rollouts)."""
     questions, ids = problems["prompt"].to_list(), problems["problem_id"].to_list()
     record: list[dict] = []
-    reward = verifier_reward(verifier, answer_form, grpo.num_generations, grpo.scale_rewards, record, labels, control, seed)
+    reward = verifier_reward(verifier, answer_form, grpo.num_generations, grpo.scale_rewards, record, labels, control,
+                             settings.seed)
     columns = {"question": questions, "reference": list(references), "problem_id": ids}
-    log = _train(columns, reward, None, init_dir, out_dir, grpo=grpo, temperature=grpo.temperature,
-                 max_completion_length=grpo.max_completion_length, lr=lr, lr_scheduler=lr_scheduler,
-                 warmup_ratio=warmup_ratio, batch_size=batch_size, seed=seed, chat=chat, lora=lora, base_dir=base_dir,
-                 checkpoints=checkpoints, checkpoint_steps=checkpoint_steps)
+    log = _train(columns, reward, None, init_dir, out_dir, settings, grpo=grpo, temperature=grpo.temperature,
+                 max_completion_length=grpo.max_completion_length)
     return log, record
 
 
 def train_grpo_round(
-    groups: pl.DataFrame, init_dir: Path, out_dir: Path, *, grpo, lr: float, lr_scheduler: str, warmup_ratio: float,
-    batch_size: int, seed: int, chat: str = "auto", lora=None, base_dir: Path | None = None,
-    checkpoints: Path | None = None, checkpoint_steps: int = 0,
+    groups: pl.DataFrame, init_dir: Path, out_dir: Path, settings: TrainerSettings, *, grpo,
 ) -> tuple[list[dict], list[dict]]:
     """GRPO on stored groups: `groups` holds num_generations rows per problem (problem_id, prompt,
     sample_idx, completion, token_ids, logprobs, reward, temperature), as generate and verify wrote
@@ -183,7 +177,7 @@ def train_grpo_round(
     def replay(prompts: list[str], trainer) -> dict:
         """TRL's rollout_func: the stored group of each prompt (they arrive G at a time) instead of sampling."""
         if "by_prompt" not in state:
-            rendered = render(trainer.processing_class, list(dict.fromkeys(questions)), chat)
+            rendered = render(trainer.processing_class, list(dict.fromkeys(questions)), settings.chat)
             state["by_prompt"] = dict(zip(rendered, dict.fromkeys(questions), strict=True))
             state["problems_of"] = {}
             for q, pid in zip(questions, ids, strict=True):
@@ -209,38 +203,29 @@ def train_grpo_round(
     reward = stored_reward(G, grpo.scale_rewards, record)
     columns = {"question": questions, "problem_id": ids}
     max_len = int(groups["token_ids"].list.len().max() or 1)
-    log = _train(columns, reward, replay, init_dir, out_dir, grpo=grpo, temperature=float(temperatures[0]),
-                 max_completion_length=max_len, lr=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio,
-                 batch_size=batch_size, seed=seed, chat=chat, lora=lora, base_dir=base_dir, checkpoints=checkpoints,
-                 checkpoint_steps=checkpoint_steps)
+    log = _train(columns, reward, replay, init_dir, out_dir, settings, grpo=grpo, temperature=float(temperatures[0]),
+                 max_completion_length=max_len)
     return log, record
 
 
-def _train(
-    columns: dict, reward, rollout_func, init_dir: Path, out_dir: Path, *, grpo, temperature: float,
-    max_completion_length: int, lr: float, lr_scheduler: str, warmup_ratio: float, batch_size: int, seed: int,
-    chat: str, lora, base_dir: Path | None, checkpoints: Path | None, checkpoint_steps: int,
-) -> list[dict]:
-    import torch
-    from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+def _train(columns: dict, reward, rollout_func, init_dir: Path, out_dir: Path, settings: TrainerSettings, *, grpo,
+           temperature: float, max_completion_length: int) -> list[dict]:
+    """Both modes: GRPOTrainer (with `rollout_func`: the stored-groups one) on `columns`, resumable; the log."""
 
-    from sharpen.prompting import render
+    def build(policy: Policy, args: dict):
+        import torch
+        from datasets import Dataset
+        from trl import GRPOConfig, GRPOTrainer
 
-    torch.manual_seed(seed)
-    model, tokenizer, peft_config = load_policy(init_dir, base_dir, lora)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    columns = _in_training_order(columns, grpo.steps * batch_size // grpo.num_generations, seed)
-    dataset = Dataset.from_dict({"prompt": render(tokenizer, columns["question"], chat), **columns})
-    resumable = checkpoints is not None and checkpoint_steps > 0
-    with tempfile.TemporaryDirectory(prefix="sharpen-grpo-") as scratch:
-        resume = last_complete_checkpoint(checkpoints) if resumable else None
-        if resume:
-            print(f"train: resuming from {resume.name} ({checkpoints})")
+        from sharpen.prompting import render
+
+        tokenizer = policy.tokenizer
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        rows = _in_training_order(columns, grpo.steps * settings.batch_size // grpo.num_generations, settings.seed)
+        dataset = Dataset.from_dict({"prompt": render(tokenizer, rows["question"], settings.chat), **rows})
         config = GRPOConfig(
-            **trainer_args(str(checkpoints) if resumable else scratch, resumable=resumable, checkpoint_steps=checkpoint_steps,
-                           lr=lr, lr_scheduler=lr_scheduler, warmup_ratio=warmup_ratio, batch_size=batch_size, seed=seed),
+            **args,
             max_steps=grpo.steps,
             num_generations=grpo.num_generations,
             max_completion_length=max_completion_length,
@@ -258,14 +243,12 @@ def _train(
         trainer_class = GRPOTrainer if rollout_func is None else _stored_groups_trainer()
         kwargs = {} if rollout_func is None else {"rollout_func": rollout_func}
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL 1.16
-        trainer = trainer_class(model=model, reward_funcs=[reward], args=config, train_dataset=dataset,
-                                processing_class=tokenizer, peft_config=peft_config, **kwargs)
-        attach_stage_callbacks(trainer)
+        trainer = trainer_class(model=policy.model, reward_funcs=[reward], args=config, train_dataset=dataset,
+                                processing_class=tokenizer, peft_config=policy.peft_config, **kwargs)
         positions_from_mask(trainer.model)
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    trainer.model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return [row for row in trainer.state.log_history if "loss" in row]
+        return trainer
+
+    return train_resumable(init_dir, out_dir, settings, build, name="grpo")
 
 
 def _in_training_order(columns: dict, prompts_needed: int, seed: int) -> dict:

@@ -77,7 +77,7 @@ def quiet_other_ranks() -> None:
 
 def distributed_args() -> dict:
     """TrainingArguments for DDP: the backend (NCCL on GPUs, gloo on CPU); none outside torchrun. The per-device
-    batch is set by sft.trainer_args."""
+    batch is set by trainer.trainer_args."""
     import torch
 
     _, size = world()

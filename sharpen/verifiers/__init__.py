@@ -29,7 +29,6 @@ from sharpen.verifiers.answers import FORM_REASONS
 from sharpen.verifiers.registry import BUILTIN, VerifierRecord, lookup  # noqa: F401
 
 NO_VOTE_REASONS = (*FORM_REASONS, "unparseable", "timeout")  # such answers never become a label
-REFERENCES = {name: r.reference for name, r in BUILTIN.items() if r.reference}  # TEMPORARY view, until train moves to gold_references
 
 
 def vote_keys(verifier_name: str, answers: Sequence[str | None]) -> list[str | None]:
