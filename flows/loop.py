@@ -52,7 +52,8 @@ def advance_round(round_: int) -> dict:
     decision, state = advance()
     logger = get_run_logger()
     logger.info(f"round {round_}: gate {'accepted' if decision.accepted else 'rejected'} ({decision.reason})")
-    return {"accepted": decision.accepted, "metrics": read_json(ROUND_METRICS), "policy_round": state.policy_round}
+    return {"accepted": decision.accepted, "metrics": read_json(ROUND_METRICS), "policy_round": state.policy_round,
+            "collapsed": decision.reason if decision.collapsed else None}
 
 
 @task(task_run_name="push round {round_}", retries=2, retry_delay_seconds=[5, 30])
@@ -131,7 +132,8 @@ def loop(rounds: int | None = None) -> str:
                 _progress.update(done=done, stage=None)
                 values.append(float(result["metrics"].get(_metric(lp), 0.0)))
                 reason = stop_reason(lp, rounds_done=done, max_rounds=max_rounds, values=values,
-                                     rejected=not result["accepted"], elapsed_s=time.monotonic() - started)
+                                     rejected=not result["accepted"], elapsed_s=time.monotonic() - started,
+                                     collapsed=result.get("collapsed"))
                 if reason:
                     break
     except LoopBusy as e:

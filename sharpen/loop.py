@@ -83,9 +83,13 @@ def plateaued(values: list[float], *, min_delta: float, patience: int) -> bool:
 
 
 def stop_reason(
-    params: LoopParams, *, rounds_done: int, max_rounds: int, values: list[float], rejected: bool, elapsed_s: float
+    params: LoopParams, *, rounds_done: int, max_rounds: int, values: list[float], rejected: bool, elapsed_s: float,
+    collapsed: str | None = None,
 ) -> str | None:
-    """Why the loop should stop after this round, or None to go on."""
+    """Why the loop should stop after this round, or None to go on. `collapsed`: the gate's reason when
+    it rejected the round by the collapse rule; a collapsing run stops whatever `on_reject` says."""
+    if collapsed:
+        return collapsed
     if rejected and params.on_reject == "stop":
         return "gate rejected the round (loop.on_reject: stop)"
     if params.plateau and plateaued(values, min_delta=params.plateau.min_delta, patience=params.plateau.patience):

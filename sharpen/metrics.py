@@ -132,3 +132,42 @@ def chance_baselines(answers: list[str], pass_k: tuple[int, ...]) -> dict[str, f
     if counts.height <= SMALL_ANSWER_SPACE:
         out |= {f"chance_pass@{k}": 1 - (1 - 1 / counts.height) ** k for k in pass_k}
     return out
+
+
+def agreement_monitors(samples: pl.DataFrame, vote: Callable[[list], list] | None = None) -> dict[str, float]:
+    """What the policy's own answers say about it, with no gold answer read (a label-free run can watch
+    these): `self_consistency`, the mean share of a problem's k samples that give its most common
+    answer (an unreadable answer gives none); `answer_entropy`, the mean entropy in bits of a problem's
+    sampled answers (unreadable counted as one answer); `greedy_distinct_share`, distinct greedy
+    answers over problems (a policy that answers everything alike scores near 0).
+
+    A policy rewarded for agreeing with itself (TTRL's majority labels) collapses with
+    self-consistency rising and the greedy answers losing their variety while accuracy falls;
+    `sharpen.rounds`' collapse rule reads them (advance.reject_collapse).
+
+    >>> s = pl.DataFrame({"problem_id": ["a"] * 5 + ["b"] * 5, "sample_idx": [-1, 0, 1, 2, 3] * 2,
+    ...                   "extracted": ["1", "1", "1", "2", None, "3", "3", "3", "3", "3"]})
+    >>> agreement_monitors(s)
+    {'self_consistency': 0.75, 'answer_entropy': 0.75, 'greedy_distinct_share': 1.0}
+    """
+    from math import log2
+
+    sampled = samples.filter(pl.col("sample_idx") >= 0)
+    greedy = samples.filter(pl.col("sample_idx") == -1)
+    keys = vote(sampled["extracted"].to_list()) if vote else sampled["extracted"].to_list()
+    counts = (sampled.select("problem_id").with_columns(key=pl.Series(keys, dtype=pl.String))
+              .group_by("problem_id", "key").agg(n=pl.len()))
+    consistency, entropy = [], []
+    for _, group in counts.group_by("problem_id"):
+        total = int(group["n"].sum())
+        readable = group.filter(pl.col("key").is_not_null())["n"]
+        consistency.append((int(readable.max()) if readable.len() else 0) / total)
+        entropy.append(-sum(c / total * log2(c / total) for c in group["n"].to_list()))
+    answers = greedy["extracted"].to_list()
+    greedy_keys = vote(answers) if vote else answers
+    distinct = len({k for k in greedy_keys if k is not None})
+    return {
+        "self_consistency": sum(consistency) / len(consistency) if consistency else 0.0,
+        "answer_entropy": sum(entropy) / len(entropy) if entropy else 0.0,
+        "greedy_distinct_share": distinct / greedy.height if greedy.height else 0.0,
+    }

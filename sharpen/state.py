@@ -284,6 +284,25 @@ class Gate:
     value: float | None
     previous: float | None
     reason: str
+    collapsed: bool = False  # rejected by the label-free collapse rule: the loop stops
+
+
+MONITORS = ("self_consistency", "greedy_distinct_share")
+
+
+def collapse(new: dict, previous: dict | None, rule) -> str | None:
+    """Why a round looks collapsed by the label-free rule (`advance.reject_collapse`, CollapseParams):
+    self-consistency rose while the greedy answers lost variety across problems."""
+    if rule is None or not previous or not all(k in new and k in previous for k in MONITORS):
+        return None
+    rise = float(new["self_consistency"]) - float(previous["self_consistency"])
+    before, after = float(previous["greedy_distinct_share"]), float(new["greedy_distinct_share"])
+    drop = (before - after) / before if before > 0 else 0.0
+    if rise > rule.consistency_rise and drop > rule.distinct_drop:
+        return (f"collapse: self_consistency rose {rise:+.3f} (> {rule.consistency_rise}) while greedy_distinct_share "
+                f"fell {drop:.1%} (> {rule.distinct_drop:.0%}); the policy answers more alike and less by the question "
+                "(label-free rule, advance.reject_collapse)")
+    return None
 
 
 def form_hacking(new: dict, previous: dict | None) -> str | None:
@@ -298,9 +317,14 @@ def form_hacking(new: dict, previous: dict | None) -> str | None:
     return None
 
 
-def gate(rule: str, metric: str, tolerance: float, new: dict, previous: dict | None, reject_form_hacking: bool = True) -> Gate:
+def gate(rule: str, metric: str, tolerance: float, new: dict, previous: dict | None, reject_form_hacking: bool = True,
+         collapse_rule=None) -> Gate:
     """`accept`: always. `no_regression`: new[metric] >= previous[metric] - tolerance. Either way,
-    with `reject_form_hacking`, a round whose strict accuracy falls while the lenient one rises is rejected."""
+    with `reject_form_hacking`, a round whose strict accuracy falls while the lenient one rises is rejected,
+    and with `collapse_rule` (CollapseParams) one that collapses by the label-free rule."""
+    if why := collapse(new, previous, collapse_rule):
+        prev = float(previous[metric]) if previous and metric in previous else None
+        return Gate(False, float(new[metric]) if metric in new else None, prev, why, collapsed=True)
     if reject_form_hacking and (why := form_hacking(new, previous)):
         prev = float(previous[metric]) if previous and metric in previous else None
         return Gate(False, float(new[metric]) if metric in new else None, prev, why)
@@ -560,7 +584,9 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
             f"{ROUND_METRICS}: advance.metric {a.metric} is {value}, not a number the gate can compare; the "
             f"round's evaluation produced no score. Rerun `dvc repro -f evaluate` (or `git checkout -- {ROUND_METRICS}`)"
         )
-    decision = gate(a.gate, a.metric, a.tolerance, round_metrics, previous, a.reject_form_hacking)
+    label_free = params.verify.labels != "gold"
+    rule = a.reject_collapse if a.reject_collapse and (label_free or a.reject_collapse.runs == "all") else None
+    decision = gate(a.gate, a.metric, a.tolerance, round_metrics, previous, a.reject_form_hacking, rule)
 
     if subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], capture_output=True).returncode != 0:
         raise AdvanceError(

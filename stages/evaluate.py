@@ -30,13 +30,16 @@ import polars as pl
 
 from sharpen import faults
 from sharpen.io import hash_json, hash_path, read_frame, write_csv, write_frame, write_json
-from sharpen.metrics import by_category, chance_baselines, form_monitors, per_problem, summarize
+from sharpen.metrics import agreement_monitors, by_category, chance_baselines, form_monitors, per_problem, summarize
 from sharpen.config import load_params
 from sharpen.sampling import derive_seed, eval_draws, eval_requests, eval_shard_size, verified_eval_frame
 from sharpen.schemas import EvalDraw, EvalSample, Problem
 from sharpen.shards import draw, finished, shard_path
 from sharpen.stage import Timer, progress, run_stage, shard_dir
 from sharpen.verifiers import lookup, preflight, vote_keys
+
+
+MONITORS = ("self_consistency", "answer_entropy", "greedy_distinct_share")
 
 
 def main() -> None:
@@ -92,13 +95,14 @@ def main() -> None:
     summary = summarize(table, e.pass_k, e.k)
     summary |= form_monitors(samples, lookup(params.verify.verifier).lenient, problems.select("problem_id", "answer"))
     summary |= chance_baselines(problems["answer"].to_list(), e.pass_k)
+    summary |= agreement_monitors(samples, vote=partial(vote_keys, params.verify.verifier))  # no gold read
     categories = by_category(table, e.pass_k, e.k).with_columns(pl.lit(round_).alias("round"))
     write_csv(categories, args.out / "categories.csv")
     write_json({"round": round_, **summary, **({"ray_nodes": len(nodes)} if nodes else {}), "wall_s": timer.seconds}, args.out / "metrics.json")
     shutil.rmtree(args.out / ".partial")
     print(f"evaluate: round {round_} on {summary['problems']} held-out problems")
     print("  " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items() if k != "problems" and "form" not in k
-                           and not k.startswith("chance")))
+                           and not k.startswith("chance") and k not in MONITORS))
     print("  chance (no reading): " + "  ".join(f"{k.removeprefix('chance_')} {v:.3f}" for k, v in summary.items()
                                                 if k.startswith("chance")))
     if summary["greedy_form_rejected"]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from sharpen.params.data import BaseParams, TaskParams
-from sharpen.params.advance import AdvanceParams, LoopParams, PlateauParams
+from sharpen.params.advance import AdvanceParams, CollapseParams, LoopParams, PlateauParams
 from sharpen.params.methods import (
     TASK_PROMPTS,
     BStarParams,
@@ -46,7 +46,7 @@ from sharpen.params.section import ParamsError, _Section
 from sharpen.params.train import DPOParams, GRPOParams, LoraParams, TrainParams
 
 __all__ = [
-    "SERVER_BACKENDS", "TASK_PROMPTS", "AdvanceParams", "BStarParams", "BaseParams", "ControllerParams", "DPOParams",
+    "SERVER_BACKENDS", "TASK_PROMPTS", "AdvanceParams", "BStarParams", "CollapseParams", "BaseParams", "ControllerParams", "DPOParams",
     "DifficultyBand", "EvaluateParams", "FilterParams", "GRPOParams", "GenerateParams", "GroupBand", "GroupRule",
     "JudgeParams", "LoopParams", "LoraParams", "PairParams", "Params", "ParamsError", "PlateauParams",
     "ProposeParams", "RationalizeParams", "RayParams", "SECParams", "SamplingParams", "ServerParams", "StdMin",
