@@ -214,3 +214,12 @@ def test_a_duplicate_key_is_an_error_naming_its_line(tmp_path):
     line = text.count("\n")
     with pytest.raises(ParamsError, match=rf'params.yaml line {line}: not valid YAML: found duplicate key "seed"'):
         load_params(write(tmp_path, text))
+
+
+def test_grpo_epochs_over_stored_groups_set_the_steps():
+    from sharpen.params import GRPOParams
+
+    assert GRPOParams(rollouts="round", epochs=3).steps_for(groups=1929, batch_size=128) == 362  # 3 x 1929 x 8 / 128
+    assert GRPOParams(rollouts="round", steps=7).steps_for(groups=1929, batch_size=128) == 7
+    with pytest.raises(ValueError, match="epochs: passes over stored groups are for rollouts: round"):
+        GRPOParams(rollouts="online", epochs=3)

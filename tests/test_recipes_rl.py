@@ -100,7 +100,7 @@ def test_secs_q_is_committed_with_the_loop_state(sec):
 def rest_grpo(tmp_path_factory):
     ws = make_workspace(tmp_path_factory.mktemp("rest-grpo"), {
         "recipe": "rest-grpo", "base": BASE, "generate": {"k": 4, "max_new_tokens": 4},
-        "train": {"batch_size": 8, "grpo": {"steps": 3, "num_generations": 4}},
+        "train": {"batch_size": 8, "grpo": {"steps": 3, "epochs": None, "num_generations": 4}},
     })
     run(ws, "dvc", "repro", "train")
     return ws

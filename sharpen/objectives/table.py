@@ -177,7 +177,8 @@ class GRPORound:
         return None
 
     def train(self, init_dir, out_dir, settings, max_length):
-        return train_grpo_round(self.groups, init_dir, out_dir, settings, grpo=self.grpo)
+        grpo = self.grpo.model_copy(update={"steps": self.grpo.steps_for(self.rows, settings.batch_size)})
+        return train_grpo_round(self.groups, init_dir, out_dir, settings, grpo=grpo)
 
     def metrics(self, rollouts, init_hash) -> dict:
         # round: the stored groups dropped before training

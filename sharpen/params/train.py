@@ -5,6 +5,8 @@ Run: `sharpen params` validates this section of params.yaml with the rest.
 
 from __future__ import annotations
 
+import math
+
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -49,12 +51,24 @@ class GRPOParams(_Section):
     mask_truncated_completions: bool = False
     num_iterations: int = Field(1, ge=1, le=64, description="updates per batch of groups (TRL's num_iterations; >1 "
                                 "reuses each batch with the clipped ratio)")
+    epochs: float | None = Field(None, gt=0, le=1000, description="rollouts round: passes over the stored groups, "
+                                 "which sets the steps (ceil(epochs x groups x num_generations / train.batch_size)); "
+                                 "null: `steps`")
 
     @model_validator(mode="after")
     def _clip_ordered(self) -> GRPOParams:
         if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
             raise ValueError(f"epsilon_high ({self.epsilon_high}) < epsilon ({self.epsilon})")
+        if self.epochs is not None and self.rollouts != "round":
+            raise ValueError("epochs: passes over stored groups are for rollouts: round (online GRPO samples afresh "
+                             "each step; set steps)")
         return self
+
+    def steps_for(self, groups: int, batch_size: int) -> int:
+        """The optimizer steps of a round: `steps`, or `epochs` passes over `groups` stored groups."""
+        if self.epochs is None:
+            return self.steps
+        return max(1, math.ceil(self.epochs * groups * self.num_generations / batch_size))
 
 
 class TrainParams(_Section):
