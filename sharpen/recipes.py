@@ -58,7 +58,8 @@ _RL_LR = 2e-5
 # held-out sums): more problems per step and more passes over them, at 1e-4. Online, 16 problems x 8
 # completions a step for 200 steps: 29.0 -> 33.6; on the stored groups (no sampling in train), 3 passes
 # at 16 problems a step: 30.0 -> 34.2 at 1e-4, 36.2 at SFT's 2e-4 (stored groups are a fixed set, like
-# SFT's; online sampling at 2e-4 collapsed). Still below rest-em's 42.4 (seed 0).
+# SFT's; online sampling at 2e-4 collapsed), and 42.2 with the negative half of the advantage off
+# (negative_weight 0: pushing down wrong samples is what held the tiny policy back); rest-em: 42.4 (seed 0).
 _GRPO_LR, _GRPO_BATCH, _REST_GRPO_LR = 1e-4, 128, 2e-4
 # Self-play: the tiny base also learns to write a question after `?` (10% of pretraining), the
 # solver answers each proposal 8 times with recorded log-probs and trains by GRPO on those groups.
@@ -195,14 +196,17 @@ RECIPES: dict[str, Recipe] = {
             "rest-grpo",
             "ReST-GRPO: problems whose k rewards vary (std > 0.05) are kept, and GRPO trains on exactly those "
             "groups as generate sampled and verify scored them (no sampling in train), the importance ratio "
-            "against the recorded sampling log-probabilities clipped; from the previous policy.",
+            "against the recorded sampling log-probabilities clipped; from the previous policy. 3 passes over "
+            "the groups, 16 problems a step, and only samples better than their group's mean move the policy.",
             {**_NO_METHOD, "verify": {"labels": "gold"},
              "generate": {"k": 8, "logprobs": True},
              "filter": {"select": "correct", "cap": 10, "dedup": True, "groups": [{"rule": "std_min", "eps": 0.05}]},
              "train": {"objective": "grpo", "init": "previous", "lr": _REST_GRPO_LR, "batch_size": _GRPO_BATCH,
-                       "grpo": {**_GRPO_ONLINE, "rollouts": "round", "epochs": 3}}},
+                       "grpo": {**_GRPO_ONLINE, "rollouts": "round", "epochs": 3, "negative_weight": 0.0}}},
             on_default_task="the verifier's reward is exact (0 or 1), so std > 0.05 keeps every mixed group; "
-            "the paper's prefix-guided rollouts for hard problems are not here",
+            "the paper's prefix-guided rollouts for hard problems are not here; negative advantages are off "
+            "(train.grpo.negative_weight: 0; the tiny policy lost accuracy from them, RESULTS.md), which makes the "
+            "update close to reward-weighted SFT on the better samples",
             sources="ReST-GRPO (Zhang et al. 2025); Shao et al. 2024 (GRPO); Yu et al. 2025 (DAPO)",
         ),
         Recipe(

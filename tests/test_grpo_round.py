@@ -131,3 +131,17 @@ def test_a_killed_round_grpo_train_resumes_to_the_same_model(groups, tiny_model_
     again = run("resumed", "ck")
     assert again.returncode == 0 and "resuming from checkpoint-2" in again.stdout
     assert hash_path(tmp_path / "resumed") == hash_path(tmp_path / "whole")
+
+
+@pytest.mark.parametrize(("weight", "expected"), [(1.0, [2.0, -1.0, 0.0]), (0.0, [2.0, 0.0, 0.0]), (0.25, [2.0, -0.25, 0.0])])
+def test_negative_weight_scales_only_the_advantages_below_the_group_mean(weight, expected):
+    import torch
+
+    from sharpen.objectives.grpo import _negatives_weighted
+
+    class Scored:
+        def _generate_and_score_completions(self, inputs):
+            return {"advantages": torch.tensor([2.0, -1.0, 0.0]), "completion_ids": inputs}
+
+    out = _negatives_weighted(Scored, weight)()._generate_and_score_completions("ids")
+    assert out["advantages"].tolist() == expected and out["completion_ids"] == "ids"

@@ -24,6 +24,11 @@ GRPOTrainer's `rollout_func`, and the recorded log-probabilities are the loss's 
 the ratio pi_theta / pi_sample is explicit and clipped to [1 - epsilon, 1 + epsilon_high] from the
 first step. Data order is fixed by the seed, so a killed train resumes to the identical model.
 
+`negative_weight` scales the advantage of every sample worse than its group's mean (1: GRPO as
+published; 0: only the better samples move the policy, as in RAFT and positive-sample
+reinforcement). On the embedded default's tiny model the negative half lowered accuracy: rest-grpo
+sets it to 0 (RESULTS.md, the GRPO ablation).
+
 Both modes compute the policy's log-probabilities with positions counted from each sequence's
 first real token, as generation does (TRL's default counts them from the left padding).
 
@@ -241,6 +246,8 @@ def _train(columns: dict, reward, rollout_func, init_dir: Path, out_dir: Path, s
             shuffle_dataset=False,  # _in_training_order shuffled it, resumably
         )
         trainer_class = GRPOTrainer if rollout_func is None else _stored_groups_trainer()
+        if grpo.negative_weight != 1.0:
+            trainer_class = _negatives_weighted(trainer_class, grpo.negative_weight)
         kwargs = {} if rollout_func is None else {"rollout_func": rollout_func}
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is marked experimental in TRL 1.16
         trainer = trainer_class(model=policy.model, reward_funcs=[reward], args=config, train_dataset=dataset,
@@ -264,6 +271,20 @@ def _in_training_order(columns: dict, prompts_needed: int, seed: int) -> dict:
         random.Random(f"{seed}:{epoch}").shuffle(block)
         order += block
     return {name: [values[i] for i in order] for name, values in columns.items()}
+
+
+def _negatives_weighted(base, weight: float):
+    """`base` with every negative advantage multiplied by `weight` (train.grpo.negative_weight; 0: only
+    samples better than their group's mean move the policy). The recorded rollouts keep the unweighted value."""
+
+    class NegativesWeighted(base):
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            advantages = out["advantages"]
+            out["advantages"] = advantages.clamp(min=0) + weight * advantages.clamp(max=0)
+            return out
+
+    return NegativesWeighted
 
 
 def _stored_groups_trainer():

@@ -51,6 +51,8 @@ class GRPOParams(_Section):
     mask_truncated_completions: bool = False
     num_iterations: int = Field(1, ge=1, le=64, description="updates per batch of groups (TRL's num_iterations; >1 "
                                 "reuses each batch with the clipped ratio)")
+    negative_weight: float = Field(1.0, ge=0, le=1, description="multiplies the advantage of samples worse than "
+                                   "their group's mean (1: GRPO; 0: only better samples move the policy)")
     epochs: float | None = Field(None, gt=0, le=1000, description="rollouts round: passes over the stored groups, "
                                  "which sets the steps (ceil(epochs x groups x num_generations / train.batch_size)); "
                                  "null: `steps`")
