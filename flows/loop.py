@@ -5,8 +5,9 @@ output streamed into the Prefect run logs, killed whole on timeout or cancel, re
 DVC skips what already finished), then `sharpen advance`. Stopping rules, timeouts and retries
 come from the `loop` section of params.yaml. Ctrl-C or SIGTERM to a loop run in the foreground
 stops it in seconds: the stage is killed, DVC's locks released, the stop recorded in
-.sharpen/loops.jsonl and one line says how to resume (`sharpen.runner.stop_on_signals`). The flow only sequences: the logic is in
-`sharpen.runner`, `sharpen.loop` and `sharpen.state`. One loop per workspace (a file lock).
+.sharpen/loops.jsonl and one line says how to resume (`sharpen.rounds.runner.stop_on_signals`).
+The flow only sequences: the logic is in sharpen/rounds/ (runner, stopping, advance). One loop
+per workspace (a file lock, sharpen/rounds/lock.py).
 
 Run:
     python -m flows.loop --rounds 5                       # ephemeral Prefect, no server needed
@@ -30,11 +31,14 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 
 from sharpen.errors import DEBUG_ENV, QuietTracebacks, SharpenError, boundary  # noqa: E402
 from sharpen.io import read_json, read_yaml  # noqa: E402
-from sharpen.loop import LoopBusy, record_stop, stop_reason, workspace_lock  # noqa: E402
 from sharpen.config import load_params  # noqa: E402
-from sharpen.remote import push  # noqa: E402
-from sharpen.runner import VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
-from sharpen.state import ROUND_METRICS, advance, current_policy_metrics, finish_interrupted_advance
+from sharpen.rounds.advance import advance, finish_interrupted_advance  # noqa: E402
+from sharpen.rounds.layout import ROUND_METRICS  # noqa: E402
+from sharpen.rounds.lock import LoopBusy, workspace_lock  # noqa: E402
+from sharpen.rounds.remote import push  # noqa: E402
+from sharpen.rounds.runner import VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
+from sharpen.rounds.state import current_policy_metrics  # noqa: E402
+from sharpen.rounds.stopping import record_stop, stop_reason  # noqa: E402
 
 
 def pipeline_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
@@ -58,7 +62,7 @@ def advance_round(round_: int) -> dict:
 
 @task(task_run_name="push round {round_}", retries=2, retry_delay_seconds=[5, 30])
 def push_round(round_: int) -> None:
-    """The advanced round to DVC's default remote, if one is set (sharpen.remote); idempotent, so retried."""
+    """The advanced round to DVC's default remote, if one is set (sharpen/rounds/remote.py); idempotent, so retried."""
     pushed = push(all_tags=False, what=f"round-{round_}")
     if pushed is not None:
         get_run_logger().info(f"round {round_}: pushed {pushed} file(s) to the DVC remote")

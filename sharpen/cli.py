@@ -63,14 +63,14 @@ def _fail(message: str) -> None:
 @app.command()
 def advance() -> None:
     """Gate the finished round, commit and tag it round-N, promote its policy, bump `round`."""
-    from sharpen.state import advance as do_advance
+    from sharpen.rounds.advance import advance as do_advance
 
     decision, state = do_advance()
     record = state.history[-1]
     verdict = "[green]accepted[/green]" if decision.accepted else "[yellow]rejected[/yellow]"
     console.print(f"round {record.round}: gate {verdict} ({decision.reason}); tagged round-{record.round}")
     console.print(f"current policy: round {state.policy_round} ({(state.policy_hash or 'base')[:8]}); next: round {record.round + 1}")
-    from sharpen.remote import push
+    from sharpen.rounds.remote import push
 
     pushed = push(all_tags=False, what=f"round-{record.round} (it is advanced and tagged here)")
     if pushed is not None:
@@ -80,7 +80,7 @@ def advance() -> None:
 @app.command("push")
 def push_command() -> None:
     """Push every tagged round (outputs, promoted policies, run-cache) to DVC's default remote."""
-    from sharpen.remote import default_remote, push
+    from sharpen.rounds.remote import default_remote, push
 
     pushed = push(all_tags=True, what="the tagged rounds")
     if pushed is None:
@@ -92,7 +92,7 @@ def push_command() -> None:
 @app.command("checkout")
 def checkout_command(rev: str = typer.Argument(..., help="a round tag (round-2) or a branch (main)")) -> None:
     """Go to a round (or back to a branch): `git checkout` and `dvc checkout` together, so `dvc status` is clean."""
-    from sharpen.state import checkout
+    from sharpen.rounds.git import checkout
 
     back = checkout(rev)
     if rev.startswith("round-"):
@@ -106,7 +106,7 @@ def checkout_command(rev: str = typer.Argument(..., help="a round tag (round-2) 
 def new_loop_command() -> None:
     """Start a new loop from the base model here, after changing the recipe, model, task or base
     settings mid-loop (the switch is recorded in the loop state and committed)."""
-    from sharpen.state import new_loop
+    from sharpen.rounds.advance import new_loop
 
     state = new_loop()
     switch = state.new_loops[-1]
@@ -120,7 +120,7 @@ def rounds(
     wide: bool = typer.Option(False, "--wide", help="every column: all monitors, sample volumes, per-stage times"),
 ) -> None:
     """Table of rounds: tag, gate, greedy/pass@k/maj@k, kept samples and total time (`--wide`: everything)."""
-    from sharpen.lineage import round_cell, round_columns, rounds_table
+    from sharpen.rounds.lineage import round_cell, round_columns, rounds_table
 
     rows = rounds_table()
     if as_json:
@@ -150,7 +150,7 @@ def show_lineage(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """What produced a round: commit, params, each stage's input/output hashes, the policy chain to base."""
-    from sharpen.lineage import lineage
+    from sharpen.rounds.lineage import lineage
 
     info = lineage(tag)
     if as_json:
@@ -212,7 +212,7 @@ def show_diff(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """Metrics and params deltas, data volumes, and per-problem changes between two rounds."""
-    from sharpen.lineage import diff
+    from sharpen.rounds.diff import diff
 
     d = diff(tag_a, tag_b)
     if as_json:
@@ -248,7 +248,7 @@ def show_diff(
 @app.command()
 def report(out: Path = typer.Option(Path("reports/sharpen.html"), help="where to write the HTML file")) -> None:
     """Write one self-contained HTML file: the rounds table and plots across rounds."""
-    from sharpen.report import write_report
+    from sharpen.rounds.report import write_report
 
     path = write_report(out)
     console.print(f"wrote {path}")

@@ -97,6 +97,8 @@ def plugin_files(root: Path) -> dict[str, list[str]]:
     from sharpen.config import load_params
     from sharpen.plugins import is_import_path, source_of
 
+    if not (root / "params.yaml").exists():
+        return {}
     params = load_params(root / "params.yaml")
     named = {"verify.verifier": params.verify.verifier, "task.name": params.task.name}
     out: dict[str, list[str]] = {}

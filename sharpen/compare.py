@@ -36,6 +36,7 @@ import yaml
 
 from sharpen.config import deep_update
 from sharpen.errors import SharpenError
+from sharpen.rounds.layout import BASE_EVAL_METRICS, ROUND_METRICS
 
 CONTROL_OVERRIDES = {
     "random": {"verify": {"reward_control": "random"}},
@@ -151,9 +152,9 @@ def run_arm(ws_root: Path, source: Path, cache: Path, arm: Arm, seed: int, round
     for _ in range(done, rounds):
         _sh(ws, "dvc", "repro", env=env)
         _sh(ws, sys.executable, "-m", "sharpen.cli", "advance", env=env)
-    metrics = {0: _json_at(ws, "round-1", "data/base/evaluate/metrics.json", env)}
+    metrics = {0: _json_at(ws, "round-1", BASE_EVAL_METRICS, env)}
     for n in range(1, rounds + 1):
-        metrics[n] = _json_at(ws, f"round-{n}", "data/round/evaluate/metrics.json", env)
+        metrics[n] = _json_at(ws, f"round-{n}", ROUND_METRICS, env)
     return metrics
 
 
@@ -162,7 +163,7 @@ def _tagged_rounds(ws: Path, env: dict) -> int:
     return max((int(t.split("-")[1]) for t in tags), default=0)
 
 
-def _json_at(ws: Path, rev: str, path: str, env: dict) -> dict:
+def _json_at(ws: Path, rev: str, path: Path, env: dict) -> dict:
     return json.loads(_sh(ws, "git", "show", f"{rev}:{path}", env=env))
 
 

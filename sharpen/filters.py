@@ -13,39 +13,201 @@ B-STaR; reason `below_threshold`), or `all` (the no-verifier control). Repeated 
 problem are dropped (`duplicate`, if `dedup`) and at most `cap` kept per problem, best reward
 first, then sample order (`over_cap`).
 
+How (10M samples in seconds, see BENCHMARKS.md): `graded` joins samples to verdicts once, on
+rows already in (problem_id, sample_idx) order when the files are (generate and verify write
+them so; else one join and one sort), and numbers the problems 0, 1, ... in that order. Every
+rule then works on each problem's contiguous run of rows: statistics in a few vectorised passes,
+duplicates by a 64-bit hash of the completion, the cap by sorting each problem's few rows.
+
 Run: `python -m stages.filter ...` (DVC stage `filter`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import polars as pl
 
+from sharpen.errors import ArtifactError
 from sharpen.params import DifficultyBand, FilterParams, GroupBand, StdMin
-from sharpen.schemas import PAIR_RULES
+from sharpen.schemas import DROP_REASONS, PAIR_RULES, ProblemStats, columns
+
+REASON = {reason: code for code, reason in enumerate(DROP_REASONS)}  # 0: kept
+
+
+def graded(samples: pl.DataFrame | pl.LazyFrame, verdicts: pl.DataFrame | pl.LazyFrame,
+           where: tuple[str, str] = ("samples", "verdicts")) -> pl.DataFrame:
+    """Each sample with a verdict, one row, sorted by (problem_id, sample_idx): what every rule reads.
+
+    Columns: `row` (the sample's row in `samples`), round, problem_id, sample_idx, `problem` (the
+    problem's number in problem_id order, u32), `text` (a hash of the completion, when `samples`
+    has one; or `samples`' own `text`), reward, correct. Raises ArtifactError naming `where` when
+    (problem_id, sample_idx) repeats in either, or a problem's samples carry two rounds.
+    """
+    names = samples.lazy().collect_schema().names()
+    text = ["text"] if "text" in names else [pl.col("completion").hash().alias("text")] if "completion" in names else []
+    s = _contiguous(samples.lazy().select("round", "problem_id", "sample_idx", *text).collect())
+    v = _contiguous(verdicts.lazy().select("problem_id", "sample_idx", "reward", "correct").collect())
+    if s.height == v.height and _ascending(s) and _same_keys(s, v):  # what generate and verify write
+        g = s.hstack([v.drop_in_place("reward"), v.drop_in_place("correct")]).with_row_index("row")
+    else:
+        for frame, name in ((s, where[0]), (v, where[1])):
+            _check_key(frame, name)
+        g = _contiguous(s.with_row_index("row").join(v, on=["problem_id", "sample_idx"]).sort("problem_id", "sample_idx"))
+    del s, v
+    first = np.r_[True, _neighbours(g["problem_id"], "__ne__")] if g.height else np.zeros(0, dtype=bool)
+    rounds = g["round"].to_numpy()
+    other = np.flatnonzero(~first[1:] & (rounds[1:] != rounds[:-1]))
+    if len(other):
+        pid = g["problem_id"][int(other[0]) + 1]
+        raise ArtifactError(f"{where[0]}: problem {pid!r} has samples of rounds "
+                            f"{sorted(set(g.filter(pl.col('problem_id') == pid)['round']))}; a round's samples carry one round")
+    problem = pl.Series(np.cumsum(first, dtype=np.uint32) - 1).set_sorted()
+    return g.with_columns(problem=problem).select("row", "round", "problem_id", "sample_idx", "problem",
+                                                  *(["text"] if text else []), "reward", "correct")
+
+
+def _contiguous(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with each column in one chunk (a streamed read gives ~100), one column at a time so
+    the copy costs one column's memory; slices and numpy views of the columns are then free."""
+    return pl.DataFrame([frame.drop_in_place(name).rechunk() for name in list(frame.columns)])
+
+
+def _neighbours(column: pl.Series, op: str) -> np.ndarray:
+    """`op` between each value and the one before it (from the second row on), on zero-copy slices."""
+    return getattr(column.slice(1), op)(column.slice(0, max(len(column) - 1, 0))).fill_null(False).to_numpy()
+
+
+def _ascending(frame: pl.DataFrame) -> bool:
+    """Rows strictly ascending by (problem_id, sample_idx): sorted, and no key repeats."""
+    pid, idx = frame["problem_id"], frame["sample_idx"]
+    return bool((_neighbours(pid, "__gt__") | (_neighbours(pid, "__eq__") & _neighbours(idx, "__gt__"))).all())
+
+
+def _same_keys(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    return bool(((a["problem_id"] == b["problem_id"]) & (a["sample_idx"] == b["sample_idx"])).fill_null(False).all())
+
+
+def _check_key(frame: pl.DataFrame, where: str) -> None:
+    repeated = frame.filter(pl.struct("problem_id", "sample_idx").is_duplicated())
+    if repeated.height:
+        pid, idx = repeated.row(0, named=True)["problem_id"], repeated.row(0, named=True)["sample_idx"]
+        raise ArtifactError(f"{where}: (problem_id, sample_idx) must be unique: {repeated.height} rows repeat a key, "
+                            f"e.g. problem_id {pid!r}, sample_idx {idx}")
+
+
+def _runs(problem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each problem's run of rows starts, and its length (rows sorted by problem)."""
+    starts = np.flatnonzero(np.r_[True, problem[1:] != problem[:-1]]) if len(problem) else np.zeros(0, np.int64)
+    return starts, np.diff(np.r_[starts, len(problem)])
+
+
+def _blocks(starts: np.ndarray, sizes: np.ndarray) -> Iterator[tuple[np.ndarray | slice, int, np.ndarray | None]]:
+    """The runs grouped by length, so each length is one vectorised pass however many problems have
+    it: (which runs, the length, their rows as a runs x length index matrix). When every run has the
+    same length (k samples per problem) the matrix is None: the rows are `values.reshape(-1, k)`."""
+    if len(sizes) and sizes.min() == sizes.max():
+        yield slice(None), int(sizes[0]), None
+        return
+    by_size = np.argsort(sizes, kind="stable")
+    for runs in np.split(by_size, np.flatnonzero(np.diff(sizes[by_size])) + 1):
+        if len(runs):
+            yield runs, int(sizes[runs[0]]), starts[runs, None] + np.arange(sizes[runs[0]])
+
+
+def _sorted_within(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The row order that sorts each run stably by `values`, runs left in place."""
+    order = np.arange(len(values))
+    for runs, k, rows in _blocks(starts, sizes):
+        if k > 1:
+            within = values.reshape(-1, k) if rows is None else values[rows]
+            moved = np.argsort(within, axis=1, kind="stable") + starts[runs, None]
+            if rows is None:
+                order.reshape(-1, k)[:] = moved
+            else:
+                order[rows] = moved
+    return order
+
+
+def _reward_stats(reward: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per run: reward mean, population std and mean |reward - mean|, summed as polars' group_by
+    sums them (a Kahan sum from the first value, Welford's variance, `_column_sum` of the deviations),
+    in one vectorised pass per run length instead of a group_by over a million groups. Rows in sample order
+    give polars' numbers to the bit; a group_by after a join sees them in the join's order, which
+    changes the last bit of a third of the stds from run to run."""
+    mean, std, spread = (np.empty(len(starts)) for _ in range(3))
+    for runs, k, rows in _blocks(starts, sizes):
+        x = reward.reshape(-1, k).T.copy() if rows is None else reward[rows.T]  # x[j]: each run's j-th reward
+        n = x.shape[1]
+        total, carry, y, t = x[0].copy(), np.zeros(n), np.empty(n), np.empty(n)  # in place: no page faults
+        for j in range(1, k):
+            np.subtract(x[j], carry, out=y)
+            np.add(total, y, out=t)
+            np.subtract(t, total, out=carry)
+            carry -= y
+            total, t = t, total
+        m = total / k
+        running, m2, d = np.zeros(n), np.zeros(n), np.empty(n)
+        for j in range(k):
+            np.subtract(x[j], running, out=d)
+            np.divide(d, j + 1, out=t)
+            running += t
+            np.subtract(x[j], running, out=t)
+            t *= d
+            m2 += t
+        x -= m
+        mean[runs], std[runs], spread[runs] = m, np.sqrt(m2 / k), _column_sum(np.abs(x, out=x)) / k
+    return mean, std, spread
+
+
+def _column_sum(x: np.ndarray) -> np.ndarray:
+    """Sums over axis 0 as polars sums a column: the first len % 128 values in order, the rest in
+    blocks of 128 (16 lanes, folded in halves), the blocks pairwise."""
+    k, total = len(x), np.zeros(x.shape[1])
+    for j in range(k % 128):
+        total += x[j]
+    return total if k < 128 else _pairwise(x[k % 128:]) + total
+
+
+def _pairwise(x: np.ndarray) -> np.ndarray:
+    blocks = len(x) // 128
+    if blocks > 1:
+        return _pairwise(x[: blocks // 2 * 128]) + _pairwise(x[blocks // 2 * 128:])
+    lanes = np.zeros((16, x.shape[1]))
+    for chunk in range(8):
+        lanes += x[16 * chunk: 16 * chunk + 16]
+    lanes = lanes[:8] + lanes[8:]
+    lanes = lanes[:4] + lanes[4:]
+    return (lanes[0] + lanes[2]) + (lanes[1] + lanes[3])
+
+
+def stats_of(g: pl.DataFrame, problems: pl.DataFrame | pl.LazyFrame, where: str = "problems") -> pl.DataFrame:
+    """`ProblemStats` of graded rows (`graded`), sorted by problem_id; category from `problems`."""
+    if g.height == 0:
+        return pl.DataFrame(schema=columns(ProblemStats))
+    starts, sizes = _runs(g["problem"].to_numpy())
+    n_correct = np.add.reduceat(g["correct"].to_numpy(), starts, dtype=np.int64)
+    mean, std, spread = _reward_stats(g["reward"].cast(pl.Float64).to_numpy(), starts, sizes)
+    per = pl.DataFrame({
+        "round": g["round"].gather(starts), "problem_id": g["problem_id"].gather(starts), "n": sizes.astype(np.int64),
+        "n_correct": n_correct, "pass_rate": n_correct / sizes, "reward_mean": mean, "reward_std": std,
+        "mean_abs_advantage": spread,
+    })
+    category = problems.lazy().select("problem_id", "category").collect()
+    if category.height == per.height and bool((category["problem_id"] == per["problem_id"]).all()):
+        stats = per.with_columns(category["category"])  # the same problems in the same order, as generate writes them
+    else:
+        stats = per.join(category, on="problem_id", how="left", maintain_order="left")
+        if stats.height != per.height:
+            raise ArtifactError(f"{where}: problem_id must be unique; some of this round's problems appear twice")
+    return stats.select(list(columns(ProblemStats)))
 
 
 def problem_stats(samples: pl.DataFrame, verdicts: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     """Per problem: n, n_correct, pass rate, reward mean, (population) std, and the mean |advantage|
     (|reward - reward mean|: what a group-baseline policy gradient sees; SEC's arm reward)."""
-    return (
-        samples.lazy()
-        .select("round", "problem_id", "sample_idx")
-        .join(verdicts.lazy().select("problem_id", "sample_idx", "reward", "correct"), on=["problem_id", "sample_idx"])
-        .join(problems.lazy().select("problem_id", "category"), on="problem_id", how="left")
-        .group_by("round", "problem_id", "category")
-        .agg(
-            n=pl.len().cast(pl.Int64),
-            n_correct=pl.col("correct").sum().cast(pl.Int64),
-            pass_rate=pl.col("correct").cast(pl.Float64).mean(),
-            reward_mean=pl.col("reward").mean(),
-            reward_std=pl.col("reward").std(ddof=0).fill_null(0.0),
-            mean_abs_advantage=(pl.col("reward") - pl.col("reward").mean()).abs().mean(),
-        )
-        .select("round", "problem_id", "category", "n", "n_correct", "pass_rate", "reward_mean", "reward_std",
-                "mean_abs_advantage")
-        .sort("problem_id")
-        .collect()
-    )
+    return stats_of(graded(samples, verdicts), problems)
 
 
 def last_accuracy(ledger: pl.DataFrame | None) -> pl.DataFrame:
@@ -78,57 +240,53 @@ def problem_reasons(stats: pl.DataFrame, groups, ledger: pl.DataFrame | None = N
     return frame.select("problem_id", problem_reason=reason)
 
 
+def decisions_of(
+    g: pl.DataFrame, params: FilterParams, *, stats: pl.DataFrame | None = None, ledger: pl.DataFrame | None = None,
+    tau: float | None = None,
+) -> pl.DataFrame:
+    """keep and reason for each graded row (`graded`), in its order."""
+    tau = params.tau if params.tau is not None else tau
+    if params.select == "threshold" and tau is None:
+        raise ValueError("filter.tau: `select: threshold` needs a tau (set it, or use the b-star controller)")
+    if params.groups and stats is None:
+        raise ValueError("decide: problem rules (filter.groups) need the per-problem stats")
+    problem, reward = g["problem"].to_numpy(), g["reward"].cast(pl.Float64).to_numpy()
+    if params.select == "correct":
+        passes, otherwise = g["correct"].to_numpy(), "incorrect"
+    elif params.select == "threshold":
+        passes, otherwise = reward > tau, "below_threshold"
+    else:
+        passes, otherwise = np.ones(g.height, dtype=bool), "incorrect"
+    code = np.where(passes, REASON["kept"], REASON[otherwise]).astype(np.uint8)  # index into DROP_REASONS
+    if params.groups:
+        ids = g["problem_id"].gather(_runs(problem)[0]).to_frame()
+        rejected = ids.join(problem_reasons(stats, params.groups, ledger), on="problem_id", how="left",
+                            maintain_order="left")["problem_reason"]
+        rule = rejected.replace_strict(REASON, default=0, return_dtype=pl.UInt8).fill_null(0).to_numpy()[problem]
+        code = np.where(rule > 0, rule, code)
+    eligible = code == REASON["kept"]
+    if params.dedup:  # a completion an earlier eligible sample of the problem already gave
+        rows = np.flatnonzero(eligible)
+        text, own = g["text"].to_numpy()[rows], problem[rows]
+        order = _sorted_within(text, *_runs(own))
+        repeat = (text[order][1:] == text[order][:-1]) & (own[1:] == own[:-1])
+        code[rows[order[1:][repeat]]] = REASON["duplicate"]
+    rows = np.flatnonzero(code == REASON["kept"])
+    starts, sizes = _runs(problem[rows])
+    if len(rows) and sizes.max() > params.cap:  # the cap: best reward first, then sample order
+        order = _sorted_within(-reward[rows], starts, sizes)
+        rank = np.arange(len(rows)) - np.repeat(starts, sizes)
+        code[rows[order[rank >= params.cap]]] = REASON["over_cap"]
+    return pl.DataFrame({"keep": code == REASON["kept"], "reason": pl.Series(DROP_REASONS).gather(code)})
+
+
 def decide(
     samples: pl.DataFrame, verdicts: pl.DataFrame, params: FilterParams, *, stats: pl.DataFrame | None = None,
     ledger: pl.DataFrame | None = None, tau: float | None = None,
 ) -> pl.DataFrame:
     """One `Decision` row per sample: keep, or the first reason it was dropped."""
-    tau = params.tau if params.tau is not None else tau
-    if params.select == "threshold" and tau is None:
-        raise ValueError("filter.tau: `select: threshold` needs a tau (set it, or use the b-star controller)")
-    eligible = {
-        "correct": (pl.col("correct"), "incorrect"),
-        "threshold": (pl.col("reward") > (tau if tau is not None else 0.0), "below_threshold"),
-        "all": (pl.lit(True), "incorrect"),
-    }[params.select]
-    frame = (
-        samples.lazy()
-        .select("round", "problem_id", "sample_idx", "completion")
-        .join(verdicts.lazy().select("problem_id", "sample_idx", "correct", "reward"), on=["problem_id", "sample_idx"])
-    )
-    if params.groups:
-        if stats is None:
-            raise ValueError("decide: problem rules (filter.groups) need the per-problem stats")
-        frame = frame.join(problem_reasons(stats, params.groups, ledger).lazy(), on="problem_id", how="left")
-    else:
-        frame = frame.with_columns(problem_reason=pl.lit(None, dtype=pl.String))
-    frame = (
-        frame.with_columns(eligible=eligible[0] & pl.col("problem_reason").is_null())
-        .sort("problem_id", "sample_idx")
-        .with_columns(
-            repeat=(pl.int_range(pl.len()).over("problem_id", "completion", "eligible") > 0)
-            if params.dedup
-            else pl.lit(False)
-        )
-        .sort(["problem_id", "reward", "sample_idx"], descending=[False, True, False])
-        .with_columns(
-            rank=pl.when(pl.col("eligible") & ~pl.col("repeat")).then(1).otherwise(0).cum_sum().over("problem_id")
-        )
-        .with_columns(
-            reason=pl.when(pl.col("problem_reason").is_not_null())
-            .then(pl.col("problem_reason"))
-            .when(~eligible[0])
-            .then(pl.lit(eligible[1]))
-            .when(pl.col("repeat"))
-            .then(pl.lit("duplicate"))
-            .when(pl.col("rank") > params.cap)
-            .then(pl.lit("over_cap"))
-            .otherwise(pl.lit("kept"))
-        )
-        .sort("problem_id", "sample_idx")
-        .select("round", "problem_id", "sample_idx", keep=pl.col("reason") == "kept", reason="reason")
-    )
-    return frame.collect()
+    g = graded(samples, verdicts)
+    return g.select("round", "problem_id", "sample_idx").hstack(decisions_of(g, params, stats=stats, ledger=ledger, tau=tau))
 
 
 def kept_examples(samples: pl.DataFrame, verdicts: pl.DataFrame, decisions: pl.DataFrame, origin: str = "sampled") -> pl.DataFrame:
@@ -214,8 +372,8 @@ def _pairless(frame: pl.DataFrame, dropped: pl.DataFrame, pairs: pl.DataFrame, r
               gold: pl.DataFrame | None) -> dict[str, int]:
     """Why the problems without a pair have none: counts per reason."""
     with_pair = set(pairs["problem_id"])
-    per = frame.group_by("problem_id").agg(correct=pl.col("correct").sum(), n=pl.len(),
-                                            distinct_rewards=pl.col("reward").n_unique())
+    per = frame.group_by("problem_id", maintain_order=True).agg(correct=pl.col("correct").sum(), n=pl.len(),
+                                                                 distinct_rewards=pl.col("reward").n_unique())
     why = {"dropped_by_rule": dropped.height}
     for pid, n_correct, n, distinct in per.iter_rows():
         if pid in with_pair:

@@ -5,7 +5,9 @@ so a killed stage leaves either the previous artifact or the new one, never half
 next write of the same path removes what a killed writer left beside it (and puts back a
 directory caught between moving the old version aside and moving the new one in).
 Every Parquet read and write is validated against its pandera model from `sharpen.schemas`;
-a failure names the file and the failing columns.
+a failure names the file and the failing columns. polars and pandera (which imports pandas, about
+a second) are imported by the functions that read or validate a frame, so a stage that writes only
+JSON never loads them.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandera.errors
-import pandera.polars as pa
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from sharpen import faults
 from sharpen.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import pandera.errors
+    import pandera.polars as pa
+    import polars as pl
 
 
 class DiskFullError(ArtifactError):
@@ -165,6 +168,8 @@ def atomic_write_dir(path: Path | str, write: Callable[[Path], None]) -> Path:
 
 
 def _describe(err: pandera.errors.SchemaErrors | pandera.errors.SchemaError) -> str:
+    import polars as pl
+
     cases = getattr(err, "failure_cases", None)
     if isinstance(cases, pl.DataFrame) and cases.height:
         lines = []
@@ -181,6 +186,8 @@ def _describe(err: pandera.errors.SchemaErrors | pandera.errors.SchemaError) -> 
 
 def validate(df: pl.DataFrame, schema: type[pa.DataFrameModel], where: str) -> pl.DataFrame:
     """Validate a collected frame; raise ArtifactError naming `where` and the failing columns."""
+    import pandera.errors
+
     try:
         return schema.validate(df, lazy=True)
     except (pandera.errors.SchemaErrors, pandera.errors.SchemaError) as e:
@@ -195,6 +202,8 @@ def write_frame(df: pl.DataFrame, path: Path | str, schema: type[pa.DataFrameMod
 
 def read_frame(path: Path | str, schema: type[pa.DataFrameModel]) -> pl.DataFrame:
     """Read a Parquet artifact and validate it; errors name the file and the failing column."""
+    import polars as pl
+
     path = Path(path)
     if not path.exists():
         raise ArtifactError(f"{path}: not found (has the stage that writes it run? try `dvc repro`)")
@@ -203,6 +212,51 @@ def read_frame(path: Path | str, schema: type[pa.DataFrameModel]) -> pl.DataFram
     except Exception as e:  # polars raises several types for corrupt files
         raise ArtifactError(f"{path}: not a readable Parquet file: {e}") from None
     return validate(df, schema, str(path))
+
+
+def validate_columns(df: pl.DataFrame, schema: type[pa.DataFrameModel], where: str) -> pl.DataFrame:
+    """Validate the columns `df` holds against their fields in `schema`: no foreign column, each
+    one's type, nulls and value checks; the model's other columns and its uniqueness checks are
+    the caller's (pandera's `unique` costs seconds at 10M rows; keys sorted once check it in one pass)."""
+    import pandera.errors
+
+    model = schema.to_schema()
+    part = model.select_columns([c for c in df.columns if c in model.columns])
+    part.unique = None
+    for column in part.columns.values():
+        column.unique = False
+    try:
+        part.validate(df, lazy=True)
+    except (pandera.errors.SchemaErrors, pandera.errors.SchemaError) as e:
+        raise ArtifactError(f"{where}: does not match schema {schema.__name__}:\n  {_describe(e)}") from None
+    return df
+
+
+def read_columns(path: Path | str, schema: type[pa.DataFrameModel], *columns: str, **derived: pl.Expr) -> pl.DataFrame:
+    """`columns` of a Parquet artifact, and `derived` (expressions of its other columns, e.g. a
+    hash of a long text), streamed: the other columns are never held in memory. The file's schema
+    (every column, its type, no foreign one) is checked from its footer, the values of `columns`
+    once read (`validate_columns`); what read_frame guarantees but uniqueness, without reading it all.
+    Each column comes back in one chunk."""
+    import polars as pl
+
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path}: not found (has the stage that writes it run? try `dvc repro`)")
+    try:
+        on_file = pl.read_parquet_schema(path)
+    except Exception as e:  # polars raises several types for corrupt files
+        raise ArtifactError(f"{path}: not a readable Parquet file: {e}") from None
+    validate(pl.DataFrame(schema=on_file), schema, str(path))
+    try:
+        df = pl.scan_parquet(path).select(*columns, **derived).collect(engine="streaming")
+    except Exception as e:
+        raise ArtifactError(f"{path}: not a readable Parquet file: {e}") from None
+    # a streamed read comes in ~100 chunks; one per column, copied a column at a time (one
+    # column's memory, not the frame's), makes slices and numpy views of them free
+    df = pl.DataFrame([df.drop_in_place(name).rechunk() for name in list(df.columns)])
+    validate_columns(df.select(columns), schema, str(path))
+    return df
 
 
 def write_json(obj: Any, path: Path | str) -> Path:

@@ -14,11 +14,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
 from sharpen import faults
 from sharpen.errors import SharpenError, boundary
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class TrainingDiverged(SharpenError, RuntimeError):
@@ -66,5 +68,7 @@ def shard_dir(out: Path, fingerprint: str) -> Path:
 
 def progress(total: int, desc: str, unit: str) -> tqdm:
     """A progress bar with rate and ETA; redrawn every 10 s when stderr is a log file, not a terminal."""
+    from tqdm import tqdm
+
     return tqdm(total=total, desc=desc, unit=unit, mininterval=0.2 if sys.stderr.isatty() else 10.0,
                 dynamic_ncols=True)

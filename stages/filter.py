@@ -7,6 +7,12 @@ rule and scores (`gold_vs_sample` pairs the task's gold completion, see sharpen.
 `mix_previous` the last round's pairs (data/state/pairs.parquet) are added; metrics.json says why
 problems made no pair.
 
+Reads only what the rules need, streamed: samples' keys and a hash of each completion, verdicts'
+reward and correct, problems' category; the prompts and completions of the kept samples alone
+are read back at the end (all of them with `pairs`). Each file's schema is checked whole, the
+values of the columns read, and the (problem_id, sample_idx) keys while they are sorted
+(sharpen.io.read_columns, sharpen.filters.graded).
+
 Run: `python -m stages.filter --samples data/round/generate/samples.parquet \
         --verdicts data/round/verify/verdicts.parquet --problems data/round/generate/problems.parquet \
         --state data/state --controller data/round/controller/metrics.json --out data/round/filter`
@@ -15,14 +21,17 @@ Run: `python -m stages.filter --samples data/round/generate/samples.parquet \
 import argparse
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from sharpen.filters import decide, kept_examples, preference_pairs, problem_stats
-from sharpen.io import read_frame, read_json, write_frame, write_json
 from sharpen.config import load_params
+from sharpen.errors import ArtifactError
+from sharpen.filters import decisions_of, graded, preference_pairs, stats_of
+from sharpen.io import atomic_write, read_columns, read_json, validate, validate_columns, write_frame, write_json
+from sharpen.params import DifficultyBand
 from sharpen.schemas import DROP_REASONS, Decision, PreferencePair, Problem, ProblemStats, Sample, TrainExample, Verdict, empty
 from sharpen.stage import Timer, run_stage
-from sharpen.state import previous_round_pairs, read_ledger
+from sharpen.rounds.state import previous_round_pairs, read_ledger
 from sharpen.tasks import gold_completions
 
 
@@ -38,18 +47,26 @@ def main() -> None:
     params = load_params()
     f = params.filter
     timer = Timer()
-    samples = read_frame(args.samples, Sample)
-    verdicts = read_frame(args.verdicts, Verdict)
-    problems = read_frame(args.problems, Problem)
-    stats = problem_stats(samples, verdicts, problems)
+    text = {"text": pl.when(pl.col("completion").is_not_null()).then(pl.col("completion").hash())} if f.dedup else {}
+    samples = read_columns(args.samples, Sample, "round", "problem_id", "sample_idx", **text)
+    if f.dedup and samples["text"].null_count():
+        raise ArtifactError(f"{args.samples}: does not match schema Sample:\n  column 'completion': not_nullable")
+    verdicts = read_columns(args.verdicts, Verdict, "problem_id", "sample_idx", "reward", "correct")
+    problems = read_columns(args.problems, Problem, "problem_id", "category")
+    g = graded(samples, verdicts, where=(str(args.samples), str(args.verdicts)))
+    n_samples = samples.height
+    del samples, verdicts
+    stats = stats_of(g, problems, where=str(args.problems))
     control = read_json(args.controller)
     tau = f.tau if f.tau is not None else control.get("tau")
-    decisions = decide(samples, verdicts, f, stats=stats, ledger=read_ledger(args.state), tau=tau)
-    kept = kept_examples(samples, verdicts, decisions)
-    write_frame(stats, args.out / "stats.parquet", ProblemStats)
-    write_frame(decisions, args.out / "decisions.parquet", Decision)
-    write_frame(kept, args.out / "kept.parquet", TrainExample)
-    pairs, pairless = _pairs(samples, verdicts, decisions, f.pairs, problems, params.task)
+    ledger = read_ledger(args.state) if any(isinstance(r, DifficultyBand) for r in f.groups) else None
+    decided = decisions_of(g, f, stats=stats, ledger=ledger, tau=tau)
+    decisions = g.select("round", "problem_id", "sample_idx").hstack(decided)
+    kept = _kept(args.samples, g, decided["keep"], n_samples)
+    _write(stats, args.out / "stats.parquet", ProblemStats)
+    _write(decisions, args.out / "decisions.parquet", Decision)
+    _write(kept, args.out / "kept.parquet", TrainExample)
+    pairs, pairless = _pairs(args, g, decisions, f.pairs, params.task)
     previous_pairs = 0
     if f.pairs is not None and f.pairs.mix_previous:
         earlier = previous_round_pairs(args.state)
@@ -58,14 +75,14 @@ def main() -> None:
             previous_pairs = earlier.height
             pairs = pl.concat([pairs, earlier.select(pairs.columns)])
     write_frame(pairs, args.out / "pairs.parquet", PreferencePair)
-    reasons = dict(decisions.group_by("reason").len().iter_rows())
+    reasons = dict(decided.group_by("reason").len().iter_rows())
     write_json(
         {
             "round": params.round,
             "select": f.select,
             "tau": tau,
             "kept": kept.height,
-            "kept_fraction": kept.height / max(samples.height, 1),
+            "kept_fraction": kept.height / max(n_samples, 1),
             "kept_correct_fraction": float(kept["reward"].mean()) if kept.height else 0.0,
             "problems_with_kept": kept["problem_id"].n_unique(),
             "dropped": {r: int(reasons.get(r, 0)) for r in DROP_REASONS if r != "kept"},
@@ -79,7 +96,7 @@ def main() -> None:
         },
         args.out / "metrics.json",
     )
-    print(f"filter ({f.select}): kept {kept.height}/{samples.height} samples from {kept['problem_id'].n_unique()} problems")
+    print(f"filter ({f.select}): kept {kept.height}/{n_samples} samples from {kept['problem_id'].n_unique()} problems")
     if f.pairs is not None:
         why = ", ".join(f"{n} {reason}" for reason, n in pairless.items() if n) or "none"
         print(f"  {pairs.height - previous_pairs} {f.pairs.rule} pairs from "
@@ -88,16 +105,41 @@ def main() -> None:
               + f"; problems without a pair: {why}")
 
 
-def _pairs(samples, verdicts, decisions, pairs, problems, task) -> tuple[pl.DataFrame, dict[str, int]]:
+def _kept(path: Path, g: pl.DataFrame, keep: pl.Series, rows_in_file: int) -> pl.DataFrame:
+    """The kept samples as `TrainExample` rows; their prompts and completions, and no others, read
+    back from `path` by row, streamed."""
+    picked = g.filter(keep)
+    mask = np.zeros(rows_in_file, dtype=bool)
+    mask[picked["row"].to_numpy()] = True
+    texts = (
+        pl.concat([pl.scan_parquet(path).select("prompt", "completion"), pl.LazyFrame({"keep": mask})], how="horizontal")
+        .filter("keep").drop("keep").collect(engine="streaming")
+    )
+    if not picked["row"].is_sorted():  # graded sorted the samples: their texts come back in file order
+        texts = texts[picked["row"].rank("ordinal").cast(pl.Int64) - 1]
+    return picked.select("round", "problem_id", "sample_idx").hstack(texts).with_columns(
+        reward=picked["reward"], origin=pl.lit("sampled")).rechunk()  # one chunk: metrics' mean is the same on any thread count
+
+
+def _write(frame: pl.DataFrame, path: Path, schema) -> None:
+    """write_frame, but for pandera's pass over the keys (seconds at 10M rows): they are the
+    samples' own, which `graded` found unique."""
+    validate(frame.clear(), schema, str(path))  # columns and types
+    validate_columns(frame, schema, str(path))  # values
+    atomic_write(path, lambda tmp: frame.write_parquet(tmp))
+
+
+def _pairs(args, g, decisions, pairs, task) -> tuple[pl.DataFrame, dict[str, int]]:
     """The round's preference pairs (`filter.pairs`) and why problems made none; an empty frame when
     the recipe builds none."""
     if pairs is None:
         return empty(PreferencePair), {}
+    samples = read_columns(args.samples, Sample, "round", "problem_id", "sample_idx", "prompt", "completion")
     gold = None
     if pairs.rule == "gold_vs_sample":
+        problems = read_columns(args.problems, Problem, "problem_id", "answer")
         gold = problems.select("problem_id", completion=pl.Series(gold_completions(problems, task), dtype=pl.String))
-    return preference_pairs(samples, verdicts, decisions, rule=pairs.rule, max_per_problem=pairs.max_per_problem,
-                            gold=gold)
+    return preference_pairs(samples, g, decisions, rule=pairs.rule, max_per_problem=pairs.max_per_problem, gold=gold)
 
 
 if __name__ == "__main__":

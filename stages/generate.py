@@ -32,7 +32,7 @@ from sharpen.config import load_params
 from sharpen.schemas import Problem, Sample
 from sharpen.shards import draw, finished, shard_path
 from sharpen.stage import Timer, progress, run_stage, shard_dir
-from sharpen.state import check_loop_identity, check_policy_hash, current_policy_dir, round_pool
+from sharpen.rounds.state import check_loop_identity, check_policy_hash, current_policy_dir, round_pool
 
 
 def main() -> None:

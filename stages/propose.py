@@ -11,15 +11,19 @@ questions become problems.parquet, which the generate stage's solver answers m =
 A prompt holding `{examples}` is filled, slot by slot, with questions drawn from the seed
 examples (`propose.seed_examples`, checked like proposals) and the buffer of tasks earlier rounds
 accepted (data/state/buffer.parquet, carried by advance). With
-`propose.kind: none` (every non-self-play recipe) both files are written empty.
+`propose.kind: none` (every non-self-play recipe) both files are written empty, without importing
+the sandbox (sharpen/selfplay/execution.py is imported by the functions that run programs).
 
 Run: `python -m stages.propose --state data/state --base data/base/model --held-out data/tasks/eval.parquet \
         --out data/round/propose`
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -28,11 +32,13 @@ from sharpen.io import hash_path, read_frame, write_frame, write_json
 from sharpen.config import load_params
 from sharpen.sampling import derive_seed, sample_frame
 from sharpen.schemas import Problem, Proposal, columns, empty
-from sharpen.selfplay.execution import Execution, execute, parse_program
 from sharpen.selfplay.proposals import question_of, repetition_penalty
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.state import current_policy_dir
+from sharpen.rounds.state import current_policy_dir
 from sharpen.tasks import apply_template, arithmetic
+
+if TYPE_CHECKING:
+    from sharpen.selfplay.execution import Execution
 
 PROBLEM_COLUMNS = {"problem_id": pl.String, "prompt": pl.String, "answer": pl.String, "category": pl.String,
                    "verifier": pl.String}
@@ -97,7 +103,7 @@ def main() -> None:
 
 def buffered_questions(state_dir: Path) -> list[str]:
     """The questions earlier rounds accepted (data/state/buffer.parquet), oldest first."""
-    from sharpen.state import BUFFER
+    from sharpen.rounds.layout import BUFFER
 
     path = state_dir / BUFFER
     if not path.exists():
@@ -109,6 +115,7 @@ def seed_questions(p) -> list[str]:
     """`propose.seed_examples`, each parsed and (absolute-zero) run like a proposal, normalised as the
     buffer holds them; one that would be rejected is an error naming its index and the reason."""
     from sharpen.params import ParamsError
+    from sharpen.selfplay.execution import execute
 
     questions = []
     for i, text in enumerate(p.seed_examples):
@@ -144,6 +151,8 @@ def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
 def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(Proposal rows, Problem rows): each proposal parsed, checked and, if valid, made a problem of
     its slot's task type (`slot_task`)."""
+    from sharpen.selfplay.execution import execute
+
     texts = samples["completion"].to_list()
     tasks = [slot_task(slot, p) for slot in samples["problem_id"]]
     questions = [question_of(t, p.kind, p.program) for t in texts]
@@ -205,6 +214,8 @@ def task_problem(pid: str, question: str, answer: str, ran: Execution | None, ta
     """One Problem row (PROBLEM_COLUMNS) posing a valid proposal as its task type. Deduction is
     scored by the round's verifier against the gold; abduction and induction by running what the
     solver wrote (sharpen/verifiers/programs.py) against the reference held in `answer`."""
+    from sharpen.selfplay.execution import parse_program
+
     if p.program == "expression":
         return pid, arithmetic.prompt_for_question(question), answer, _category(question), None
     program = parse_program(question, p.program)

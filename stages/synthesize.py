@@ -11,6 +11,8 @@
   the band are admitted (`sharpen advance` adds them to the pool); their correct samples become
   training examples now (origin `synthesized`).
 
+`none` reads no input and imports neither a backend nor the verifiers; it writes the empty files.
+
 Run: `python -m stages.synthesize --problems data/round/generate/problems.parquet \
         --stats data/round/filter/stats.parquet --tasks data/tasks --state data/state \
         --base data/base/model --out data/round/synthesize`
@@ -30,10 +32,10 @@ from sharpen.config import load_params
 from sharpen.sampling import derive_seed, sample_frame
 from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample, empty
 from sharpen.stage import Timer, progress, run_stage
-from sharpen.state import current_policy_dir, read_ledger, round_pool
+from sharpen.rounds.state import current_policy_dir, read_ledger, round_pool
 from sharpen.synthesis import admit, category_budget, rationalize_prompts, templated, weaknesses
 from sharpen.tasks import get_task
-from sharpen.verifiers import get_verifier, verify_frame
+
 
 def _sample(backend, problems, *, n, temperature, top_p, max_new_tokens, seed, round_, policy_hash, label):
     """`Sample` rows of `n` completions per problem from the current policy, with a progress bar."""
@@ -59,6 +61,8 @@ def main() -> None:
     examples, attempts, synthesized = empty(TrainExample), empty(Sample), empty(SynthesizedProblem)
     metrics: dict = {"round": n, "kind": s.kind}
     if s.kind != "none":
+        from sharpen.verifiers import get_verifier, verify_frame  # here: `none` verifies nothing
+
         problems = read_frame(args.problems, Problem)
         stats = read_frame(args.stats, ProblemStats)
         policy = current_policy_dir(args.state, args.base)

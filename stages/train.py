@@ -35,7 +35,7 @@ from sharpen.objectives.table import METRICS, OBJECTIVES, Inputs, objective_key
 from sharpen.objectives.trainer import TrainerSettings, checkpoints_for
 from sharpen.schemas import Rollout, TrainExample, columns
 from sharpen.stage import Timer, run_stage
-from sharpen.state import current_policy_dir
+from sharpen.rounds.state import current_policy_dir
 
 INPUTS = ("kept", "synthesized", "pairs", "problems", "decisions", "samples", "verdicts")
 

@@ -33,7 +33,7 @@ from sharpen.config import load_params
 from sharpen.schemas import Proposal, Verdict
 from sharpen.selfplay.rewards import reward
 from sharpen.stage import Timer, run_stage
-from sharpen.state import current_policy_dir
+from sharpen.rounds.state import current_policy_dir
 
 NO_PROPOSER = "NO_PROPOSER"  # model/ of a round without self-play holds only this note
 

@@ -16,7 +16,7 @@ from sharpen.backends import load_backend
 from sharpen.io import read_frame, write_frame, write_json
 from sharpen.judge import judge_frame
 from sharpen.sampling import derive_seed
-from sharpen.state import current_policy_dir
+from sharpen.rounds.state import current_policy_dir
 from sharpen.config import load_params
 from sharpen.schemas import Problem, Sample, Verdict
 from sharpen.stage import Timer, run_stage

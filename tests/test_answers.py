@@ -9,7 +9,7 @@ Run: `pytest tests/test_answers.py`
 import pytest
 
 from sharpen.metrics import form_monitors
-from sharpen.state import gate
+from sharpen.rounds.gate import gate
 from sharpen.verifiers import get_verifier, majority_labels
 from sharpen.verifiers.math import lenient_math_equiv, math_equiv
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from sharpen.loop import stop_reason
 from sharpen.metrics import agreement_monitors
 from sharpen.params import CollapseParams, LoopParams
-from sharpen.state import gate
+from sharpen.rounds.gate import gate
+from sharpen.rounds.stopping import stop_reason
 
 # held-out monitors measured on the embedded default (RESULTS.md): base, ttrl-grpo round 1, rest-em round 1
 BASE = {"greedy_accuracy": 0.276, "self_consistency": 0.349, "greedy_distinct_share": 0.704}

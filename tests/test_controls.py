@@ -60,7 +60,7 @@ def test_a_judge_has_no_verdicts_to_control(tmp_path):
 
 
 def test_a_control_round_is_marked_in_the_rounds_table():
-    from sharpen.lineage import control_of
+    from sharpen.rounds.lineage import control_of
 
     assert control_of({"reward_control": "random"}, {"select": "correct"}) == "random"
     assert control_of({"reward_control": "none"}, {"select": "all"}) == "no_verifier"

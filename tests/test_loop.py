@@ -11,9 +11,10 @@ import time
 import psutil
 import pytest
 
-from sharpen.loop import plateaued, stop_reason, workspace_lock
 from sharpen.params import LoopParams
-from sharpen.runner import StageTimeout, run_command
+from sharpen.rounds.lock import workspace_lock
+from sharpen.rounds.runner import StageTimeout, run_command
+from sharpen.rounds.stopping import plateaued, stop_reason
 from tests.workspace import env, make_workspace, run, stage_processes
 
 
@@ -51,7 +52,7 @@ def test_second_loop_on_a_workspace_is_refused(tmp_path):
     import subprocess
 
     lock = tmp_path / "loop.lock"
-    second = ("from pathlib import Path; from sharpen.loop import workspace_lock\n"
+    second = ("from pathlib import Path; from sharpen.rounds.lock import workspace_lock\n"
               f"with workspace_lock(Path({str(lock)!r})): pass")
     with workspace_lock(lock):
         with workspace_lock(lock):  # re-entrant in the holding process (the CLI, then the flow)
@@ -192,7 +193,7 @@ def test_a_failed_stage_ends_the_loop_with_one_line_and_no_traceback(tmp_path):
 
 
 def test_dvc_chatter_is_told_apart_from_a_stages_own_lines():
-    from sharpen.runner import dvc_chatter
+    from sharpen.rounds.runner import dvc_chatter
 
     chatter = ["Running stage 'train':", "> python -m stages.train --kept x", "Updating lock file 'dvc.lock'",
                "To track the changes with git, run:", "\tgit add dvc.lock", "Use `dvc push` to send your updates",
@@ -205,7 +206,7 @@ def test_dvc_chatter_is_told_apart_from_a_stages_own_lines():
 
 
 def test_a_progress_bar_is_shown_every_ten_seconds_and_at_its_end(monkeypatch):
-    from sharpen import runner
+    from sharpen.rounds import runner
 
     clock = iter([0.0, 1.0, 2.0, 11.0, 12.0])
     monkeypatch.setattr(runner.time, "monotonic", lambda: next(clock))
@@ -217,7 +218,7 @@ def test_a_progress_bar_is_shown_every_ten_seconds_and_at_its_end(monkeypatch):
 
 def test_a_torn_last_line_of_the_loop_log_is_skipped(tmp_path):
     """A loop killed while appending leaves half a line; `sharpen rounds` still reads the rest."""
-    from sharpen.lineage import _loop_stops
+    from sharpen.rounds.lineage import _loop_stops
 
     log = tmp_path / "loops.jsonl"
     log.write_text(json.dumps({"first_round": 1, "rounds_done": 2, "reason": "max rounds reached (2)"}) + "\n"

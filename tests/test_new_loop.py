@@ -10,7 +10,7 @@ import pytest
 
 from sharpen.io import ArtifactError
 from sharpen.config import load_params
-from sharpen.state import LoopState, check_loop_identity, loop_identity, write_state
+from sharpen.rounds.state import LoopState, check_loop_identity, loop_identity, write_state
 from tests.test_dpo import _params_file
 from tests.workspace import make_workspace, run, sharpen
 

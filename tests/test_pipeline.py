@@ -171,7 +171,7 @@ def test_report_is_one_self_contained_html_file(two_rounds, tmp_path):
 def test_report_table_has_the_cli_columns_order_and_formats(two_rounds, tmp_path):
     import re
 
-    from sharpen.lineage import round_columns
+    from sharpen.rounds.lineage import round_columns
 
     ws, _ = two_rounds
     sharpen(ws, "report", "--out", str(tmp_path / "report.html"))

@@ -149,7 +149,7 @@ def test_bad_self_play_params_name_the_key(tmp_path, override, key):
 
 def test_a_missing_proposer_policy_names_the_key(tmp_path):
     from sharpen.io import ArtifactError, write_json
-    from sharpen.state import current_policy_dir
+    from sharpen.rounds.state import current_policy_dir
 
     write_json({"policy": "base", "proposer": "proposer", "proposer_round": 1}, tmp_path / "state.json")
     with pytest.raises(ArtifactError, match=r"`proposer: proposer`"):

@@ -6,7 +6,9 @@ Run: `pytest tests/test_state.py`
 import pytest
 
 from sharpen.io import ArtifactError
-from sharpen.state import AdvanceError, LoopState, _pipeline_outputs, gate, read_state, write_state
+from sharpen.rounds.gate import gate
+from sharpen.rounds.git import pipeline_outputs
+from sharpen.rounds.state import AdvanceError, LoopState, read_state, write_state
 from tests.conftest import PROJECT
 
 
@@ -34,7 +36,7 @@ def test_pipeline_outputs_are_the_uncached_metrics_and_lock():
     cwd = os.getcwd()
     os.chdir(PROJECT)
     try:
-        outs = _pipeline_outputs()
+        outs = pipeline_outputs()
     finally:
         os.chdir(cwd)
     assert {"dvc.lock", "params.yaml", "data/round/evaluate/metrics.json", "data/round/train/loss.csv"} <= outs

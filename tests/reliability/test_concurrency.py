@@ -81,11 +81,11 @@ def test_two_advances_at_once_make_exactly_one_round(finished, tmp_path):
 
 
 def test_advance_lock_names_what_holds_it(tmp_path):
-    from sharpen.loop import workspace_lock
+    from sharpen.rounds.lock import workspace_lock
 
     lock = tmp_path / "held.lock"
     with workspace_lock(lock, "`sharpen advance`"):
-        code = ("from pathlib import Path; from sharpen.loop import workspace_lock\n"
+        code = ("from pathlib import Path; from sharpen.rounds.lock import workspace_lock\n"
                 f"with workspace_lock(Path({str(lock)!r}), '`sharpen advance`'): pass")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), cwd=PROJECT)
     assert proc.returncode != 0 and "another `sharpen advance` is running" in proc.stderr

@@ -22,12 +22,13 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write
-from sharpen.lineage import ACCURACY_PREFIXES, LineageError, file_at, frame_at, json_at, round_cell, round_columns, rounds_table
-from sharpen.roundtags import round_tags
+from sharpen.rounds.layout import BASE_CATEGORIES, ROUND_CATEGORIES, ROUND_LOSS, ROUND_PROPOSALS, ROUND_STATS, stage_metrics
+from sharpen.rounds.lineage import ACCURACY_PREFIXES, LineageError, file_at, frame_at, json_at, round_cell, round_columns, rounds_table
+from sharpen.rounds.tags import round_tags
 from sharpen.schemas import ProblemStats, Proposal
 
 
-def _csv_at(rev: str | None, path: str) -> pl.DataFrame | None:
+def _csv_at(rev: str | None, path: Path) -> pl.DataFrame | None:
     data = file_at(rev, path)
     return pl.read_csv(io.BytesIO(data)) if data else None
 
@@ -36,7 +37,7 @@ def _pass_rates(tag: str) -> pl.Series | None:
     from sharpen.io import ArtifactError
 
     try:
-        return frame_at(tag, "data/round/filter/stats.parquet", ProblemStats)["pass_rate"]
+        return frame_at(tag, ROUND_STATS, ProblemStats)["pass_rate"]
     except ArtifactError:  # not in the local cache: the plot leaves the round out
         return None
 
@@ -68,11 +69,11 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
     plt.close(fig)
 
     per_cat = []
-    base_cat = _csv_at(tags[0][1] if tags else None, "data/base/evaluate/categories.csv")
+    base_cat = _csv_at(tags[0][1] if tags else None, BASE_CATEGORIES)
     if base_cat is not None:
         per_cat.append(base_cat.with_columns(pl.lit(0).alias("round")))
     for n, tag in tags:
-        df = _csv_at(tag, "data/round/evaluate/categories.csv")
+        df = _csv_at(tag, ROUND_CATEGORIES)
         if df is not None:
             per_cat.append(df.with_columns(pl.lit(n).alias("round")))
     if per_cat:
@@ -88,7 +89,7 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
         figs.append(("Per category", _png(fig)))
         plt.close(fig)
 
-    kept = [(n, json_at(tag, "data/round/filter/metrics.json") or {}) for n, tag in tags]
+    kept = [(n, json_at(tag, stage_metrics("filter")) or {}) for n, tag in tags]
     if kept:
         fig, ax = plt.subplots(figsize=(6.4, 3.0))
         ax.bar([n for n, _ in kept], [m.get("kept_fraction", 0) for _, m in kept], color="#4c72b0")
@@ -110,7 +111,7 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
         figs.append(("Pass-rate histogram", _png(fig)))
         plt.close(fig)
 
-    losses = [(n, _csv_at(tag, "data/round/train/loss.csv")) for n, tag in tags]
+    losses = [(n, _csv_at(tag, ROUND_LOSS)) for n, tag in tags]
     losses = [(n, d) for n, d in losses if d is not None and d.height]
     if losses:  # one small panel per round: overlaid per-step curves of several rounds are unreadable
         cols = min(len(losses), 4)
@@ -151,7 +152,7 @@ PROPOSER_CURVES = {"valid_share": "valid", "distinct_share": "distinct", "solver
 
 
 def _proposer_rounds(tags: list[tuple[int, str]]) -> list[tuple[int, str, dict]]:
-    rounds = [(n, tag, json_at(tag, "data/round/train_proposer/metrics.json") or {}) for n, tag in tags]
+    rounds = [(n, tag, json_at(tag, stage_metrics("train_proposer")) or {}) for n, tag in tags]
     return [(n, tag, m) for n, tag, m in rounds if m.get("kind", "none") != "none"]
 
 
@@ -181,7 +182,7 @@ def _proposals_table(proposer: list[tuple[int, str, dict]], best: int = 3) -> st
     body = []
     for n, tag, _ in proposer:
         try:
-            df = frame_at(tag, "data/round/train_proposer/proposals.parquet", Proposal)
+            df = frame_at(tag, ROUND_PROPOSALS, Proposal)
         except ArtifactError:  # not in the local cache (`dvc pull`): the row says so
             body.append(f"<tr><td>{n}</td><td colspan=2>proposals not in the local cache</td></tr>")
             continue

@@ -1,70 +1,22 @@
-"""What the continuous loop decides between rounds: one loop per workspace, and when to stop.
+"""When the continuous loop stops: the stopping rules, and the record of each loop run's end.
 
-- `workspace_lock()`: an exclusive `flock` on `.dvc/tmp/sharpen-loop.lock`, held for a whole
-  loop run; a second loop on the same workspace is refused with the holder's pid. (DVC's own
-  lock is per `dvc` process, so two loops would otherwise interleave their stages.)
 - `stop_reason()`: the stopping rules from `loop` params: max rounds, plateau, wall-clock
-  budget, and a rejected gate with `on_reject: stop`.
-- `record_stop()`: appends the loop run's outcome to `.sharpen/loops.jsonl`.
+  budget, a rejected gate with `on_reject: stop`, and a collapse the gate found.
+- `record_stop()`: appends the loop run's outcome to `.sharpen/loops.jsonl` (`sharpen rounds`
+  shows why each run stopped).
 
 Used by `flows/loop.py`; the flow only sequences.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sharpen.errors import SharpenError
 from sharpen.params import LoopParams
 
-LOCK_FILE = Path(".dvc/tmp/sharpen-loop.lock")
 LOOPS_LOG = Path(".sharpen/loops.jsonl")
-
-
-class LoopBusy(SharpenError, RuntimeError):
-    """Another sharpen loop holds this workspace."""
-
-
-_held: set[Path] = set()
-
-
-@contextmanager
-def workspace_lock(path: Path = LOCK_FILE, what: str = "sharpen loop") -> Iterator[None]:
-    """Hold an exclusive flock on `path`; LoopBusy (naming `what` and the holder's pid) if taken.
-
-    Re-entrant within one process: the CLI takes the loop lock before Prefect starts a flow run
-    (so a refusal is one clean line), and the flow, which also runs alone under `serve`, takes it again.
-    """
-    key = path.resolve()
-    if key in _held:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise LoopBusy(
-                f"another {what} is running in this workspace (pid {holder}, lock {path}); "
-                "wait for it, or stop it, before starting another"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        _held.add(key)
-        try:
-            yield
-        finally:
-            _held.discard(key)
-    finally:
-        os.close(fd)  # closing releases the flock
 
 
 def plateaued(values: list[float], *, min_delta: float, patience: int) -> bool:

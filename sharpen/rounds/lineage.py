@@ -1,9 +1,10 @@
 """The rounds table, read from git tags `round-N` and the metrics each round committed.
 
 No database: every round's metrics files are `cache: false` DVC outputs, so git holds them at
-the round's tag; the gate history comes from `data/state/state.json`.
+the round's tag; the gate history comes from `data/state/state.json`. Also what produced a round
+(`lineage`), and the readers of files at a tag that `diff` and the report share.
 
-Run: `sharpen rounds` (`--json` for tools).
+Run: `sharpen rounds` (`--json` for tools), `sharpen lineage round-2`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ import subprocess
 from pathlib import Path
 
 from sharpen.errors import SharpenError
-from sharpen.roundtags import round_tags, tag_commit
+from sharpen.rounds.layout import (
+    BASE_EVAL_METRICS,
+    BASE_METRICS,
+    ROUND_METRICS,
+    STAGES,
+    STATE_DIR,
+    STATE_FILE,
+    stage_metrics,
+)
+from sharpen.rounds.stopping import LOOPS_LOG
+from sharpen.rounds.tags import round_tags, tag_commit
 
-STAGES = ("controller", "propose", "generate", "verify", "filter", "synthesize", "train", "train_proposer", "evaluate")
 SELF_PLAY_COLUMNS = ("proposed_valid", "proposed_rate")  # rounds with a proposer (propose.kind) only
 
 
@@ -24,11 +34,11 @@ class LineageError(SharpenError, ValueError):
     """A round tag that is not there, or a committed file that cannot be read."""
 
 
-
 # evaluate's accuracies, shown in % by `sharpen rounds`, `diff` and the report: the chance baselines beside them
 ACCURACY_PREFIXES = ("greedy", "pass@", "maj@", "chance")
 
-def file_at(rev: str | None, path: str) -> bytes | None:
+
+def file_at(rev: str | None, path: str | Path) -> bytes | None:
     """A git-tracked file's bytes at `rev` (None: the workspace), or None if it is not there."""
     if rev is None:
         p = Path(path)
@@ -37,16 +47,16 @@ def file_at(rev: str | None, path: str) -> bytes | None:
     return proc.stdout if proc.returncode == 0 else None
 
 
-def _where(rev: str | None, path: str) -> str:
-    return f"{path} at {rev}" if rev else path
+def _where(rev: str | None, path: str | Path) -> str:
+    return f"{path} at {rev}" if rev else str(path)
 
 
-def _fix(rev: str | None, path: str) -> str:
+def _fix(rev: str | None, path: str | Path) -> str:
     return (f"; `dvc repro` rewrites it (or `git checkout -- {path}`)" if rev is None else
             f"; the round's commit holds it so (`git show {rev}:{path}`)")
 
 
-def json_at(rev: str | None, path: str) -> dict | None:
+def json_at(rev: str | None, path: str | Path) -> dict | None:
     """A JSON object file at `rev` (None: the workspace), None if absent; anything else names the file."""
     from sharpen.io import ArtifactError, parse_json_object
 
@@ -59,7 +69,7 @@ def json_at(rev: str | None, path: str) -> dict | None:
         raise LineageError(f"{e}{_fix(rev, path)}") from None
 
 
-def yaml_at(rev: str | None, path: str) -> dict:
+def yaml_at(rev: str | None, path: str | Path) -> dict:
     """A YAML mapping file at `rev` ({} if absent), read as DVC reads it; a damaged one names the file."""
     from sharpen.io import YAMLFileError, read_yaml
 
@@ -75,7 +85,7 @@ def yaml_at(rev: str | None, path: str) -> dict:
     return value
 
 
-def frame_at(rev: str, path: str, schema):
+def frame_at(rev: str, path: str | Path, schema):
     """A DVC-tracked Parquet artifact at `rev`, read through DVC's filesystem API and validated."""
     import polars as pl
     from dvc.api import DVCFileSystem
@@ -83,7 +93,7 @@ def frame_at(rev: str, path: str, schema):
     from sharpen.io import ArtifactError, validate
 
     try:
-        with DVCFileSystem(".", rev=rev).open(path, "rb") as f:
+        with DVCFileSystem(".", rev=rev).open(str(path), "rb") as f:
             df = pl.read_parquet(f)
     except FileNotFoundError:
         raise ArtifactError(f"{path} at {rev}: not in the DVC cache (run `dvc pull` or `dvc fetch`)") from None
@@ -91,25 +101,25 @@ def frame_at(rev: str, path: str, schema):
 
 
 def _row(rev: str | None, label: str) -> dict | None:
-    metrics = json_at(rev, "data/round/evaluate/metrics.json")
+    metrics = json_at(rev, ROUND_METRICS)
     if metrics is None:
         return None
     row = {"round": metrics.get("round"), "tag": label}
     for key, value in metrics.items():
         if key.startswith(ACCURACY_PREFIXES):
             row[key] = value
-    stage_metrics = {s: json_at(rev, f"data/round/{s}/metrics.json") or {} for s in STAGES}
-    row["generated"] = stage_metrics["generate"].get("samples")
-    row["control"] = control_of(stage_metrics["verify"], stage_metrics["filter"])
-    row["kept"] = stage_metrics["filter"].get("kept")
-    row["synthesized"] = stage_metrics["synthesize"].get("examples")
-    row["policy"] = (stage_metrics["train"].get("model_hash") or "")[:8]
-    if stage_metrics["train_proposer"].get("kind", "none") != "none":  # what the proposer wrote, under the solver
-        row["proposed_valid"] = stage_metrics["train_proposer"].get("valid_share")
-        row["proposed_rate"] = stage_metrics["train_proposer"].get("solver_rate_mean")
-        row["proposer"] = (stage_metrics["train_proposer"].get("model_hash") or "")[:8]
+    by_stage = {s: json_at(rev, stage_metrics(s)) or {} for s in STAGES}
+    row["generated"] = by_stage["generate"].get("samples")
+    row["control"] = control_of(by_stage["verify"], by_stage["filter"])
+    row["kept"] = by_stage["filter"].get("kept")
+    row["synthesized"] = by_stage["synthesize"].get("examples")
+    row["policy"] = (by_stage["train"].get("model_hash") or "")[:8]
+    if by_stage["train_proposer"].get("kind", "none") != "none":  # what the proposer wrote, under the solver
+        row["proposed_valid"] = by_stage["train_proposer"].get("valid_share")
+        row["proposed_rate"] = by_stage["train_proposer"].get("solver_rate_mean")
+        row["proposer"] = (by_stage["train_proposer"].get("model_hash") or "")[:8]
     for s in STAGES:
-        row[f"{s}_s"] = stage_metrics[s].get("wall_s")
+        row[f"{s}_s"] = by_stage[s].get("wall_s")
     row["total_s"] = round(sum(v for s in STAGES if (v := row[f"{s}_s"]) is not None), 1)
     return row
 
@@ -126,9 +136,9 @@ def rounds_table() -> list[dict]:
     """One row per round: round 0 (the base model), every tagged round, and an unadvanced round."""
     rows = []
     tags = round_tags()
-    base = json_at(tags[0][1] if tags else None, "data/base/evaluate/metrics.json")
+    base = json_at(tags[0][1] if tags else None, BASE_EVAL_METRICS)
     if base:
-        model = json_at(tags[0][1] if tags else None, "data/base/metrics.json") or {}
+        model = json_at(tags[0][1] if tags else None, BASE_METRICS) or {}
         rows.append(
             {"round": 0, "tag": "base", "policy": (model.get("model_hash") or "")[:8]}
             | {k: v for k, v in base.items() if k.startswith(ACCURACY_PREFIXES)}
@@ -140,7 +150,7 @@ def rounds_table() -> list[dict]:
     workspace = _row(None, "(not advanced)")
     if workspace and workspace["round"] not in {r["round"] for r in rows}:
         rows.append(workspace)
-    state = json_at(None, "data/state/state.json") or {}
+    state = json_at(None, STATE_DIR / STATE_FILE) or {}
     gates = {h["round"]: h for h in state.get("history", [])}
     stops = _loop_stops()
     for row in rows:
@@ -151,7 +161,7 @@ def rounds_table() -> list[dict]:
     return rows
 
 
-def _loop_stops(path: Path = Path(".sharpen/loops.jsonl")) -> dict[int, str]:
+def _loop_stops(path: Path = LOOPS_LOG) -> dict[int, str]:
     """round -> why the loop run that ended after it stopped (from this workspace's loop log)."""
     stops = {}
     if path.exists():
@@ -168,7 +178,7 @@ def _loop_stops(path: Path = Path(".sharpen/loops.jsonl")) -> dict[int, str]:
 # --- lineage ---------------------------------------------------------------------------------------
 
 
-def _tag_ref(tag: str) -> str:
+def tag_ref(tag: str) -> str:
     if not re.fullmatch(r"round-\d+", tag):
         raise LineageError(f"expected a round tag like round-3, got {tag!r}")
     commit = tag_commit(tag)
@@ -180,7 +190,7 @@ def _tag_ref(tag: str) -> str:
 
 def lineage(tag: str) -> dict:
     """What produced round N: its commit, params, every stage's inputs and outputs, and the policy chain."""
-    commit = _tag_ref(tag)
+    commit = tag_ref(tag)
     lock = yaml_at(tag, "dvc.lock").get("stages", {})
     stages = {}
     for name, entry in lock.items():
@@ -191,17 +201,17 @@ def lineage(tag: str) -> dict:
             "outs": {o["path"]: o.get("md5") for o in entry.get("outs", [])},
         }
     chain = []
-    base_hash = (json_at(tag, "data/base/metrics.json") or {}).get("model_hash")
+    base_hash = (json_at(tag, BASE_METRICS) or {}).get("model_hash")
     tags = dict((t, n) for n, t in round_tags())
     n = tags[tag]
     producers = {base_hash: "base"}
     for k in range(1, n + 1):
-        train = json_at(f"round-{k}", "data/round/train/metrics.json") or {}
+        train = json_at(f"round-{k}", stage_metrics("train")) or {}
         producers[train.get("model_hash")] = f"round {k}"
     for k in range(n, 0, -1):
-        gen = json_at(f"round-{k}", "data/round/generate/metrics.json") or {}
-        filt = json_at(f"round-{k}", "data/round/filter/metrics.json") or {}
-        train = json_at(f"round-{k}", "data/round/train/metrics.json") or {}
+        gen = json_at(f"round-{k}", stage_metrics("generate")) or {}
+        filt = json_at(f"round-{k}", stage_metrics("filter")) or {}
+        train = json_at(f"round-{k}", stage_metrics("train")) or {}
         chain.append({
             "round": k,
             "policy": train.get("model_hash"),
@@ -220,10 +230,10 @@ def lineage(tag: str) -> dict:
             "generated_by": producers.get(gen.get("policy_hash"), "unknown"),
             "generator_hash": gen.get("policy_hash"),
         })
-    base = json_at(tag, "data/base/metrics.json") or {}
+    base = json_at(tag, BASE_METRICS) or {}
     chain.append({"round": 0, "policy": base_hash, "trained_from": "scratch (stage base)",
                   "num_parameters": base.get("num_parameters")})
-    state = json_at(tag, "data/state/state.json") or {}
+    state = json_at(tag, STATE_DIR / STATE_FILE) or {}
     switches = [s for s in state.get("new_loops", []) if s["round"] <= n]
     return {"tag": tag, "commit": commit, "params": yaml_at(tag, "params.yaml"), "stages": stages, "chain": chain,
             "proposer_chain": _proposer_chain(n, base_hash), "new_loops": switches}
@@ -232,8 +242,8 @@ def lineage(tag: str) -> dict:
 def _proposer_chain(n: int, base_hash: str | None) -> list[dict]:
     """Self-play's second role, newest first: each round's proposer, what it was trained from, what it
     wrote and how the solver did on it. Empty for rounds without a proposer (propose.kind none)."""
-    rounds = {k: (json_at(f"round-{k}", "data/round/propose/metrics.json") or {},
-                  json_at(f"round-{k}", "data/round/train_proposer/metrics.json") or {}) for k in range(1, n + 1)}
+    rounds = {k: (json_at(f"round-{k}", stage_metrics("propose")) or {},
+                  json_at(f"round-{k}", stage_metrics("train_proposer")) or {}) for k in range(1, n + 1)}
     producers = {base_hash: "base"} | {t.get("model_hash"): f"round {k}" for k, (_, t) in rounds.items()
                                         if t.get("kind", "none") != "none"}
     chain = []
@@ -293,67 +303,3 @@ def round_cell(value, column: str, metrics: list[str]) -> str:
     if isinstance(value, float) and column in metrics and value <= 1:
         return f"{100 * value:.1f}"
     return f"{value:.1f}" if isinstance(value, float) else str(value)
-
-
-# --- diff -----------------------------------------------------------------------------------------
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out |= _flatten(v, key + ".")
-        else:
-            out[key] = v
-    return out
-
-
-def diff(tag_a: str, tag_b: str) -> dict:
-    """Metrics, params and data-volume deltas, and per-problem changes, between two tagged rounds."""
-    import polars as pl
-
-    for t in (tag_a, tag_b):
-        _tag_ref(t)
-    metrics = {}
-    for stage in ("evaluate", "propose", "generate", "filter", "train", "train_proposer"):
-        a = json_at(tag_a, f"data/round/{stage}/metrics.json") or {}
-        b = json_at(tag_b, f"data/round/{stage}/metrics.json") or {}
-        for key in sorted(set(a) | set(b)):
-            va, vb = a.get(key), b.get(key)
-            if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and key != "round" and va != vb:
-                metrics[f"{stage}.{key}"] = {"a": va, "b": vb, "delta": vb - va}
-    pa, pb = _flatten(yaml_at(tag_a, "params.yaml")), _flatten(yaml_at(tag_b, "params.yaml"))
-    params = {k: {"a": pa.get(k), "b": pb.get(k)} for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)}
-
-    from sharpen.schemas import EvalSample
-
-    sa, sb = (frame_at(t, "data/round/evaluate/samples.parquet", EvalSample) for t in (tag_a, tag_b))
-
-    def per_problem(df):
-        return df.group_by("problem_id", "category").agg(
-            greedy=pl.col("correct").filter(pl.col("sample_idx") == -1).any(),
-            pass_rate=pl.col("correct").filter(pl.col("sample_idx") >= 0).mean(),
-        )
-
-    joined = per_problem(sa).join(per_problem(sb), on=["problem_id", "category"], suffix="_b")
-    solved = joined.filter(~pl.col("greedy") & pl.col("greedy_b"))["problem_id"].sort().to_list()
-    failed = joined.filter(pl.col("greedy") & ~pl.col("greedy_b"))["problem_id"].sort().to_list()
-    categories = (
-        joined.group_by("category")
-        .agg(pass_rate_a=pl.col("pass_rate").mean(), pass_rate_b=pl.col("pass_rate_b").mean(),
-             greedy_a=pl.col("greedy").mean(), greedy_b=pl.col("greedy_b").mean(), problems=pl.len())
-        .with_columns(shift=pl.col("pass_rate_b") - pl.col("pass_rate_a"))
-        .sort("category")
-    )
-    volumes = {}
-    for label, stage, key in (("generated", "generate", "samples"), ("kept", "filter", "kept"),
-                              ("trained_on", "train", "examples"), ("pairs", "filter", "pairs"),
-                              ("rl_problems", "train", "problems"), ("rollouts", "train", "rollouts"),
-                              ("proposals", "propose", "proposals"), ("proposed_problems", "propose", "problems")):
-        volumes[label] = {t: (json_at(t, f"data/round/{stage}/metrics.json") or {}).get(key) for t in (tag_a, tag_b)}
-    evaluated = json_at(tag_b, "data/round/evaluate/metrics.json") or {}
-    chance = {k: v for k, v in evaluated.items() if k.startswith("chance_")}  # the same held-out set: one value
-    return {"a": tag_a, "b": tag_b, "metrics": metrics, "params": params, "volumes": volumes, "chance": chance,
-            "newly_solved": solved, "newly_failed": failed,
-            "categories": categories.to_dicts()}

@@ -1,7 +1,7 @@
 """Round tags in git (`round-N`): which rounds exist, and the commit each names.
 
-Read by the between-rounds modules (lineage, state, report); it imports none of them, so they
-share it without importing each other.
+Read by the other modules of sharpen/rounds (advance, git, lineage, report); it imports none of
+them, so they share it without importing each other.
 
 Run: `git tag --list 'round-*'` shows the same tags.
 """
