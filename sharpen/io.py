@@ -205,13 +205,18 @@ def read_frame(path: Path | str, schema: type[pa.DataFrameModel]) -> pl.DataFram
     import polars as pl
 
     path = Path(path)
+    df = _parquet(path, pl.read_parquet)
+    return validate(df, schema, str(path))
+
+
+def _parquet(path: Path, read):
+    """`read(path)` of a Parquet artifact; errors name the file: missing, or not readable."""
     if not path.exists():
         raise ArtifactError(f"{path}: not found (has the stage that writes it run? try `dvc repro`)")
     try:
-        df = pl.read_parquet(path)
+        return read(path)
     except Exception as e:  # polars raises several types for corrupt files
         raise ArtifactError(f"{path}: not a readable Parquet file: {e}") from None
-    return validate(df, schema, str(path))
 
 
 def validate_columns(df: pl.DataFrame, schema: type[pa.DataFrameModel], where: str) -> pl.DataFrame:
@@ -241,12 +246,7 @@ def read_columns(path: Path | str, schema: type[pa.DataFrameModel], *columns: st
     import polars as pl
 
     path = Path(path)
-    if not path.exists():
-        raise ArtifactError(f"{path}: not found (has the stage that writes it run? try `dvc repro`)")
-    try:
-        on_file = pl.read_parquet_schema(path)
-    except Exception as e:  # polars raises several types for corrupt files
-        raise ArtifactError(f"{path}: not a readable Parquet file: {e}") from None
+    on_file = _parquet(path, pl.read_parquet_schema)
     validate(pl.DataFrame(schema=on_file), schema, str(path))
     try:
         df = pl.scan_parquet(path).select(*columns, **derived).collect(engine="streaming")

@@ -9,8 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sharpen.params.section import _Section
-from sharpen.plugins import is_import_path
+from sharpen.params.section import _Section, known_or_plugin
 
 TASK_NAMES = ("arithmetic", "file", "humaneval", "reasoning_gym")
 
@@ -39,10 +38,7 @@ class TaskParams(_Section):
     @field_validator("name")
     @classmethod
     def _known_task(cls, value: str) -> str:
-        if value not in TASK_NAMES and not is_import_path(value):
-            raise ValueError(f"unknown task {value!r}; allowed: {', '.join(TASK_NAMES)}, or a function by import "
-                             "path (module:function)")
-        return value
+        return known_or_plugin(value, TASK_NAMES, "task")
 
     @model_validator(mode="after")
     def _digits_ordered(self) -> TaskParams:

@@ -10,8 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sharpen.params.section import _Section
-from sharpen.plugins import is_import_path
+from sharpen.params.section import _Section, known_or_plugin
 
 VERIFIER_NAMES = ("exact_integer", "math_equiv", "unit_tests", "reasoning_gym")  # a round's; self-play adds its own
 
@@ -122,10 +121,7 @@ class VerifyParams(_Section):
     @field_validator("verifier")
     @classmethod
     def _known_verifier(cls, value: str) -> str:
-        if value not in VERIFIER_NAMES and not is_import_path(value):
-            raise ValueError(f"unknown verifier {value!r}; allowed: {', '.join(VERIFIER_NAMES)}, or a function by "
-                             "import path (module:function)")
-        return value
+        return known_or_plugin(value, VERIFIER_NAMES, "verifier")
 
     @model_validator(mode="after")
     def _control_has_verdicts(self) -> VerifyParams:

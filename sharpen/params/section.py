@@ -47,3 +47,13 @@ class _Section(BaseModel):
                     raise ValueError(f"{name}: expected true or false, got {value!r} (YAML 1.2, which DVC and "
                                      f"sharpen read, has no yes/no/on/off booleans)")
         return data
+
+
+def known_or_plugin(value: str, names: tuple[str, ...], what: str) -> str:
+    """`value` if it is one of `names` or a user's function by import path (module:function)."""
+    from sharpen.plugins import is_import_path
+
+    if value not in names and not is_import_path(value):
+        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(names)}, or a function by import path "
+                         "(module:function)")
+    return value
