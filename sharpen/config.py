@@ -11,6 +11,7 @@ Run: `sharpen params [FILE]` validates a file and prints the resolved values.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import get_args
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from sharpen.io import YAMLFileError, read_yaml
 from sharpen.params import Params, ParamsError
-from sharpen.recipes import RecipeError, resolve
+from sharpen.recipes import RecipeError, flatten, resolve
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -84,3 +85,45 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
         return Params.model_validate(raw)
     except ValidationError as e:
         raise ParamsError(format_error(e, path)) from None
+
+
+# The sections a recipe can set (sharpen/recipes.py). The resolve stage writes each one's resolved
+# values to its own file, and stages depend on those files instead of on `recipe` (dvc.yaml).
+RESOLVED_SECTIONS = ("task", "base", "generate", "verify", "filter", "synthesize", "controller", "propose",
+                     "train", "evaluate")
+
+
+def resolved_sections(params: Params) -> dict[str, dict]:
+    """Each resolved section as plain JSON values (what `stages/resolve.py` writes)."""
+    return {s: json.loads(json.dumps(getattr(params, s).model_dump(mode="json"))) for s in RESOLVED_SECTIONS}
+
+
+def check_resolved(resolved_dir: Path, path: Path | str = PARAMS_FILE) -> None:
+    """Refuse to run a stage while the resolve stage's files disagree with params.yaml.
+
+    `dvc repro` always reruns the resolve stage first when params.yaml changed; a single-stage
+    `dvc repro -s <stage>` (or the stage run by hand) does not, and DVC would then record values
+    the stage did not run on. Outside a DVC workspace (no resolved files yet) there is nothing to
+    check."""
+    if not resolved_dir.is_dir():
+        return
+    now = resolved_sections(load_params(path))
+    for section in RESOLVED_SECTIONS:
+        file = resolved_dir / f"{section}.json"
+        if not file.exists():
+            continue
+        try:
+            recorded = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            recorded = None
+        if recorded == now[section]:
+            continue
+        old = flatten(recorded, f"{section}.") if isinstance(recorded, dict) else {}
+        new = flatten(now[section], f"{section}.")
+        keys = sorted(k for k in old.keys() | new.keys() if old.get(k, "(unset)") != new.get(k, "(unset)"))
+        shown = "; ".join(f"{k}: {old.get(k, '(unset)')!r} there, {new.get(k, '(unset)')!r} in {path}"
+                          for k in keys[:3]) or "unreadable"
+        raise ParamsError(
+            f"{file}: out of date with {path} ({shown}); run `dvc repro` (it reruns the resolve stage first), "
+            "or `dvc repro resolve` before a single-stage `dvc repro -s`"
+        )

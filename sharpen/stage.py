@@ -31,6 +31,11 @@ def run_stage(main: Callable[[], None]) -> None:
     name = _stage_name(main)
     faults.point(f"start:{name}")
     with boundary(f"stage {name}"):
+        if name != "resolve":  # never on values other than those DVC recorded for this stage
+            from sharpen.config import check_resolved
+            from sharpen.rounds.layout import RESOLVED_DIR
+
+            check_resolved(RESOLVED_DIR)
         main()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from sharpen.config import RESOLVED_SECTIONS
 from sharpen.io import read_yaml
 from sharpen.rounds import layout
 from tests.conftest import PROJECT
@@ -33,6 +34,8 @@ def layout_paths() -> dict[str, Path]:
     paths = {k: v for k, v in vars(layout).items() if isinstance(v, Path) and not k.startswith("_")}
     paths |= {f"STATE_DIR/{name}": layout.STATE_DIR / name for name in layout.STATE_FILES}
     paths |= {f"stage_metrics({s})": layout.stage_metrics(s) for s in layout.STAGES}
+    del paths["RESOLVED_DIR"]  # a folder of one file per resolved section: each file must be declared
+    paths |= {f"RESOLVED_DIR/{s}.json": layout.RESOLVED_DIR / f"{s}.json" for s in RESOLVED_SECTIONS}
     return paths
 
 

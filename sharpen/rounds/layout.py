@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SETUP_STAGES = ("tasks", "base", "evaluate_base")  # run once; their outputs are round 0
+SETUP_STAGES = ("resolve", "tasks", "base", "evaluate_base")  # run once; their outputs are round 0
 STAGES = ("controller", "propose", "generate", "verify", "filter", "synthesize", "train", "train_proposer", "evaluate")
+
+# params.yaml with its recipe laid under it, one file per section (sharpen.config.RESOLVED_SECTIONS):
+# stages depend on the sections they read, not on the recipe's name
+RESOLVED_DIR = Path("data/resolved")
 
 # round 0: the base model and its held-out baseline
 BASE_MODEL = Path("data/base/model")
