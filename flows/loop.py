@@ -38,7 +38,8 @@ from sharpen.rounds.lock import LoopBusy, workspace_lock  # noqa: E402
 from sharpen.rounds.remote import push  # noqa: E402
 from sharpen.rounds.runner import VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
 from sharpen.rounds.state import current_policy_metrics  # noqa: E402
-from sharpen.rounds.stopping import record_stop, stop_reason  # noqa: E402
+from sharpen.rounds.stopping import check_params_unchanged, params_text, record_stop, stop_reason  # noqa: E402
+from sharpen.rounds.tracking import end_loop_run, start_loop_run  # noqa: E402
 
 
 def pipeline_stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
@@ -91,7 +92,28 @@ def _stopped_by(signal_name: str) -> None:
                  "reason": f"stopped by {signal_name} during {where}", "values": p.get("values", []),
                  "elapsed_s": round(time.monotonic() - p.get("started", time.monotonic()), 1)})
     print(f"loop stopped by {signal_name} during {where}; the running stage was killed and its DVC locks released. "
-          "Resume with `python -m flows.loop` (DVC skips the stages that finished)", file=sys.stderr, flush=True)
+          f"{resume_hint(p.get('asked'), p.get('done', 0) + _advanced(p))}", file=sys.stderr, flush=True)
+
+
+def resume_hint(asked: int | None, done: int) -> str:
+    """What finishes the run that was asked for (`asked` rounds; None: not known yet), `done` of them finished."""
+    if asked is None:
+        return "Resume with `python -m flows.loop` (DVC skips the stages that finished)"
+    left = asked - done
+    if left < 1:
+        return f"All {asked} round(s) asked for had finished; nothing is left to resume"
+    return (f"Resume with `python -m flows.loop --rounds {left}`: the rest of the {asked} round(s) asked for, {done} "
+            "done (DVC skips the stages that finished)")
+
+
+def _advanced(p: dict) -> int:
+    """1 if the round stopped in its advance had already moved params.yaml on (it counts as done), else 0."""
+    if p.get("stage") != "advance":
+        return 0
+    try:
+        return int(load_params().round > p["round"])
+    except Exception:  # noqa: BLE001 -- a hint, in a signal handler: never in the way of the stop
+        return 0
 
 
 @flow(name="sharpen-loop", log_prints=True, on_cancellation=[_kill_stages], on_crashed=[_kill_stages])
@@ -108,9 +130,10 @@ def loop(rounds: int | None = None) -> str:
     if rounds is not None and rounds < 1:
         raise ValueError(f"rounds: {rounds} rounds is no loop; give 1 or more (or leave it out for loop.max_rounds)")
     max_rounds = lp.max_rounds if rounds is None else rounds
+    _progress.update(asked=max_rounds)  # for the resume hint: the rounds still to run of those asked for
     started, first_round = time.monotonic(), params.round
     values: list[float] = []
-    done, reason = 0, "not started"
+    done, reason, tracker_run = 0, "not started", None
     _progress.update(first_round=first_round, round=first_round, done=0, values=values, started=started, stage=None)
     try:
         with workspace_lock():
@@ -120,14 +143,18 @@ def loop(rounds: int | None = None) -> str:
             if finish_interrupted_advance():
                 logger.warning("finished the advance a killed loop left half done")
             stages = pipeline_stages()
+            tracker_run = start_loop_run(first_round)  # the rounds' tracker runs nest under it; never raises
             repro = repro_stage.with_options(retries=lp.stage_retries, retry_delay_seconds=5)
             while True:
+                began = params_text()  # a params.yaml edited mid-round stops the loop before its next step
                 round_ = load_params().round
                 _progress.update(round=round_)
                 for stage in stages:
                     _progress.update(stage=stage)
+                    check_params_unchanged(began, round_, f"stage {stage}")
                     repro(stage, lp.stage_timeout_s, round_)
                 _progress.update(stage="advance")
+                check_params_unchanged(began, round_, "its advance")
                 if not values:
                     values.append(float(current_policy_metrics().get(_metric(lp), 0.0)))
                 result = advance_round(round_)
@@ -148,6 +175,7 @@ def loop(rounds: int | None = None) -> str:
         reason = str(e)
         raise
     finally:
+        end_loop_run(tracker_run, reason)
         record_stop({"first_round": first_round, "rounds_done": done, "reason": reason, "values": values,
                      "elapsed_s": round(time.monotonic() - started, 1)})
     logger.info(f"loop stopped after {done} round(s): {reason}")
@@ -197,8 +225,47 @@ def main(argv: list[str] | None = None) -> None:
     global _foreground
     _foreground = True
     stop_on_signals(_stopped_by)  # also covers the start-up, before the flow engine runs
+    _progress.update(asked=args.rounds)
     with boundary("loop"), workspace_lock():  # the lock, held across the run, refuses a second loop first
+        start_prefect_server()
         print(loop(rounds=args.rounds))
+
+
+SERVER_TRIES = 3
+
+
+def start_prefect_server(tries: int = SERVER_TRIES) -> None:
+    """Start Prefect's temporary server (ephemeral mode: no PREFECT_API_URL) before the flow does, retried:
+    on a loaded machine it can miss its start-up timeout. Each try waits longer (the timeout, twice it, ...);
+    after `tries` it stops with one line saying so. Nothing to do against a running Prefect server."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                                  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return
+    base = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    server = SubprocessASGIServer()  # the one the flow's client uses
+    for attempt in range(1, tries + 1):
+        try:
+            server.start(timeout=base * attempt)
+            return
+        except Exception as e:  # noqa: BLE001 -- a timeout, a port taken meanwhile: retried, then reported
+            error = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            process, server.server_process, server.port, server.running = server.server_process, None, None, False
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+            if attempt < tries:
+                print(f"Prefect's temporary server did not start within {base * attempt} s (try {attempt} of {tries}; "
+                      f"the machine may be busy); trying again for {base * (attempt + 1)} s", file=sys.stderr, flush=True)
+    waits = ", ".join(f"{base * a} s" for a in range(1, tries + 1))
+    raise SharpenError(
+        f"Prefect's temporary server did not start in {tries} tries ({waits}; last: {error}). This is not a bug in "
+        "your workspace: the machine is too busy to start it. Retry when it is less loaded, raise "
+        f"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (now {base}), or start a Prefect server (`prefect server "
+        "start`) and set PREFECT_API_URL to its address"
+    )
 
 
 def deploy(name: str, pool: str, *, cron: str | None, interval: int | None, rounds: int | None) -> None:

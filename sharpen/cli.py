@@ -24,6 +24,7 @@ console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ e
 
 @app.callback()
 def _at_workspace_root(
+    ctx: typer.Context,
     debug: bool = typer.Option(False, "--debug", help="on a failure, print the traceback instead of one line"),
 ) -> None:
     """Every command works on the workspace that holds the current directory: from a subdirectory,
@@ -37,7 +38,35 @@ def _at_workspace_root(
         if (folder / "dvc.yaml").exists():
             if folder != here:
                 os.chdir(folder)
+            if ctx.invoked_subcommand in _READ_THE_LOOP_STATE:
+                _require_loop_state()
             return
+
+
+# the commands that read data/state/state.json in the workspace (the others read tags, or nothing of a loop)
+_READ_THE_LOOP_STATE = {"advance", "new-loop", "rounds", "report"}
+
+
+def _require_loop_state() -> None:
+    """Refuse, naming data/state and the command that restores it, when the loop state is gone (deleted
+    by hand): without it `rounds` would show no gates. (`dvc repro` stops earlier, in DVC, with a bare
+    `[Errno 2] ... data/state`; the same command restores it.)"""
+    import subprocess
+
+    from sharpen.rounds.layout import STATE_DIR, STATE_FILE
+
+    if (STATE_DIR / STATE_FILE).exists():
+        return
+    committed = subprocess.run(["git", "ls-tree", "-r", "--name-only", "HEAD", "--", str(STATE_DIR)],
+                               capture_output=True, text=True).stdout.split()
+    what = f"{STATE_DIR if not STATE_DIR.exists() else STATE_DIR / STATE_FILE}: not found (the loop state: the " \
+        "current policy, the gate history)"
+    if f"{STATE_DIR}/{STATE_FILE}" not in committed:
+        _fail(f"{what}, and the last commit holds none; restore it from the commit that last had it "
+              f"(`git log -- {STATE_DIR}/{STATE_FILE}`, then `git checkout COMMIT -- {STATE_DIR}`)")
+    tracked = [p for p in committed if p.endswith(".dvc")]  # the promoted policies, in DVC's cache
+    fix = f"git checkout HEAD -- {STATE_DIR}" + (f" && dvc checkout {' '.join(tracked)}" if tracked else "")
+    _fail(f"{what}; restore it as of the last commit: `{fix}`")
 
 
 def _json_safe(value):
@@ -129,30 +158,73 @@ def rounds(
     if not rows:
         _fail("no rounds yet: run `dvc repro`")
     cols, metric_cols = round_columns(rows, wide)
-    table = Table(title="sharpen rounds (accuracy in %, times in seconds" + ("" if wide else "; --wide for all") + ")",
-                  collapse_padding=True, pad_edge=False)
-    for c in cols:
-        table.add_column(c.replace("greedy_accuracy", "greedy").replace("chance_accuracy", "chance")
-                         .replace("chance_pass@", "chance@").replace("loop_stop", "loop stopped").removesuffix("_s"),
-                         no_wrap=c != "loop_stop",
-                         justify="left" if c in ("tag", "policy", "control", "gate", "loop_stop") else "right")
-    for r in rows:
-        table.add_row(*[round_cell(r.get(c), c, metric_cols) for c in cols])
-    console.print(table)
+    if wide:
+        for table in _wide_tables(rows, cols, metric_cols, console.width):
+            console.print(table)
+    else:
+        table = Table(title="sharpen rounds (accuracy in %, times in seconds; --wide for all)",
+                      collapse_padding=True, pad_edge=False)
+        for c in cols:
+            table.add_column(c.replace("greedy_accuracy", "greedy").replace("chance_accuracy", "chance")
+                             .replace("chance_pass@", "chance@").replace("loop_stop", "loop stopped").removesuffix("_s"),
+                             no_wrap=c != "loop_stop",
+                             justify="left" if c in ("tag", "policy", "control", "gate", "loop_stop") else "right")
+        for r in rows:
+            table.add_row(*[round_cell(r.get(c), c, metric_cols) for c in cols])
+        console.print(table)
     if rows[-1].get("tag") == "(not advanced)":
         console.print("the last row is this workspace's round, not yet advanced: `sharpen advance` gates, commits "
                       "and tags it", highlight=False)
 
 
+def _wide_tables(rows: list[dict], cols: list[str], metric_cols: list[str], width: int) -> list[Table]:
+    """`rounds --wide`, turned on its side: one line per column of the table (every metric, volume and
+    stage time, by its full name) and one column per round, as many rounds side by side as fit in
+    `width`; the rest follow in further tables, so no line is longer than the terminal."""
+    from sharpen.rounds.lineage import round_cell
+
+    fields = [c for c in cols if c != "round"]
+    labels = {c: "loop stopped" if c == "loop_stop" else
+              (f"{c.removesuffix('_s')} time" if c.endswith("_s") else c) for c in fields}
+    label_w = max(map(len, labels.values()))
+    heads = [f"round {r['round']}" for r in rows]
+    cells = [[round_cell(r.get(c), c, metric_cols) for c in fields] for r in rows]
+    cap = max(12, min(30, width - label_w - 7))  # a round's column at most this wide; a longer cell wraps
+    widths = [min(cap, max(len(h), *map(len, cs))) for h, cs in zip(heads, cells)]
+    groups: list[list[int]] = [[]]
+    used = label_w + 4  # the label column with its padding, and the outer borders
+    for i, w in enumerate(widths):
+        if groups[-1] and used + w + 3 > width:
+            groups.append([])
+            used = label_w + 4
+        groups[-1].append(i)
+        used += w + 3  # the column, its padding and its border
+    tables = []
+    for k, group in enumerate(groups):
+        first, last = rows[group[0]]["round"], rows[group[-1]]["round"]
+        part = "" if len(groups) == 1 else f"; {f'round {first}' if first == last else f'rounds {first}-{last}'}, " \
+            f"table {k + 1} of {len(groups)}"
+        table = Table(title=f"sharpen rounds --wide (accuracy in %, times in seconds{part})", title_justify="left")
+        table.add_column("", no_wrap=True)
+        for i in group:
+            table.add_column(heads[i], justify="right", overflow="fold", max_width=widths[i])
+        for j, c in enumerate(fields):
+            table.add_row(labels[c], *(cells[i][j] for i in group))
+        tables.append(table)
+    return tables
+
+
 @app.command("lineage")
 def show_lineage(
-    tag: str = typer.Argument(..., help="a round tag, e.g. round-3"),
+    tag: str = typer.Argument(None, help="a round tag, e.g. round-3 (default: the latest)", show_default=False),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """What produced a round: commit, params, each stage's input/output hashes, the policy chain to base."""
+    """What produced a round (the latest if no tag): commit, params, each stage's input/output hashes, the
+    policy chain to base."""
     from sharpen.rounds.lineage import lineage
 
     info = lineage(tag)
+    tag = info["tag"]
     if as_json:
         print(json.dumps(_json_safe(info), indent=2, default=str, allow_nan=False))
         return
@@ -256,7 +328,9 @@ def report(out: Path = typer.Option(Path("reports/sharpen.html"), help="where to
 
 @app.command()
 def recipes(name: str = typer.Argument(None, help="show one recipe's parameters in full")) -> None:
-    """List the recipes (named methods) with their parameters and one-line descriptions."""
+    """List the recipes (named methods): what each does, its parameters, and what it measured on the
+    embedded default and cost (RESULTS.md), with which one to start with."""
+    from sharpen.recipe_outcomes import COLUMNS, NOT_MEASURED, OUTCOMES, START, rows
     from sharpen.recipes import RECIPES, flatten, get_recipe
 
     if name:
@@ -269,8 +343,24 @@ def recipes(name: str = typer.Argument(None, help="show one recipe's parameters 
             console.print(f"  source: {r.sources}", highlight=False)
         if r.on_default_task:
             console.print(f"  on the embedded tiny task: {r.on_default_task}", highlight=False)
+        o = OUTCOMES[r.name]
+        if o.seeds:
+            console.print(f"  measured on the embedded default (held-out greedy %, after 3 rounds): {o.result}; "
+                          f"{o.seeds} seed{'s' if o.seeds > 1 else ''} (RESULTS.md: {o.source})", highlight=False)
+            console.print(f"  cost: samples over 3 rounds {o.samples}; wall for base + 3 rounds, min: {o.minutes}",
+                          highlight=False)
+        else:
+            console.print(f"  measured on the embedded default: {NOT_MEASURED}", highlight=False)
         console.print("  " + ", ".join(f"{k}={v}" for k, v in flatten(r.defaults).items()), highlight=False)
         console.print()
+    if not name:
+        table = Table(title="measured on the embedded default (held-out greedy accuracy; base 27.6%)")
+        for c in COLUMNS:
+            table.add_column(c, justify="right" if c == "seeds" else "left", no_wrap=c == "recipe")
+        for row in rows():
+            table.add_row(*row)
+        console.print(table)
+        console.print(START, highlight=False)
     console.print("Pick one with `recipe: NAME` in params.yaml; any key set there overrides the recipe's.")
 
 

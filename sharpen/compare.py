@@ -37,6 +37,7 @@ import yaml
 from sharpen.config import deep_update
 from sharpen.errors import SharpenError
 from sharpen.rounds.layout import BASE_EVAL_METRICS, ROUND_METRICS
+from sharpen.threads import child_env
 
 CONTROL_OVERRIDES = {
     "random": {"verify": {"reward_control": "random"}},
@@ -98,9 +99,8 @@ def paired(a: list[float], b: list[float]) -> dict:
 
 def _env(jobs: int) -> dict:
     bindir = str(Path(sys.executable).parent)
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    return os.environ | {"PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
-                         "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    return child_env(jobs) | {"PATH": bindir + os.pathsep + os.environ.get("PATH", ""), "HF_HUB_OFFLINE": "1",
+                              "TOKENIZERS_PARALLELISM": "false"}  # child_env: each run's stages take 1/jobs of the CPUs
 
 
 def _sh(cwd: Path, *cmd: str, env: dict) -> str:

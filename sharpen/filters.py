@@ -304,6 +304,22 @@ def kept_examples(samples: pl.DataFrame, verdicts: pl.DataFrame, decisions: pl.D
 PROBLEM_RULES = ("group_band", "std_min", "difficulty_band")
 
 
+def learnable_line(g: pl.DataFrame, decided: pl.DataFrame) -> str:
+    """What GRPO learns from in this round, where the kept samples mean nothing: the groups (a problem's
+    samples) that no problem rule dropped, how many of them have rewards that differ (the only ones
+    that teach), and their mean reward. `decided`: `decisions_of(g, ...)`, row for row.
+
+    >>> g = pl.DataFrame({"problem_id": ["a", "a", "b", "b", "c", "c"], "reward": [1.0, 0.0, 1.0, 1.0, 0.0, 0.0]})
+    >>> learnable_line(g, pl.DataFrame({"reason": ["kept", "incorrect", "kept", "kept"] + ["group_band"] * 2}))
+    'for GRPO: 2 groups (4 samples) passed the problem rules, 1 with mixed rewards; rewards mean 0.75'
+    """
+    rows = g.select("problem_id", "reward").filter(~decided["reason"].is_in(PROBLEM_RULES))
+    mixed = rows.group_by("problem_id").agg(pl.col("reward").n_unique() > 1)["reward"]
+    mean = f"{rows['reward'].mean():.2f}" if rows.height else "-"
+    return (f"for GRPO: {mixed.len():,} groups ({rows.height:,} samples) passed the problem rules, "
+            f"{int(mixed.sum()):,} with mixed rewards; rewards mean {mean}")
+
+
 def preference_pairs(
     samples: pl.DataFrame, verdicts: pl.DataFrame, decisions: pl.DataFrame, *, rule: str, max_per_problem: int,
     gold: pl.DataFrame | None = None,

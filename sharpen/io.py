@@ -19,7 +19,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sharpen import faults
 from sharpen.errors import ArtifactError
@@ -200,23 +200,28 @@ def write_frame(df: pl.DataFrame, path: Path | str, schema: type[pa.DataFrameMod
     return atomic_write(path, lambda tmp: df.write_parquet(tmp))
 
 
-def read_frame(path: Path | str, schema: type[pa.DataFrameModel]) -> pl.DataFrame:
-    """Read a Parquet artifact and validate it; errors name the file and the failing column."""
+def read_frame(source: Path | str | BinaryIO, schema: type[pa.DataFrameModel], *, where: str | None = None,
+               fix: str = "") -> pl.DataFrame:
+    """Read a Parquet artifact and validate it; errors name the file and the failing column. `source`
+    is a path, or an open file (DVC's at a tag) that `where` names; `fix` ends a damaged file's error."""
     import polars as pl
 
-    path = Path(path)
-    df = _parquet(path, pl.read_parquet)
-    return validate(df, schema, str(path))
+    if isinstance(source, str):
+        source = Path(source)
+    where = where or str(source)
+    df = _parquet(source, pl.read_parquet, where, fix)
+    return validate(df, schema, where)
 
 
-def _parquet(path: Path, read):
-    """`read(path)` of a Parquet artifact; errors name the file: missing, or not readable."""
-    if not path.exists():
-        raise ArtifactError(f"{path}: not found (has the stage that writes it run? try `dvc repro`)")
+def _parquet(source: Path | BinaryIO, read, where: str | None = None, fix: str = ""):
+    """`read(source)` of a Parquet artifact; errors name the file: missing, or not readable."""
+    where = where or str(source)
+    if isinstance(source, Path) and not source.exists():
+        raise ArtifactError(f"{where}: not found (has the stage that writes it run? try `dvc repro`)")
     try:
-        return read(path)
+        return read(source)
     except Exception as e:  # polars raises several types for corrupt files
-        raise ArtifactError(f"{path}: not a readable Parquet file: {e}") from None
+        raise ArtifactError(f"{where}: not a readable Parquet file: {' '.join(str(e).split())[:300]}{fix}") from None
 
 
 def validate_columns(df: pl.DataFrame, schema: type[pa.DataFrameModel], where: str) -> pl.DataFrame:
@@ -265,14 +270,56 @@ def write_json(obj: Any, path: Path | str) -> Path:
 
 
 def parse_json_object(data: str | bytes, where: str) -> dict[str, Any]:
-    """A JSON object (every JSON artifact here is one: metrics, state, a controller's choice)."""
+    """A JSON object (every JSON artifact here is one: metrics, state, a controller's choice). A
+    metrics file (`metrics.json`, `where` may add " at <rev>") has its values checked (`check_metrics`)."""
     try:
         value = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError) as e:  # ValueError: also an integer past Python's digit limit
         raise ArtifactError(f"{where}: not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise ArtifactError(f"{where}: holds a JSON {type(value).__name__}, not an object of named values")
+    if where.split(" at ", 1)[0].endswith(METRICS_FILE):
+        check_metrics(value, where)
     return value
+
+
+METRICS_FILE = "metrics.json"  # every stage's metrics (sharpen/rounds/layout.py `stage_metrics`)
+# what `sharpen rounds`, `diff`, the report and the gate read from a metrics file as numbers, and as text
+NUMBER_PREFIXES = ("greedy", "pass@", "maj@", "chance")  # evaluate's accuracies and monitors
+NUMBER_SUFFIXES = ("_accuracy", "_share", "_fraction", "_rate", "_ratio", "_mean", "_consistency", "_entropy",
+                   "_loss", "wall_s")
+NUMBER_KEYS = frozenset({"round", "problems", "samples", "kept", "pairs", "examples", "rollouts", "proposals",
+                         "correct", "unparseable", "steps", "tokens", "temperature", "tau"})
+TEXT_KEYS = frozenset({"kind", "objective", "init", "select", "labels", "reward_control", "fingerprint", "source",
+                       "source_kind", "skipped", "rollouts_from"})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_metrics(metrics: dict[str, Any], where: str) -> dict[str, Any]:
+    """A metrics file's values that sharpen reads: a number (or null) where it reads a number (the
+    accuracies, counts, shares, wall times), text (or null) where it reads text (hashes, kinds);
+    anything else is an ArtifactError naming the file and key, not a crash of the reader."""
+    for key, value in metrics.items():
+        if value is None:
+            continue
+        if key.startswith(NUMBER_PREFIXES) or key.endswith(NUMBER_SUFFIXES) or key in NUMBER_KEYS:
+            if not _is_number(value):
+                raise ArtifactError(f"{where}: {key!r} holds {_shown(value)}, not a number")
+        elif (key in TEXT_KEYS or key.endswith("_hash")) and not isinstance(value, str):
+            raise ArtifactError(f"{where}: {key!r} holds {_shown(value)}, not text")
+    return metrics
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """A value as a message shows it: JSON, cut short."""
+    try:
+        text = json.dumps(value)
+    except ValueError:  # an integer past Python's int-to-text digit limit
+        text = f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_json(path: Path | str) -> dict[str, Any]:

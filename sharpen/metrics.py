@@ -93,7 +93,9 @@ def form_monitors(samples: pl.DataFrame, lenient_ok: Callable[[list[str], list[s
     `answers`: problem_id → answer (gold). `lenient_ok`: the verifier's form-blind check (None:
     the verifier has no such notion, nothing is counted).
     """
+    from sharpen.errors import ArtifactError
     from sharpen.verifiers.answers import FORM_REASONS
+    from sharpen.verifiers.result import UnreadableReference
 
     greedy = samples.filter(pl.col("sample_idx") == -1)
     n = max(greedy.height, 1)
@@ -102,7 +104,13 @@ def form_monitors(samples: pl.DataFrame, lenient_ok: Callable[[list[str], list[s
     hacked = 0
     if lenient_ok is not None and rejected.height:
         rejected = rejected.join(answers, on="problem_id", how="left")
-        hacked = sum(lenient_ok(rejected["completion"].to_list(), rejected["answer"].to_list()))
+        golds = rejected["answer"].to_list()
+        try:
+            hacked = sum(lenient_ok(rejected["completion"].to_list(), golds))
+        except UnreadableReference as e:  # named like verify_frame names it
+            pid = next((p for p, g in zip(rejected["problem_id"], golds, strict=True) if g == e.reference), None)
+            raise ArtifactError(f"problem {pid!r}: {e}. Fix that problem's answer where it comes from (task.path's "
+                                "file, or the task) and rerun `dvc repro`") from None
     return {
         "greedy_lenient_accuracy": (correct + hacked) / n,
         "greedy_form_hack_share": hacked / (correct + hacked) if correct + hacked else 0.0,

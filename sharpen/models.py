@@ -68,6 +68,18 @@ def describe(model: str) -> str:
                      "or a hub id (owner/name)")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model", "tiktoken.model")
+
+
+def _not_a_checkpoint(folder: Path) -> str | None:
+    """What a model folder lacks (None: it has a config.json and a tokenizer's files)."""
+    if not (folder / "config.json").is_file():
+        return "no config.json"
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES) and not any(folder.glob("*.tiktoken")):
+        return f"no tokenizer files (one of {', '.join(TOKENIZER_FILES)})"
+    return None
+
+
 def preset_gguf(name: str) -> Path:
     preset = PRESETS[name]
     spec = importlib.util.find_spec(preset.package)
@@ -114,12 +126,17 @@ def materialize(model: str, out: Path) -> dict:
         net, tokenizer = _from_gguf(source)
     else:
         source = model
+        if kind == "directory" and (why := _not_a_checkpoint(Path(model))):
+            raise ModelError(f"model: {model!r} is a folder but not a transformers checkpoint: it has {why}. "
+                             "Point `model` at the folder `save_pretrained` wrote (model and tokenizer), a .gguf "
+                             "file or a hub id")
         try:
             tokenizer = AutoTokenizer.from_pretrained(model)
             net = AutoModelForCausalLM.from_pretrained(model)
-        except OSError as e:
+        except Exception as e:  # transformers, tokenizers and safetensors each raise their own types
             where = "the local hub cache (HF_HUB_OFFLINE=1, nothing is downloaded)" if kind == "hub" else model
-            raise ModelError(f"model: cannot load {model!r} from {where}: {str(e).splitlines()[0]}") from None
+            detail = (str(e).splitlines() or [""])[0][:300]
+            raise ModelError(f"model: cannot load {model!r} from {where} ({type(e).__name__}: {detail})") from None
     net.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return {

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sharpen import faults
+from sharpen import faults, threads
 from sharpen.errors import SharpenError, boundary
 
 if TYPE_CHECKING:
@@ -31,11 +31,15 @@ def run_stage(main: Callable[[], None]) -> None:
     name = _stage_name(main)
     faults.point(f"start:{name}")
     with boundary(f"stage {name}"):
+        from sharpen.rounds.lock import refuse_outside_loop
+
+        refuse_outside_loop(f"stage {name}")  # a by-hand `dvc repro` while a loop runs: refused, the loop goes on
         if name != "resolve":  # never on values other than those DVC recorded for this stage
             from sharpen.config import check_resolved
             from sharpen.rounds.layout import RESOLVED_DIR
 
             check_resolved(RESOLVED_DIR)
+        threads.apply()  # torch threads: the CPUs free for this stage, shared with its peers (sharpen/threads.py)
         main()
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from sharpen import tiny_lm
-from sharpen.io import atomic_write_dir, hash_path, read_json, write_csv, write_json
+from sharpen.io import ArtifactError, atomic_write_dir, hash_path, read_json, write_csv, write_json
 from sharpen.models import materialize
 from sharpen.config import load_params
 from sharpen.stage import Timer, progress, run_stage
@@ -40,7 +40,7 @@ def main() -> None:
         return
     t = read_json(args.pretraining)
     if t.get("model") != "tiny":
-        raise ValueError(f"{args.pretraining}: written for model {t.get('model')!r}, not tiny; run `dvc repro`")
+        raise ArtifactError(f"{args.pretraining}: written for model {t.get('model')!r}, not tiny; run `dvc repro`")
     exclude = set(t["exclude"])
     task = arithmetic  # the tiny model learns addition, whatever problems the loop then runs on
 

@@ -4,7 +4,7 @@
 (carried in data/state/controller.jsonl) and writes the category probabilities generate draws
 by. `bstar` samples a dev subset of the pool with the current policy at
 each candidate temperature, scores it with the round's verifier, and picks the temperature and
-reward threshold with the best B-STaR balance score (sharpen/controller.py); generate and filter
+reward threshold with the best B-STaR balance score (sharpen/curriculum.py); generate and filter
 read the choice from metrics.json. The choice is committed with the round (and copied into the
 loop state by `sharpen advance`), so a resumed loop knows every earlier choice. Each kind imports
 its own modules: `none` reads its params and writes two small files without polars, pandera or a backend.
@@ -54,7 +54,7 @@ def write_empty_grid(path: Path) -> None:
 
 def sec(params: Params, *, problems: Path, state: Path, out: Path, timer: Timer) -> None:
     """SEC: update the curriculum's Q with the last round's arm rewards; write the category probabilities."""
-    from sharpen.controller import sec_probabilities, sec_update
+    from sharpen.curriculum import sec_probabilities, sec_update
     from sharpen.schemas import Problem
 
     c = params.controller
@@ -79,7 +79,7 @@ def bstar(params: Params, *, problems: Path, state: Path, policy: Path, out: Pat
     import polars as pl
 
     from sharpen.backends import load_backend
-    from sharpen.controller import balance_grid, choose, exploration
+    from sharpen.curriculum import balance_grid, choose, exploration
     from sharpen.sampling import derive_seed, sample_frame, select_problems
     from sharpen.schemas import Problem
     from sharpen.verifiers import verify_frame

@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from sharpen import faults
-from sharpen.io import hash_json, hash_path, read_frame, write_csv, write_frame, write_json
+from sharpen.io import ArtifactError, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
 from sharpen.metrics import agreement_monitors, by_category, chance_baselines, form_monitors, per_problem, summarize
 from sharpen.config import load_params
 from sharpen.sampling import derive_seed, eval_draws, eval_requests, eval_shard_size, verified_eval_frame
@@ -57,7 +57,7 @@ def main() -> None:
     requests = eval_requests(problems["prompt"].to_list(), shard_size=e.shard_size, k=e.k, temperature=e.temperature,
                              top_p=e.top_p, max_new_tokens=e.max_new_tokens, seed=derive_seed(params.seed, "evaluate"))
     if not requests:
-        raise ValueError(f"{args.problems}: no held-out problems to evaluate")
+        raise ArtifactError(f"{args.problems}: no held-out problems to evaluate")
     v = params.verify
     preflight(problems, v.verifier, v.answer_form)  # a verifier that cannot score these problems fails before sampling
     fingerprint = hash_json(

@@ -26,7 +26,7 @@ import polars as pl
 
 from sharpen.config import load_params
 from sharpen.errors import ArtifactError
-from sharpen.filters import decisions_of, graded, preference_pairs, stats_of
+from sharpen.filters import decisions_of, graded, learnable_line, preference_pairs, stats_of
 from sharpen.io import atomic_write, read_columns, read_json, validate, validate_columns, write_frame, write_json
 from sharpen.params import DifficultyBand
 from sharpen.schemas import DROP_REASONS, Decision, PreferencePair, Problem, ProblemStats, Sample, TrainExample, Verdict, empty
@@ -97,6 +97,8 @@ def main() -> None:
         args.out / "metrics.json",
     )
     print(f"filter ({f.select}): kept {kept.height}/{n_samples} samples from {kept['problem_id'].n_unique()} problems")
+    if f.groups:  # problem rules: GRPO trains on these groups, not on the kept samples
+        print(f"  {learnable_line(g, decided)}")
     if f.pairs is not None:
         why = ", ".join(f"{n} {reason}" for reason, n in pairless.items() if n) or "none"
         print(f"  {pairs.height - previous_pairs} {f.pairs.rule} pairs from "

@@ -25,8 +25,8 @@ from pathlib import Path
 import polars as pl
 
 from sharpen import faults
-from sharpen.io import hash_json, hash_path, read_frame, read_json, write_frame, write_json
-from sharpen.controller import draw_by_category
+from sharpen.io import ArtifactError, hash_json, hash_path, read_frame, read_json, write_frame, write_json
+from sharpen.curriculum import draw_by_category
 from sharpen.sampling import derive_seed, sample_frame, select_problems
 from sharpen.config import load_params
 from sharpen.schemas import Problem, Sample
@@ -48,7 +48,7 @@ def main() -> None:
     g = params.generate
     control = read_json(args.controller)
     if control.get("kind", "none") != params.controller.kind or control.get("round") != params.round:
-        raise ValueError(f"{args.controller}: written for another round or controller; run `dvc repro`")
+        raise ArtifactError(f"{args.controller}: written for another round or controller; run `dvc repro`")
     if control["kind"] == "bstar":
         g = g.model_copy(update={"temperature": control["temperature"]})
         print(f"generate: temperature {g.temperature} (chosen by the b-star controller)")
@@ -61,7 +61,7 @@ def main() -> None:
     if params.propose.kind != "none":
         problems = read_frame(args.proposed, Problem)
         if not problems.height:
-            raise ValueError(f"{args.proposed}: the proposer wrote no valid problem this round (why, per proposal: "
+            raise ArtifactError(f"{args.proposed}: the proposer wrote no valid problem this round (why, per proposal: "
                              "`reasons` in data/round/propose/metrics.json); raise propose.prompts or check the proposer")
         print(f"generate: {problems.height} problems written by the proposer ({params.propose.kind})")
     elif control["kind"] == "sec":

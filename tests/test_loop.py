@@ -151,7 +151,7 @@ def test_a_signal_stops_the_loop_in_seconds_and_says_how_to_resume(tmp_path, how
     out, _ = flow.communicate(timeout=60)
     assert time.time() - sent < 20, f"took {time.time() - sent:.0f} s to stop"
     assert flow.returncode == 128 + (signal.SIGINT if how == "ctrl-c" else signal.SIGTERM)
-    assert "Resume with `python -m flows.loop`" in out and "Traceback" not in out
+    assert "Resume with `python -m flows.loop --rounds 1`" in out and "Traceback" not in out
     time.sleep(1)
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     lock = json.loads((ws / ".dvc/tmp/rwlock").read_text())

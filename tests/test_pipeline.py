@@ -163,7 +163,7 @@ def test_report_is_one_self_contained_html_file(two_rounds, tmp_path):
     out = tmp_path / "report.html"
     sharpen(ws, "report", "--out", str(out))
     page = out.read_text()
-    assert page.count('<img alt="') == 5  # accuracy, per category, kept fraction, pass rates, loss curves
+    assert page.count('<img alt="') == 4  # per category, kept fraction, pass rates, loss curves (accuracy: SVG)
     assert "http://" not in page and "https://" not in page  # nothing fetched when opened offline
     assert "round-2" in page
 

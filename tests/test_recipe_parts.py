@@ -8,7 +8,7 @@ import random
 import polars as pl
 import pytest
 
-from sharpen.controller import balance_grid, choose, exploration, taus
+from sharpen.curriculum import balance_grid, choose, exploration, taus
 from sharpen.synthesis import LLMSynthesizer, admit, category_budget, templated, weaknesses
 from sharpen.tasks import arithmetic
 

@@ -8,7 +8,7 @@ Run: `pytest tests/test_sec.py`
 import polars as pl
 import pytest
 
-from sharpen.controller import arm_rewards, draw_by_category, sec_probabilities, sec_update
+from sharpen.curriculum import arm_rewards, draw_by_category, sec_probabilities, sec_update
 from sharpen.filters import problem_stats
 from sharpen.params import ParamsError
 from sharpen.config import load_params

@@ -56,11 +56,13 @@ def test_an_import_circle_is_found():
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_a_stage_reads_the_rounds_package_only_through_its_state_and_layout(stage):
-    """Stages are below the code between rounds: they may read the loop state, never run advance or git."""
+def test_a_stage_reads_the_rounds_package_only_through_its_state_layout_and_lock(stage):
+    """Stages are below the code between rounds: they may read the loop state and check the loop's lock
+    (a stage started by hand while a loop runs is refused), never run advance or git."""
     rounds = {p.relative_to(PROJECT).as_posix() for p in closure(PROJECT, f"stages.{stage}")
               if p.relative_to(PROJECT).parts[:2] == ("sharpen", "rounds")}
-    assert rounds <= {"sharpen/rounds/__init__.py", "sharpen/rounds/layout.py", "sharpen/rounds/state.py"}, rounds
+    assert rounds <= {"sharpen/rounds/__init__.py", "sharpen/rounds/layout.py", "sharpen/rounds/state.py",
+                      "sharpen/rounds/lock.py"}, rounds
 
 
 def test_the_rounds_package_imports_no_stage_or_flow():

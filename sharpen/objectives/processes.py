@@ -22,6 +22,7 @@ import subprocess
 import sys
 
 from sharpen.errors import SharpenError
+from sharpen.threads import child_env
 
 
 class ProcessesError(SharpenError, ValueError):
@@ -65,7 +66,7 @@ def relaunch(n: int, module: str, argv: list[str]) -> int:
     check_processes(n)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
            "-m", module, *argv]
-    env = os.environ | {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = child_env(n)  # each process's torch threads: its share of the CPUs (sharpen/threads.py)
     return subprocess.run(cmd, env=env).returncode
 
 

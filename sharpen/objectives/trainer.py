@@ -17,6 +17,7 @@ Run: `python -m stages.train ...` (DVC stage `train`): sft.py, dpo.py and grpo.p
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sharpen.objectives.processes import distributed_args, is_main_process, world
+from sharpen.tracking import train_reporting
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -78,8 +80,11 @@ def train_resumable(init_dir: Path, out_dir: Path, settings: TrainerSettings, bu
         resume = last_complete_checkpoint(settings.checkpoints) if settings.resumable else None
         if resume:
             print(f"train: resuming from {resume.name} ({settings.checkpoints})")
-        trainer = build(policy, trainer_args(str(settings.checkpoints) if settings.resumable else scratch, settings))
-        attach_stage_callbacks(trainer)
+        _quiet_dataset_bars()  # the trainers' dataset preparation (tokenize, truncate, ...) draws a bar per step
+        args = trainer_args(str(settings.checkpoints) if settings.resumable else scratch, settings)
+        args |= train_reporting(name)  # report_to follows params.yaml `tracking` (sharpen/tracking.py)
+        trainer = build(policy, args)
+        attach_stage_callbacks(trainer, name)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.model.save_pretrained(out_dir)
     policy.tokenizer.save_pretrained(out_dir)
@@ -166,12 +171,34 @@ def check_finite_loss(logs: dict | None, step: int, lr: float) -> None:
             )
 
 
-def attach_stage_callbacks(trainer) -> None:
+# what a step line shows beside the loss, where the trainer logs it: our label -> the trainer's log key
+STEP_VALUES = {"reward mean": "reward", "reward margin": "rewards/margins"}
+
+
+def step_line(name: str, step: int, max_steps: int, logs: dict) -> str:
+    """One labelled line for a logged step: `train (grpo): step 3/20, loss 0.1234, reward mean 0.500`."""
+    parts = [f"step {step}/{max_steps}", f"loss {logs['loss']:.4f}"]
+    parts += [f"{label} {logs[key]:.3f}" for label, key in STEP_VALUES.items() if isinstance(logs.get(key), (int, float))]
+    return f"train ({name}): " + ", ".join(parts)
+
+
+def _quiet_dataset_bars() -> None:
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def attach_stage_callbacks(trainer, name: str = "train") -> None:
     """What every objective's trainer gets: the `train-step` fault point (sharpen.faults) after each
     optimizer step, a stop with a clear error when the loss goes NaN or infinite (`check_finite_loss`),
-    and a progress bar that does not print every step's log dict (the per-step values go to loss.csv)."""
+    and a bar labelled with the objective over the optimizer steps, with a labelled line (`step_line`:
+    step, loss and, for GRPO, the reward mean) on the first step, every 1/20 of the run and the last,
+    instead of the trainer's unlabelled bar and log dicts (every step's values go to loss.csv)."""
     from transformers import TrainerCallback
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from sharpen import faults
 
@@ -183,15 +210,37 @@ def attach_stage_callbacks(trainer) -> None:
         def on_log(self, args, state, control, logs=None, **kwargs):
             check_finite_loss(logs, state.global_step, args.learning_rate)
 
-    class QuietProgress(ProgressCallback):
+    class StepLines(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            from sharpen.stage import progress
+
+            if state.is_world_process_zero:
+                self.bar = progress(state.max_steps, f"train ({name})", "step")
+                self.bar.update(state.global_step)  # resumed from a checkpoint
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.update(state.global_step - self.bar.n)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
+            step, last = state.global_step, state.max_steps
+            if self.bar is None or "loss" not in (logs or {}):
+                return
+            if step == 1 or step == last or step % max(1, last // 20) == 0:
+                self.bar.write(step_line(name, step, last, logs), file=sys.stdout)
+                sys.stdout.flush()
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar is not None:
+                self.bar.close()
 
     trainer.add_callback(FaultPoint())
     trainer.add_callback(FiniteLoss())
-    if any(isinstance(c, ProgressCallback) for c in trainer.callback_handler.callbacks):
-        trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(QuietProgress())
+    trainer.remove_callback(ProgressCallback)  # its bar has no label, and it prints every step's log dict
+    trainer.remove_callback(PrinterCallback)  # the same dicts, where the trainer draws no bar
+    trainer.add_callback(StepLines())
 
 
 def _lora_model(init_dir: Path, base_dir: Path | None, lora):

@@ -7,7 +7,7 @@ under it is sharpen/config.py. Check a file by hand with `sharpen params` (or `s
 
 Here: the root `Params` and the checks across sections. The sections: section.py (the shared base,
 ParamsError), data.py (task, base), sampling.py (generate, verify, evaluate), methods.py (filter,
-synthesize, controller, propose), train.py (train: dpo, grpo, lora), advance.py (advance, loop).
+synthesize, controller, propose), train.py (train: dpo, grpo, lora), advance.py (advance, loop), tracking.py (tracking).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from sharpen.params.sampling import (
     VerifyParams,
 )
 from sharpen.params.section import ParamsError, _Section
+from sharpen.params.tracking import TrackingParams
 from sharpen.params.train import DPOParams, GRPOParams, LoraParams, TrainParams
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
     "DifficultyBand", "EvaluateParams", "FilterParams", "GRPOParams", "GenerateParams", "GroupBand", "GroupRule",
     "JudgeParams", "LoopParams", "LoraParams", "PairParams", "Params", "ParamsError", "PlateauParams",
     "ProposeParams", "RationalizeParams", "RayParams", "SECParams", "SamplingParams", "ServerParams", "StdMin",
-    "SynthesizeParams", "TaskParams", "TrainParams", "VerifyParams", "WeaknessParams",
+    "SynthesizeParams", "TaskParams", "TrackingParams", "TrainParams", "VerifyParams", "WeaknessParams",
 ]
 
 
@@ -71,6 +72,7 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     advance: AdvanceParams = AdvanceParams()
     loop: LoopParams = LoopParams()
+    tracking: TrackingParams = TrackingParams()
 
     @field_validator("model")
     @classmethod

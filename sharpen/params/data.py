@@ -48,6 +48,8 @@ class TaskParams(_Section):
             raise ValueError(f"path/eval_path are for `name: file`, not {self.name!r}")
         if (self.name == "reasoning_gym") != (self.dataset is not None):
             raise ValueError("`dataset` is needed by, and only by, `name: reasoning_gym`")
+        if why := template_problem(self.template, self.name):
+            raise ValueError(f"template: {self.template!r} {why}")
         if "{prompt}" not in self.template and not (self.name == "arithmetic" and "{a}" in self.template):
             raise ValueError(f"template: {self.template!r} does not place the problem ({{prompt}}, or {{a}} {{b}})")
         if self.fields and self.name != "file":
@@ -56,7 +58,33 @@ class TaskParams(_Section):
             raise ValueError(f"`config` is for `name: reasoning_gym`, not {self.name!r}")
         if self.min_digits > self.max_digits:
             raise ValueError(f"min_digits ({self.min_digits}) > max_digits ({self.max_digits})")
+        operands = sum(10 if d == 1 else 9 * 10 ** (d - 1) for d in range(self.min_digits, self.max_digits + 1))
+        if self.name == "arithmetic" and self.pool_size + self.eval_size > operands**2:
+            raise ValueError(f"pool_size + eval_size ({self.pool_size + self.eval_size:,}) > the {operands**2:,} "
+                             f"distinct problems {self.min_digits}-{self.max_digits} digit operands make; lower "
+                             "pool_size/eval_size or raise max_digits")
         return self
+
+
+def template_problem(template: str, task: str) -> str | None:
+    """Why `template` cannot make a prompt for `task` (None: it can): every field is one the task fills
+    ({prompt}; {a} {b} for arithmetic), named plainly (no attribute, index or position), and it formats."""
+    import string
+
+    names = ("prompt", "a", "b") if task == "arithmetic" else ("prompt",)
+    allowed = ", ".join(f"{{{n}}}" for n in names)
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        return f"is not a format string ({e}); write a literal brace as {{{{ or }}}}"
+    for field in fields:
+        if field not in names:
+            return f"uses {{{field}}}; a template may use only {allowed} (a literal brace is {{{{ or }}}})"
+    try:
+        template.format(prompt="1+2=", a=1, b=2)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        return f"cannot be filled ({type(e).__name__}: {e})"
+    return None
 
 
 class BaseParams(_Section):

@@ -1,7 +1,7 @@
 """What happens between rounds: the loop state, `advance`, git, lineage, the report, the loop's runner.
 
 - `layout.py`: every `data/` path the code between rounds reads, stated once (dvc.yaml declares them)
-- `state.py`: the loop state (`data/state/state.json`) and its readers; stages import only this and layout
+- `state.py`: the loop state (`data/state/state.json`) and its readers; stages import only this, layout and lock
 - `gate.py`: the gate rules (regression, form hacking, collapse)
 - `git.py`: raw git and DVC calls, `sharpen checkout`
 - `advance.py`: the two-commit advance transaction and `sharpen new-loop`

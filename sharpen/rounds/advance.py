@@ -17,14 +17,26 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from pathlib import Path
 
 from sharpen import faults
 from sharpen.config import PARAMS_FILE, load_params
 from sharpen.io import ArtifactError, atomic_write, atomic_write_dir, hash_path, read_json
 from sharpen.params import Params
+from sharpen.rounds.consistency import check_round_problems
 from sharpen.rounds.gate import Gate, gate
-from sharpen.rounds.git import changed_paths, dvc_add, dvc_status, on_a_branch, pipeline_outputs, run_git, stale_stages
+from sharpen.rounds.git import (
+    changed_paths,
+    dvc_add,
+    dvc_outputs,
+    dvc_status,
+    on_a_branch,
+    pipeline_outputs,
+    restore_ignores,
+    run_git,
+    stale_stages,
+)
 from sharpen.rounds.layout import (
     BUFFER,
     CONTROLLER,
@@ -41,11 +53,12 @@ from sharpen.rounds.layout import (
     STATE_DIR,
     SYNTHETIC,
 )
-from sharpen.rounds.lock import LoopBusy, workspace_lock
+from sharpen.rounds.lock import LoopBusy, refuse_outside_loop, workspace_lock
 from sharpen.rounds.state import (
     AdvanceError,
     GateRecord,
     LoopState,
+    check_round,
     current_policy_metrics,
     loop_identity,
     read_ledger,
@@ -53,6 +66,7 @@ from sharpen.rounds.state import (
     write_state,
 )
 from sharpen.rounds.tags import tag_commit
+from sharpen.rounds.tracking import log_round
 
 
 def _bump_round(path: Path, new_round: int) -> None:
@@ -109,7 +123,7 @@ def _carry(n: int) -> None:
     if ROUND_CONTROLLER.exists():
         choice = read_json(ROUND_CONTROLLER)
         if choice.get("kind") == "sec" and ROUND_STATS.exists():  # what the round's draw taught, for the next Q
-            from sharpen.controller import arm_rewards
+            from sharpen.curriculum import arm_rewards
 
             choice["arm_rewards"] = arm_rewards(read_frame(ROUND_STATS, ProblemStats))
         if choice.get("kind", "none") != "none":
@@ -188,6 +202,14 @@ def _made_by_advance(tag: str, n: int) -> bool:
     return isinstance(committed, dict) and committed.get("round") == n
 
 
+def _cached_by(path: str, cached: dict[str, str]) -> str | None:
+    """The stage (or .dvc file) whose DVC-cached output holds `path`, or None."""
+    for out, stage in cached.items():
+        if path == out or path.startswith(out + "/"):
+            return stage
+    return None
+
+
 ADVANCE_LOCK = Path(".dvc/tmp/sharpen-advance.lock")
 
 
@@ -201,8 +223,11 @@ def advance(*, params_file: Path = PARAMS_FILE) -> tuple[Gate, LoopState]:
     if not Path("dvc.yaml").exists():
         raise AdvanceError("no dvc.yaml here: run `sharpen advance` from the project root")
     try:
+        refuse_outside_loop("`sharpen advance`")  # a running loop advances its own rounds
         with workspace_lock(ADVANCE_LOCK, "`sharpen advance`"):
-            return _advance(params_file)
+            decision, state = _advance(params_file)
+            log_round(decision, state)  # the round's tracker run (sharpen/rounds/tracking.py); never raises
+            return decision, state
     except LoopBusy as e:
         raise AdvanceError(str(e)) from None
     except LockError:
@@ -244,6 +269,10 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
     finished = _finish_interrupted(n)
     if finished is not None:
         return finished
+    try:
+        check_round(params)
+    except ArtifactError as e:
+        raise AdvanceError(str(e)) from None
     if not ROUND_METRICS.exists():
         raise AdvanceError(f"round {n} has not finished: {ROUND_METRICS} is missing; run `dvc repro`")
     try:
@@ -276,8 +305,9 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
         head = run_git("rev-parse", "HEAD").strip()
         if tagged != head:
             raise AdvanceError(
-                f"tag {tag} already exists at {tagged[:8]} and HEAD is elsewhere; round {n} was advanced before. "
-                f"Set `round:` in params.yaml past it, or delete the tag (`git tag -d {tag}`) to redo it"
+                f"tag {tag} already exists at {tagged[:8]} and HEAD is elsewhere; round {n} was advanced before (on "
+                f"another branch, or before a `git reset`?). Switch to the branch that holds it, or delete the tag "
+                f"(`git tag -d {tag}`) to redo round {n} here"
             )
         if not _made_by_advance(tag, n):
             raise AdvanceError(
@@ -287,11 +317,30 @@ def _advance(params_file: Path) -> tuple[Gate, LoopState]:
         # advance died after tagging: finish the promotion (idempotent)
         return decision, _promote(params, decision, round_metrics)
 
+    restored, recorded = restore_ignores()
+    if restored:
+        more = f" and {len(restored) - 3} more" if len(restored) > 3 else ""
+        print(f"advance: put back the .gitignore entries of DVC's outputs {', '.join(restored[:3])}{more} (an interrupted "
+              "or failed `dvc repro` removes them)" + (f"; re-recorded stage(s) {', '.join(recorded)}, stale only by "
+                                                       "those entries" if recorded else ""), file=sys.stderr)
     stale = dvc_status()
     if stale:
         raise AdvanceError(f"round {n} has not finished: {stale_stages(stale)}; run `dvc repro`")
+    try:
+        check_round_problems()
+    except ArtifactError as e:
+        raise AdvanceError(str(e)) from None
     allowed = pipeline_outputs()
     changed = changed_paths()
+    cached = dvc_outputs()
+    in_dvc = {p: stage for p in changed if (stage := _cached_by(p, cached))}
+    if in_dvc:
+        path, stage = next(iter(in_dvc.items()))
+        raise AdvanceError(
+            f"{path}: an output of DVC ({stage}), kept in DVC's cache, but git sees it (a .gitignore rule "
+            f"un-ignores it, or it was `git add`ed); do not commit it: `git rm -r --cached {path}` if git tracks it, "
+            "fix the .gitignore rule otherwise, then rerun `sharpen advance`"
+        )
     unrelated = [p for p in changed if p not in allowed and Path(p).name != ".gitignore"]
     if unrelated:
         raise AdvanceError(
@@ -314,6 +363,10 @@ def new_loop(params_file: Path = PARAMS_FILE) -> LoopState:
     base; the switch (round, what changed, the policy left behind) is recorded in state.json and
     committed. Loop-carried data made under the old settings (ledger, synthesized problems,
     controller history, preference pairs) leaves the state; git history keeps it."""
+    try:
+        refuse_outside_loop("`sharpen new-loop`")
+    except LoopBusy as e:
+        raise AdvanceError(str(e)) from None
     params = load_params(params_file)
     state = read_state()
     if state.policy == "base":

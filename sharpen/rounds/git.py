@@ -49,10 +49,85 @@ def pipeline_outputs(dvc_yaml: Path = Path("dvc.yaml")) -> set[str]:
     return paths
 
 
+# what read-only commands and tools leave in a work tree: never a change of the user's, never committed.
+# `dvc plots show/diff` (dvc_plots/), DVC's own scratch, Python, Jupyter, linters, `sharpen report`,
+# sharpen's logs, Prefect's local state, editors and file browsers.
+SCRATCH_DIRS = frozenset({"dvc_plots", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".mypy_cache",
+                          ".ruff_cache", ".hypothesis", ".sharpen", ".prefect", "reports", "wandb"})
+SCRATCH_PREFIXES = (".dvc/tmp/", ".dvc/cache/")
+SCRATCH_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+SCRATCH_SUFFIXES = (".pyc", ".pyo", ".swp", ".swo", "~")
+
+
+def is_scratch(path: str) -> bool:
+    """Whether an untracked path is what a read-only command or a tool leaves behind (`dvc plots
+    show`'s dvc_plots/, __pycache__/, .ipynb_checkpoints/, .dvc/tmp/, `sharpen report`'s reports/...)."""
+    parts = path.split("/")
+    return (path.startswith(SCRATCH_PREFIXES) or any(p in SCRATCH_DIRS for p in parts[:-1])
+            or parts[-1] in SCRATCH_NAMES or parts[-1].endswith(SCRATCH_SUFFIXES))
+
+
 def changed_paths() -> list[str]:
-    """Every path `git status` shows: changed, staged or untracked."""
+    """Every path `git status` shows: changed, staged or untracked, except untracked scratch (is_scratch)."""
     out = run_git("status", "--porcelain", "--untracked-files=all")
-    return [line[3:].split(" -> ")[-1].strip('"') for line in out.splitlines() if line]
+    paths = []
+    for line in out.splitlines():
+        if not line:
+            continue
+        path = line[3:].split(" -> ")[-1].strip('"')
+        if not (line.startswith("??") and is_scratch(path)):
+            paths.append(path)
+    return paths
+
+
+def dvc_outputs() -> dict[str, str]:
+    """Every output DVC caches (not git): path -> the stage or .dvc file that records it, read from the
+    pipeline (dvc.yaml, the .dvc files), never from .gitignore."""
+    from dvc.repo import Repo
+
+    root = Path.cwd().resolve()
+    with Repo(".") as repo:
+        return {Path(out.fs_path).resolve().relative_to(root).as_posix(): out.stage.addressing
+                for out in repo.index.outs if out.use_cache}
+
+
+def restore_ignores() -> tuple[list[str], list[str]]:
+    """Put back the .gitignore entries of DVC-cached outputs that went missing, as DVC writes them: a
+    `dvc repro` interrupted or failing after a stage finished undoes the entries it added, and the next
+    run skips that stage. A stage that depends on a directory holding such a .gitignore (`data/tasks`)
+    and that ran without it is stale only by that file: it is re-recorded (`dvc commit -f`), not rerun.
+    Returns (the outputs re-ignored, the stages re-recorded)."""
+    import logging
+
+    from dvc.repo import Repo
+
+    dvc_log = logging.getLogger("dvc")
+    level = dvc_log.level
+    dvc_log.setLevel(logging.WARNING)
+    try:
+        with Repo(".") as repo:
+            missing = [out for out in repo.index.outs if out.use_cache and out.use_scm_ignore
+                       and not repo.scm.is_tracked(out.fs_path) and not repo.scm.is_ignored(out.fs_path)]
+            if not missing:
+                return [], []
+            before = repo.status()
+            gitignores = {Path(repo.scm.ignore(out.fs_path) or out.fs_path).parent.resolve() for out in missing}
+        with Repo(".") as repo:
+            after = repo.status()
+            root = Path.cwd().resolve()
+            only_ignores = []
+            for stage, entries in after.items():
+                if stage in before:
+                    continue
+                changed = [e.get("changed deps") for e in entries if isinstance(e, dict)]
+                if len(changed) == len(entries) and all(
+                        (root / d).resolve() in gitignores for c in changed for d in c):
+                    only_ignores.append(stage)
+            for stage in only_ignores:
+                repo.commit(stage, force=True)
+        return [str(out) for out in missing], only_ignores
+    finally:
+        dvc_log.setLevel(level)
 
 
 def dvc_add(path: Path) -> None:
@@ -100,6 +175,12 @@ def checkout(rev: str) -> str:
     """Put the workspace at a round tag (or a branch): git's files and DVC's outputs together, so
     `dvc status` is clean there. Refuses a work tree with uncommitted changes. Returns where HEAD was
     (the branch name to come back to, or a commit)."""
+    from sharpen.rounds.lock import LoopBusy, refuse_outside_loop
+
+    try:
+        refuse_outside_loop(f"`sharpen checkout {rev}`")
+    except LoopBusy as e:
+        raise AdvanceError(str(e)) from None
     if changed_paths():
         raise AdvanceError("the work tree has uncommitted changes (a round not yet advanced? `sharpen advance` it); "
                            "commit or stash them first (`git status`)")

@@ -23,6 +23,8 @@ BASE_MODEL = Path("data/base/model")
 BASE_METRICS = Path("data/base/metrics.json")  # the base stage's: model hash, size, wall time
 BASE_EVAL_METRICS = Path("data/base/evaluate/metrics.json")  # the base model's held-out accuracy
 BASE_CATEGORIES = Path("data/base/evaluate/categories.csv")
+BASE_EVAL_SAMPLES = Path("data/base/evaluate/samples.parquet")  # the base model's held-out answers (EvalSample)
+EVAL_PROBLEMS = Path("data/tasks/eval.parquet")  # the held-out problems: prompts and gold answers (Problem)
 
 # the loop-carried state: git tracks it, only `sharpen advance` (and `new-loop`) changes it
 STATE_DIR = Path("data/state")
@@ -53,4 +55,9 @@ ROUND_PROPOSER = _ROUND / "train_proposer/model"  # self-play: the proposer's ne
 ROUND_PROPOSALS = _ROUND / "train_proposer/proposals.parquet"
 ROUND_METRICS = stage_metrics("evaluate")  # held-out metrics: the gate reads them
 ROUND_EVAL_SAMPLES = _ROUND / "evaluate/samples.parquet"
+# what the round sampled, how the verifier judged it and what the filter kept (the report's sample browser)
+ROUND_PROBLEMS = _ROUND / "generate/problems.parquet"
+ROUND_SAMPLES = _ROUND / "generate/samples.parquet"
+ROUND_VERDICTS = _ROUND / "verify/verdicts.parquet"
+ROUND_DECISIONS = _ROUND / "filter/decisions.parquet"
 ROUND_CATEGORIES = _ROUND / "evaluate/categories.csv"

@@ -87,17 +87,16 @@ def yaml_at(rev: str | None, path: str | Path) -> dict:
 
 def frame_at(rev: str, path: str | Path, schema):
     """A DVC-tracked Parquet artifact at `rev`, read through DVC's filesystem API and validated."""
-    import polars as pl
     from dvc.api import DVCFileSystem
 
-    from sharpen.io import ArtifactError, validate
+    from sharpen.io import ArtifactError, read_frame
 
     try:
         with DVCFileSystem(".", rev=rev).open(str(path), "rb") as f:
-            df = pl.read_parquet(f)
+            return read_frame(f, schema, where=f"{path} at {rev}", fix="; its copy in DVC's cache (.dvc/cache) is "
+                              f"damaged: delete that copy and `dvc fetch --rev {rev}` it from a remote")
     except FileNotFoundError:
         raise ArtifactError(f"{path} at {rev}: not in the DVC cache (run `dvc pull` or `dvc fetch`)") from None
-    return validate(df, schema, f"{path} at {rev}")
 
 
 def _row(rev: str | None, label: str) -> dict | None:
@@ -152,6 +151,10 @@ def rounds_table() -> list[dict]:
         rows.append(workspace)
     state = json_at(None, STATE_DIR / STATE_FILE) or {}
     gates = {h["round"]: h for h in state.get("history", [])}
+    shown = {r["round"] for r in rows}
+    missing = [{"round": k, "tag": f"(round-{k} tag missing)"} for k in gates if k not in shown]
+    if missing:  # a tag deleted by hand: the round stays in the table, saying so
+        rows = sorted(rows + missing, key=lambda r: r["round"] if isinstance(r["round"], int) else 1 << 30)
     stops = _loop_stops()
     for row in rows:
         g = gates.get(row["round"])
@@ -178,6 +181,32 @@ def _loop_stops(path: Path = LOOPS_LOG) -> dict[int, str]:
 # --- lineage ---------------------------------------------------------------------------------------
 
 
+def _round_commit(k: int) -> str | None:
+    """The newest commit whose subject is advance's `round k: ...` (a deleted tag's commit), or None."""
+    out = subprocess.run(["git", "log", "--all", "--format=%H %s"], capture_output=True, text=True).stdout
+    return next((line.split(" ", 1)[0] for line in out.splitlines() if line.split(" ", 1)[-1].startswith(f"round {k}: ")),
+                None)
+
+
+def check_round_tags(n: int) -> None:
+    """Refuse a lineage through round tags that are gone (deleted by hand) or name another round's commit,
+    saying how to put the tag back; otherwise those rounds would read as empty ("None of None samples")."""
+    have = dict(round_tags())
+    for k in range(1, n + 1):
+        tag = f"round-{k}"
+        if k not in have:
+            commit = _round_commit(k)
+            fix = (f"put it back with `git tag -a {tag} {commit[:12]} -m 'sharpen round {k}: restored'`" if commit else
+                   f"its `round {k}:` commit is not in this repository either: `git fetch --tags` from where it was pushed")
+            raise LineageError(f"tag {tag} is missing (deleted by hand?), and round {n}'s lineage runs through it; {fix}")
+        metrics = json_at(tag, ROUND_METRICS) or {}
+        if metrics.get("round") != k:
+            commit = _round_commit(k)
+            fix = f"`git tag -f -a {tag} {commit[:12]} -m 'sharpen round {k}: restored'`" if commit else f"`git tag -d {tag}`"
+            raise LineageError(f"tag {tag} names a commit whose {ROUND_METRICS} is round {metrics.get('round')}'s, not "
+                               f"round {k}'s (moved by hand?); point it back with {fix}")
+
+
 def tag_ref(tag: str) -> str:
     if not re.fullmatch(r"round-\d+", tag):
         raise LineageError(f"expected a round tag like round-3, got {tag!r}")
@@ -188,8 +217,18 @@ def tag_ref(tag: str) -> str:
     return commit
 
 
-def lineage(tag: str) -> dict:
-    """What produced round N: its commit, params, every stage's inputs and outputs, and the policy chain."""
+def latest_tag() -> str:
+    """The newest round tag (`sharpen lineage` with no tag); refused, saying how to make one, if none."""
+    tags = round_tags()
+    if not tags:
+        raise LineageError("no round is tagged yet: `sharpen advance` tags a finished round (after `dvc repro`)")
+    return tags[-1][1]
+
+
+def lineage(tag: str | None = None) -> dict:
+    """What produced round N (None: the latest tagged round): its commit, params, every stage's inputs
+    and outputs, and the policy chain."""
+    tag = tag or latest_tag()
     commit = tag_ref(tag)
     lock = yaml_at(tag, "dvc.lock").get("stages", {})
     stages = {}
@@ -204,6 +243,7 @@ def lineage(tag: str) -> dict:
     base_hash = (json_at(tag, BASE_METRICS) or {}).get("model_hash")
     tags = dict((t, n) for n, t in round_tags())
     n = tags[tag]
+    check_round_tags(n)
     producers = {base_hash: "base"}
     for k in range(1, n + 1):
         train = json_at(f"round-{k}", stage_metrics("train")) or {}

@@ -5,6 +5,11 @@ takes `.dvc/tmp/sharpen-advance.lock` the same way); a second loop on the same w
 with the holder's pid. DVC's own lock is per `dvc` process, so two loops would otherwise
 interleave their stages.
 
+While a loop holds its lock, what would race it is refused (`refuse_outside_loop`): a stage started
+by hand (`dvc repro`, `python -m stages.X`; sharpen/stage.py's run_stage asks), `sharpen advance`,
+`new-loop` and `checkout`. The loop's own stages pass: its runner sets SHARPEN_LOOP_PID to the pid
+holding the lock (sharpen/rounds/runner.py).
+
 Used by `flows/loop.py` and `sharpen advance`.
 """
 
@@ -59,3 +64,38 @@ def workspace_lock(path: Path = LOCK_FILE, what: str = "sharpen loop") -> Iterat
             _held.discard(key)
     finally:
         os.close(fd)  # closing releases the flock
+
+
+LOOP_ENV = "SHARPEN_LOOP_PID"  # set by the loop's runner for its own `dvc repro` children: the pid holding the lock
+
+
+def loop_holder(path: Path = LOCK_FILE) -> str | None:
+    """The pid of another process's loop holding this workspace's lock, or None (no loop, or this process's)."""
+    if path.resolve() in _held:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: no loop ever ran here
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def refuse_outside_loop(what: str, path: Path = LOCK_FILE) -> None:
+    """LoopBusy when a loop runs in this workspace and `what` is not one of its own stages: started by hand,
+    it would race the loop (DVC's locks, the round's outputs, params.yaml) and kill it. Nothing is changed."""
+    holder = loop_holder(path)
+    if holder is None or os.environ.get(LOOP_ENV) == holder:
+        return
+    raise LoopBusy(
+        f"{what}: a sharpen loop (pid {holder}, lock {path}) is running in this workspace and runs the round's stages "
+        "and its advance itself; started by hand now, this would race it. Nothing was changed. Wait for the loop to "
+        f"finish, or stop it first (Ctrl-C in its terminal, or `kill -INT {holder}`); it resumes where it stopped"
+    )

@@ -1,12 +1,19 @@
 """One self-contained HTML report of the loop: the rounds table and the plots people look at.
 
-Plots (matplotlib, embedded as PNG): held-out accuracy and pass@k per round; greedy accuracy per
-category per round; kept fraction per round; the distribution of per-problem pass rates per
-round (how much reward varies, i.e. what is left to learn); the training loss of every round, and
-for reward learning the GRPO reward or DPO margin per step. Self-play rounds add the proposer's panel:
+Per round (inline SVG with hover and legend toggles, sharpen/rounds/report_html.py): held-out accuracy
+and pass@k; apart from them the chance baselines and the monitors (form, agreement, answer entropy);
+the round not advanced yet drawn and marked. What each round trained on (SFT's kept samples, DPO's
+pairs, GRPO's groups and rewards), the held-out problems each round newly solved or newly failed
+with both rounds' answers, and a browser of seeded samples of the answers: rewarded and rejected
+greedy answers, kept training samples, and rejected ones by the verifier's reason
+(sharpen/rounds/samples.py). Plots (matplotlib, embedded as PNG): greedy accuracy per category per
+round; kept fraction of SFT rounds; the distribution of per-problem pass rates per round (how much
+reward varies, i.e. what is left to learn); the training loss of every round, and for reward
+learning the GRPO reward or DPO margin per step. Self-play rounds add the proposer's panel:
 validity, diversity, the solver's rate on the proposals and the proposer's reward per round, and a
 table of what it wrote (rejections by reason, the best-rewarded questions).
-Everything is read from git tags and DVC's cache, like `sharpen rounds`; no server, no CDN.
+Everything is read from git tags and DVC's cache, like `sharpen rounds`; no server, no CDN, no script
+from elsewhere.
 
 Run: `sharpen report [--out reports/sharpen.html]`
 """
@@ -22,15 +29,31 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.io import atomic_write
+from sharpen.rounds import report_html
 from sharpen.rounds.layout import BASE_CATEGORIES, ROUND_CATEGORIES, ROUND_LOSS, ROUND_PROPOSALS, ROUND_STATS, stage_metrics
-from sharpen.rounds.lineage import ACCURACY_PREFIXES, LineageError, file_at, frame_at, json_at, round_cell, round_columns, rounds_table
+from sharpen.rounds.lineage import LineageError, file_at, frame_at, json_at, round_cell, round_columns, rounds_table
 from sharpen.rounds.tags import round_tags
 from sharpen.schemas import ProblemStats, Proposal
 
 
 def _csv_at(rev: str | None, path: Path) -> pl.DataFrame | None:
+    """A plots CSV at `rev` (None: the workspace; None if absent), every column but `category` numbers;
+    a damaged one is a LineageError naming the file and column."""
     data = file_at(rev, path)
-    return pl.read_csv(io.BytesIO(data)) if data else None
+    if not data:
+        return None
+    where = f"{path} at {rev}" if rev else str(path)
+    try:
+        df = pl.read_csv(io.BytesIO(data))
+    except Exception as e:  # polars raises several types for a damaged file
+        raise LineageError(f"{where}: not a readable CSV file: {' '.join(str(e).split())[:200]}") from None
+    for column, dtype in df.schema.items():
+        if column != "category" and not dtype.is_numeric() and df[column].null_count() < df.height:
+            bad = df[column].filter(df[column].cast(pl.Float64, strict=False).is_null() & df[column].is_not_null())
+            shown = bad[0] if bad.len() else df[column].drop_nulls()[0]
+            raise LineageError(f"{where}: column {column!r} holds {shown!r}, not a number; the stage that wrote it "
+                               f"(`dvc repro`) rewrites it, or `git checkout {rev or 'HEAD'} -- {path}`")
+    return df
 
 
 def _pass_rates(tag: str) -> pl.Series | None:
@@ -48,26 +71,13 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, str]]:
+def _figures(tags: list[tuple[int, str]]) -> list[tuple[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figs = []
-    rounds = [r["round"] for r in rows]
-    metric_keys = sorted({k for r in rows for k in r if k.startswith(ACCURACY_PREFIXES)})
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    for key in metric_keys:  # chance baselines dashed: what answering without reading scores
-        ax.plot(rounds, [r.get(key) for r in rows], marker="" if key.startswith("chance") else "o",
-                linestyle="--" if key.startswith("chance") else "-", label=key.replace("_accuracy", ""))
-    ax.set(xlabel="round (0 = base)", ylabel="held-out", title="Accuracy per round", ylim=(0, 1))
-    ax.set_xticks(rounds)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    figs.append(("Accuracy and pass@k per round", _png(fig)))
-    plt.close(fig)
-
+    figs = []  # accuracy, baselines and monitors per round: SVG (report_html.charts)
     per_cat = []
     base_cat = _csv_at(tags[0][1] if tags else None, BASE_CATEGORIES)
     if base_cat is not None:
@@ -81,19 +91,20 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
         for cat in sorted(cats["category"].unique()):
             sub = cats.filter(pl.col("category") == cat).sort("round")
-            ax.plot(sub["round"], sub["greedy_accuracy"], marker=".", label=cat)
-        ax.set(xlabel="round", ylabel="greedy accuracy", title="Greedy accuracy per category", ylim=(0, 1))
+            ax.plot(sub["round"], sub["greedy_accuracy"] * 100, marker=".", label=cat)  # % like the table
+        ax.set(xlabel="round", ylabel="greedy accuracy (%)", title="Greedy accuracy per category", ylim=(0, 100))
         ax.set_xticks(sorted(cats["round"].unique()))
         ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         ax.grid(alpha=0.3)
         figs.append(("Per category", _png(fig)))
         plt.close(fig)
 
-    kept = [(n, json_at(tag, stage_metrics("filter")) or {}) for n, tag in tags]
+    kept = [(n, json_at(tag, stage_metrics("filter")) or {}) for n, tag in tags  # SFT rounds: others train on
+            if (json_at(tag, stage_metrics("train")) or {}).get("objective", "sft") == "sft"]  # something else
     if kept:
         fig, ax = plt.subplots(figsize=(6.4, 3.0))
         ax.bar([n for n, _ in kept], [m.get("kept_fraction", 0) for _, m in kept], color="#4c72b0")
-        ax.set(xlabel="round", ylabel="kept / generated", title="Kept fraction")
+        ax.set(xlabel="round", ylabel="kept / generated", title="Kept fraction (SFT rounds)")
         ax.set_xticks([n for n, _ in kept])
         figs.append(("Kept fraction", _png(fig)))
         plt.close(fig)
@@ -107,7 +118,7 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
             ax.hist(r.to_list(), bins=bins, histtype="step", linewidth=1.5, label=f"round {n}")
         ax.set(xlabel="per-problem pass rate over k samples", ylabel="problems",
                title="Pass-rate distribution (0 and 1: no reward variance)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the plot, covering nothing
         figs.append(("Pass-rate histogram", _png(fig)))
         plt.close(fig)
 
@@ -140,7 +151,7 @@ def _figures(rows: list[dict], tags: list[tuple[int, str]]) -> list[tuple[str, s
         for n, d in curves:
             ax.plot(d["step"], d[column], linewidth=1, label=f"round {n}")
         ax.set(xlabel="step", ylabel=column, title=title)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
         ax.grid(alpha=0.3)
         figs.append((title.split(":")[0] + " training signal", _png(fig)))
         plt.close(fig)
@@ -167,7 +178,7 @@ def _proposer_figure(proposer: list[tuple[int, str, dict]]) -> tuple[str, str]:
             ax.plot(rounds, [float("nan") if v is None else v for v in values], marker="o", label=label)
     ax.set(xlabel="round", ylabel="share / reward", title="Self-play: what the proposer wrote, under the solver")
     ax.set_xticks(rounds)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(alpha=0.3)
     title = "Proposer per round"
     png = _png(fig)
@@ -212,7 +223,7 @@ def write_report(out: Path) -> Path:
     if not rows:
         raise LineageError("no rounds to report yet: run `dvc repro`")
     tags = round_tags()
-    figures = _figures(rows, tags)
+    figures = _figures(tags)
     proposer = _proposer_rounds(tags)
     if proposer:
         figures.append(_proposer_figure(proposer))
@@ -229,15 +240,19 @@ table {{ border-collapse: collapse; font-size: 0.8rem; }}
 th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.4rem; text-align: right; white-space: nowrap; }}
 th {{ background: #f3f3f3; }}
 figure {{ display: block; margin: 0 0 1.5rem 0; max-width: 1100px; }}
-figure img {{ width: 100%; height: auto; }}
+figure img {{ max-width: 100%; height: auto; }}
 figcaption {{ font-size: 0.8rem; color: #555; }}
-</style></head><body>
+{report_html.STYLE}</style></head><body>
 <h1>sharpen: {len(tags)} round(s)</h1>
 <p>Held-out metrics per round in % (round 0 is the base model); stage times in seconds.</p>
 {_table(rows)}
+{report_html.charts(rows, tags)}
+{report_html.answers(rows, tags)}
+<h2>Detail plots</h2>
 {images}
 {_proposals_table(proposer) if proposer else ""}
 <script type="application/json" id="rounds">{html.escape(json.dumps(rows))}</script>
+<script>{report_html.SCRIPT}</script>
 </body></html>
 """
     return atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sharpen.errors import SharpenError
+from sharpen.rounds.lock import LOOP_ENV
 
 _live_groups: set[int] = set()
 GROUPS_FILE = Path(".dvc/tmp/sharpen-stage-groups")
@@ -142,10 +143,32 @@ def repro(stage: str, round_: int, show: Callable[[str], None], *, timeout_s: fl
             if verbose or (not dvc_chatter(line) and worth_showing(line)):
                 show(line)
 
-        rc = run_command(["dvc", "repro", stage], on_line=on_line, timeout_s=timeout_s)
+        env = os.environ | {LOOP_ENV: str(os.getpid())}  # its stages pass refuse_outside_loop; by-hand ones do not
+        deadline = time.monotonic() + DVC_LOCK_WAIT_S
+        while True:
+            errors.clear()
+            rc = run_command(["dvc", "repro", stage], on_line=on_line, timeout_s=timeout_s, env=env)
+            if rc == 0 or not any(dvc_lock_busy(e) for e in errors) or time.monotonic() >= deadline:
+                break
+            show(f"{stage}: DVC's lock is held by another dvc command in this workspace; waiting for it")
+            time.sleep(DVC_LOCK_POLL_S)
     if rc != 0:
+        if any(dvc_lock_busy(e) for e in errors):
+            raise StageFailed(
+                f"stage {stage} of round {round_} did not start: another dvc command in this workspace (a `dvc repro` "
+                f"run by hand?) held DVC's lock for {DVC_LOCK_WAIT_S:.0f}s; nothing of the round was lost. Let it "
+                f"finish, then resume the loop (its output: {log_path})")
         why = errors[0].removeprefix("error:").strip() if errors else f"exited {rc}"
         raise StageFailed(f"stage {stage} of round {round_} failed: {why} (its output: {log_path})")
+
+
+DVC_LOCK_WAIT_S = 120.0  # how long a stage waits on DVC's lock held by another dvc command before failing
+DVC_LOCK_POLL_S = 2.0
+
+
+def dvc_lock_busy(line: str) -> bool:
+    """Whether DVC's error line says another dvc process holds its repo lock or a path's read/write lock."""
+    return "Unable to acquire lock" in line or "is busy, it is being blocked by" in line or "being blocked by" in line
 
 
 def kill_group(pgid: int, grace_s: float = 5.0) -> None:

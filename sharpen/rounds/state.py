@@ -108,9 +108,28 @@ def loop_identity(params: Params) -> dict[str, str]:
             "base": hash_json(params.base.model_dump())[:12]}
 
 
+def next_round(state: LoopState) -> int:
+    """The round the loop state says runs next: one past the last round advance gated (1 before any)."""
+    return max([h.round for h in state.history] + [state.policy_round, state.proposer_round, 0]) + 1
+
+
+def check_round(params: Params, state_dir: Path = STATE_DIR, params_file: str = "params.yaml") -> None:
+    """Refuse a `round` in params.yaml ahead of the loop state (only `sharpen advance` moves it): such a
+    round would run, and be advanced and tagged, as a round the loop never reached."""
+    expected = next_round(read_state(state_dir))
+    if params.round > expected:
+        done = f"has advanced rounds up to {expected - 1}" if expected > 1 else "has advanced no round yet"
+        raise ArtifactError(
+            f"{params_file}: `round: {params.round}` is ahead of the loop state ({state_dir / STATE_FILE} {done}), "
+            f"so the round to run is {expected}. Set `round: {expected}` in {params_file}; only `sharpen advance` "
+            "moves it"
+        )
+
+
 def check_loop_identity(params: Params, state_dir: Path = STATE_DIR) -> None:
-    """Refuse a round whose recipe, model, task or base settings differ from those the promoted
-    policy was trained under, saying the two ways forward."""
+    """Refuse a round whose `round` is ahead of the loop state (check_round), or whose recipe, model,
+    task or base settings differ from those the promoted policy was trained under, saying the two ways forward."""
+    check_round(params, state_dir)
     state = read_state(state_dir)
     if state.policy == "base" or state.trained_under is None:
         return

@@ -4,6 +4,8 @@
   budget, a rejected gate with `on_reject: stop`, and a collapse the gate found.
 - `record_stop()`: appends the loop run's outcome to `.sharpen/loops.jsonl` (`sharpen rounds`
   shows why each run stopped).
+- `check_params_unchanged()`: params.yaml edited while a round runs stops the loop before its next
+  stage (or its advance), naming the keys, so that no round mixes two settings.
 
 Used by `flows/loop.py`; the flow only sequences.
 """
@@ -14,6 +16,8 @@ import json
 import time
 from pathlib import Path
 
+from sharpen.config import PARAMS_FILE
+from sharpen.errors import SharpenError
 from sharpen.params import LoopParams
 
 LOOPS_LOG = Path(".sharpen/loops.jsonl")
@@ -58,3 +62,41 @@ def record_stop(entry: dict, path: Path = LOOPS_LOG) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry | {"ended_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+
+
+class ParamsChanged(SharpenError, RuntimeError):
+    """params.yaml changed while a round ran; the loop stopped before its next step."""
+
+
+def params_text(path: Path = PARAMS_FILE) -> str:
+    """params.yaml as a round began (what `check_params_unchanged` compares against)."""
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+
+def _changed_keys(before: object, after: object, prefix: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+        return [c for k in keys for c in _changed_keys(before.get(k), after.get(k), f"{prefix}{k}.")]
+    return [prefix.rstrip(".") or "(the whole file)"]
+
+
+def check_params_unchanged(before: str, round_: int, next_step: str, path: Path = PARAMS_FILE) -> None:
+    """ParamsChanged, naming the keys, when `path` differs from `before` (its text when round `round_` began)."""
+    import yaml
+
+    now = params_text(path)
+    if now == before:
+        return
+    try:
+        keys = _changed_keys(yaml.safe_load(before) or {}, yaml.safe_load(now) or {})
+    except yaml.YAMLError:
+        keys = ["(it is no longer valid YAML)"]
+    if not keys:
+        return  # comments or layout only: the same settings
+    what = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    raise ParamsChanged(
+        f"{path}: edited while round {round_} ran ({what}); the loop stopped before {next_step} so that no round mixes "
+        "two settings, and nothing was lost: the stages that finished are kept. To run this round under the new "
+        "settings, resume the loop (DVC reruns the stages they change); to go on under the old ones, undo the edit "
+        f"(`git diff {path}`) and resume. Edit params.yaml between loop runs, not during one"
+    )

@@ -39,8 +39,9 @@ def apply_template(problems, template: str, task_name: str):
             fields["a"], fields["b"] = arithmetic.operands(pid)
         try:
             prompts.append(template.format(**fields))
-        except (KeyError, IndexError, ValueError) as e:
-            raise ParamsError(f"task.template: {template!r} cannot be filled for {task_name} ({e})") from None
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:  # params check it first
+            raise ParamsError(f"task.template: {template!r} cannot be filled for {task_name} "
+                              f"({type(e).__name__}: {e})") from None
     return problems.with_columns(prompt=pl.Series(prompts, dtype=pl.String))
 
 

@@ -84,15 +84,28 @@ def category(a: int, b: int) -> str:
     return f"{len(str(a))}+{len(str(b))}"
 
 
+def distinct_problems(min_digits: int, max_digits: int) -> int:
+    """How many different problems `a+b` operands of min_digits..max_digits digits make (0..9 are the 1-digit ones).
+
+    >>> distinct_problems(1, 1), distinct_problems(1, 2)
+    (100, 10000)
+    """
+    operands = sum(10 if d == 1 else 9 * 10 ** (d - 1) for d in range(min_digits, max_digits + 1))
+    return operands * operands
+
+
 def _draw_unique(rng, n, min_digits, max_digits, exclude: set[str]) -> list[tuple[int, int]]:
     pairs: dict[str, tuple[int, int]] = {}
     attempts = 0
     while len(pairs) < n:
         attempts += 1
         if attempts > 50 * n + 1000:
-            raise ValueError(
-                f"task: cannot draw {n} distinct problems with {min_digits}-{max_digits} digit operands; "
-                "lower task.pool_size/eval_size or raise task.max_digits"
+            from sharpen.params import ParamsError
+
+            raise ParamsError(
+                f"task: cannot draw {n} distinct problems with {min_digits}-{max_digits} digit operands "
+                f"({distinct_problems(min_digits, max_digits):,} exist); lower task.pool_size/eval_size or raise "
+                "task.max_digits"
             )
         a, b = draw_pair(rng, min_digits, max_digits)
         pid = problem_id(a, b)

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import random
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -55,7 +56,10 @@ def _as_text(value, field: str, where: str, *, number_ok: bool) -> str:
     elif number_ok and isinstance(value, bool):
         raise ProblemFileError(f"{where}: field '{field}' must be a string, got a boolean ({value!r})")
     elif number_ok and isinstance(value, int):
-        text = str(value)
+        try:
+            text = str(value)
+        except ValueError:  # past Python's int-to-text digit limit
+            raise _too_long_number(f"{where}: field '{field}'") from None
     elif number_ok and field == "answer" and isinstance(value, float) and math.isfinite(value):
         text = str(int(value)) if value.is_integer() else repr(value)
     else:
@@ -135,12 +139,19 @@ _NOT_LINES = ("{where}: a JSON array, but {name} is read as JSON Lines (one obje
               "write one object per line, or save the array as a .json file")
 
 
+def _too_long_number(where: str) -> ProblemFileError:
+    return ProblemFileError(f"{where}: holds a number of more than {sys.get_int_max_str_digits():,} digits, longer "
+                            "than Python reads; write it as a JSON string (\"answer\": \"123...\"), or shorten it")
+
+
 def _json_array(path: Path) -> list | None:
     """The records of a .json file holding one array of objects; None for anything else (read as JSON Lines)."""
     try:
         value = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+    except ValueError:  # an integer past Python's digit limit
+        raise _too_long_number(str(path)) from None
     return value if isinstance(value, list) else None
 
 
@@ -168,6 +179,8 @@ def _records(path: Path, split: str = "train"):
                     if n == 1 and line.lstrip().startswith("["):
                         raise ProblemFileError(_NOT_LINES.format(where=where, name=path.name)) from None
                     raise ProblemFileError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+                except ValueError:  # an integer past Python's digit limit
+                    raise _too_long_number(where) from None
                 if isinstance(record, list):
                     raise ProblemFileError(_NOT_LINES.format(where=where, name=path.name))
                 yield where, record

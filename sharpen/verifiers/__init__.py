@@ -16,6 +16,9 @@ Each is one record in sharpen/verifiers/registry.py (its function and its traits
 own verifier is named by import path (`verify.verifier: mypkg.rewards:score`, documented there).
 A problem may name its own verifier (its `verifier` column; self-play's abduction and induction
 tasks do): `verify_frame` scores each problem with it, the round's `verify.verifier` otherwise.
+A reference a verifier cannot read (a gold answer in words for `exact_integer`, one of 5,000 digits,
+tests that are not literals) raises `UnreadableReference`, which `verify_frame` turns into an error
+naming the problem; a `verify.*` setting or a user's verifier that cannot score raises `VerifierError`.
 Majority-vote pseudo-labels (`labels: majority`) reuse a verifier's extraction; answers vote by
 the record's `vote_key` where equal answers can be written differently (math_equiv).
 """
@@ -24,7 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sharpen.verifiers.result import Verifier, VerifyResult  # noqa: F401  (every verifier's record)
+from sharpen.verifiers.result import (  # noqa: F401  (every verifier's record, and its errors)
+    UnreadableReference,
+    Verifier,
+    VerifierError,
+    VerifyResult,
+)
 from sharpen.verifiers.answers import FORM_REASONS
 from sharpen.verifiers.registry import BUILTIN, VerifierRecord, lookup  # noqa: F401
 
@@ -63,9 +71,19 @@ def unreadable_references(problems, verifier_name: str, answer_form: str = "auto
     if not lookup(verifier_name).reads_answer:
         return []
     answers = problems["answer"].to_list()
-    results = get_verifier(verifier_name, answer_form)(answers, answers)
-    return [(pid, a, r.reason) for pid, a, r in zip(problems["problem_id"], answers, results, strict=True)
-            if not r.correct]
+    verifier = get_verifier(verifier_name, answer_form)
+    try:
+        results = [(r.correct, r.reason) for r in verifier(answers, answers)]
+    except UnreadableReference:  # which ones: item by item
+        results = []
+        for a in answers:
+            try:
+                r = verifier([a], [a])[0]
+                results.append((r.correct, r.reason))
+            except UnreadableReference as e:
+                results.append((False, e.why))
+    return [(pid, a, reason) for pid, a, (correct, reason) in zip(problems["problem_id"], answers, results, strict=True)
+            if not correct]
 
 
 def preflight(problems, verifier_name: str, answer_form: str = "auto", *, n: int = 4) -> None:
@@ -154,11 +172,11 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold", an
     verifier = record.bound(answer_form)
     if labels != "gold" and not record.reads_answer:
         what = record.reference[0] if record.reference else "reference spec"
-        raise ValueError(f"verify.labels: {verifier_name} scores against each problem's {what}; "
-                         "majority labels need a verifier that compares answers")
+        raise VerifierError(f"verify.labels: {verifier_name} scores against each problem's {what}; "
+                            "majority labels need a verifier that compares answers")
     if labels == "majority" and not record.extracts:
-        raise ValueError(f"verify.labels: majority labels vote on the answers a verifier reads; {verifier_name} "
-                         "reports none (return VerifyResult(extracted=...) from it to vote)")
+        raise VerifierError(f"verify.labels: majority labels vote on the answers a verifier reads; {verifier_name} "
+                            "reports none (return VerifyResult(extracted=...) from it to vote)")
     if record.reference is not None:
         problems = problems.with_columns(answer=references_for(verifier_name, problems))
     if labels == "majority":
@@ -172,8 +190,9 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold", an
         if missing:
             raise ArtifactError(f"verify: samples name problems missing from the problem file: {missing[:5]}")
     else:
-        raise ValueError(f"verify.labels: unknown {labels!r}; allowed: 'gold', 'majority'")
-    results = verifier(joined["completion"].to_list(), joined["label"].to_list(), prompts=_prompts(joined))
+        raise VerifierError(f"verify.labels: unknown {labels!r}; allowed: 'gold', 'majority'")
+    results = scored(verifier, verifier_name, joined["completion"].to_list(), joined["label"].to_list(),
+                     joined["problem_id"].to_list(), prompts=_prompts(joined), labels=labels)
     return pl.DataFrame(
         {
             "round": joined["round"],
@@ -188,6 +207,25 @@ def verify_frame(samples, problems, verifier_name: str, labels: str = "gold", an
             "majority_ratio": joined["majority_ratio"].cast(pl.Float64),
         }
     ).sort("problem_id", "sample_idx")
+
+
+def scored(verifier: Verifier, verifier_name: str, completions: list, references: list, problem_ids: list, *,
+           prompts: list | None = None, labels: str = "gold") -> list[VerifyResult]:
+    """`verifier(completions, references)`; a reference it cannot read is an ArtifactError naming the
+    problem (`problem_ids`, one per item) and `verify.verifier`, not an error of the verifier's own."""
+    from sharpen.io import ArtifactError
+
+    try:
+        return verifier(completions, references, prompts=prompts)
+    except UnreadableReference as e:
+        pid = next((p for p, r in zip(problem_ids, references, strict=True) if r == e.reference), None)
+        which = f"problem {pid!r}" if pid is not None else "a problem"
+        if labels == "majority":
+            raise ArtifactError(f"verify.verifier {verifier_name}: {which}'s majority label, read from its samples, "
+                                f"cannot be read back as a gold answer: {e}") from None
+        raise ArtifactError(f"{which}: {e} (verify.verifier {verifier_name}). Fix that problem's answer where it "
+                            "comes from (task.path's file, or the task) and rerun `dvc repro`, or choose a verifier "
+                            "that reads it") from None
 
 
 def _routed(samples, problems, verifier_name: str):
@@ -221,9 +259,11 @@ def label_accuracy(verdicts, problems, verifier_name: str, answer_form: str = "a
 
     verifier = get_verifier(verifier_name, answer_form)
     joined = verdicts.join(problems.select("problem_id", "answer"), on="problem_id", how="left", maintain_order="left")
-    truly = pl.Series([r.correct for r in verifier(joined["extracted"].fill_null("").to_list(), joined["answer"].to_list())])
+    truly = pl.Series([r.correct for r in scored(verifier, verifier_name, joined["extracted"].fill_null("").to_list(),
+                                                 joined["answer"].to_list(), joined["problem_id"].to_list())])
     per_problem = joined.group_by("problem_id").agg(pl.col("label").first(), pl.col("answer").first())
-    label_ok = [r.correct for r in verifier(per_problem["label"].fill_null("").to_list(), per_problem["answer"].to_list())]
+    label_ok = [r.correct for r in scored(verifier, verifier_name, per_problem["label"].fill_null("").to_list(),
+                                          per_problem["answer"].to_list(), per_problem["problem_id"].to_list())]
     return {
         "label_accuracy": sum(label_ok) / max(len(label_ok), 1),
         "reward_accuracy": float((truly == joined["correct"]).mean()) if joined.height else 0.0,

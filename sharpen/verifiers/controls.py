@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from sharpen.verifiers.result import VerifyResult
+from sharpen.verifiers.result import VerifierError, VerifyResult
 
 CONTROLS = ("none", "random", "format_only")
 FORM_OK = ("ok", "wrong")  # the verifier read one final answer in the required form
@@ -41,7 +41,7 @@ def controlled(results: Sequence[VerifyResult], control: str, seed: int) -> list
     elif control == "format_only":
         draws = [r.reason in FORM_OK for r in results]
     else:
-        raise ValueError(f"verify.reward_control: unknown {control!r}; allowed: {', '.join(CONTROLS)}")
+        raise VerifierError(f"verify.reward_control: unknown {control!r}; allowed: {', '.join(CONTROLS)}")
     return [r._replace(reward=float(d), correct=bool(d)) for r, d in zip(results, draws, strict=True)]
 
 

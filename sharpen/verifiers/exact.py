@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sharpen.verifiers.result import VerifyResult
+from sharpen.verifiers.result import UnreadableReference, VerifyResult
 
 _INTEGER = re.compile(r"-?\d+")
 MAX_DIGITS = 512  # longer is not an answer (and Python refuses int() of over 4300 digits)
@@ -23,6 +23,24 @@ def extract_integer(completion: str) -> str | None:
     return str(int(tail))
 
 
+def gold_integer(reference: str) -> str:
+    """A gold answer as `extract_integer` normalises an answer ("007" → "7"); an UnreadableReference if it
+    is not an integer of at most MAX_DIGITS digits (no answer could match it).
+
+    >>> gold_integer(" 007 "), gold_integer("-12")
+    ('7', '-12')
+    """
+    text = reference.strip()
+    if len(text.lstrip("+-")) > MAX_DIGITS:
+        raise UnreadableReference(reference, f"exact_integer: the gold answer {text[:20]!r}... has {len(text):,} "
+                                  f"characters; an answer has at most {MAX_DIGITS} digits")
+    try:
+        return str(int(text))
+    except ValueError:
+        why = f"exact_integer: the gold answer {text[:60]!r} is not an integer"
+        raise UnreadableReference(reference, why) from None
+
+
 def exact_integer(
     completions: Sequence[str], references: Sequence[str | None], *, prompts: Sequence[str] | None = None
 ) -> list[VerifyResult]:
@@ -34,7 +52,7 @@ def exact_integer(
         got = extract_integer(completion)
         if got is None:
             results.append(VerifyResult(None, 0.0, False, "unparseable"))
-        elif reference is not None and got == str(int(reference)):
+        elif reference is not None and got == gold_integer(reference):
             results.append(VerifyResult(got, 1.0, True, "ok"))
         else:
             results.append(VerifyResult(got, 0.0, False, "wrong"))

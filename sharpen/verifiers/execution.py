@@ -32,7 +32,7 @@ import re
 from collections.abc import Sequence
 
 from sharpen.sandbox import Calls, Limits, Outcome, Tests, run_jobs
-from sharpen.verifiers.result import VerifyResult
+from sharpen.verifiers.result import UnreadableReference, VerifyResult, shown
 
 CODE_FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
 LIMITS = Limits()
@@ -105,9 +105,9 @@ def outcome_verdict(outcome: Outcome, spec: dict | None) -> VerifyResult:
         return VerifyResult(f"failed: {len(values)} of {len(spec['cases'])} cases answered; {why}", 0.0, False, "wrong")
     for i, ((_, _, expected), reply) in enumerate(zip(spec["cases"], values, strict=True)):
         if reply[0] != "ok":
-            return VerifyResult(f"case {i}: {reply[0]} {str(reply[1:])[:200]}", 0.0, False, "wrong")
-        if not same(expected, reply[1], spec["atol"]):
-            return VerifyResult(f"case {i}: expected {expected!r:.80} got {reply[1]!r:.80}", 0.0, False, "wrong")
+            return VerifyResult(f"case {i}: {reply[0]} {shown(reply[1:], 200)}", 0.0, False, "wrong")
+        if not same(expected, reply[1], spec["atol"]):  # what the program returned may be too big to print
+            return VerifyResult(f"case {i}: expected {shown(expected)} got {shown(reply[1])}", 0.0, False, "wrong")
     return VerifyResult("passed", 1.0, True, "ok")
 
 
@@ -120,13 +120,13 @@ def unit_tests(
     jobs, specs = [], []
     for i, (completion, reference) in enumerate(zip(completions, references, strict=True)):
         if reference is None:
-            raise ValueError(f"unit_tests: item {i} has no tests to run (its problem has no 'tests' field)")
+            raise UnreadableReference(None, "unit_tests: it has no tests to run (no 'tests' field)")
         ref = json.loads(reference)
         program = program_for(completion, ref["prompt"])
         try:
             spec = io_cases(ref["tests"])
         except ValueError as e:
-            raise ValueError(f"unit_tests: item {i}: {e}") from None
+            raise UnreadableReference(reference, f"unit_tests: its tests cannot be read: {e}") from None
         specs.append(spec)
         if spec is None:
             jobs.append(Tests(program, ref["prompt"], ref["tests"]))

@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from fractions import Fraction
 from multiprocessing import get_context
 
-from sharpen.verifiers.result import VerifyResult
+from sharpen.verifiers.result import UnreadableReference, VerifierError, VerifyResult
 from sharpen.verifiers.answers import _BOXED, ANSWER_FORMS, classify, final_answer, gold_form, restates
 from sharpen.verifiers.expressions import final_form, inexact
 
@@ -56,8 +56,13 @@ def _parse_gold(gold: str):
     # a bare gold is read as one LaTeX expression: unwrapped, `5\sqrt{2}` would parse as 5
     parsed = parse(gold if "$" in gold or "\\boxed" in gold else f"${gold}$", parsing_timeout=TIMEOUT_S)
     if not parsed:
-        raise ValueError(f"math_equiv: the gold answer {gold!r} cannot be parsed by math-verify")
+        raise UnreadableReference(gold, f"math_equiv: the gold answer {_short(gold)} cannot be parsed by math-verify")
     return parsed
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A gold answer as an error shows it: quoted, a long one cut, with its length."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
 def _resolve_form(answer_form: str, reference: str | None, text: str) -> str:
@@ -167,7 +172,8 @@ def _is_several(value) -> bool:
 def _gold_value(reference: str, form: str) -> Fraction:
     found = classify(reference, "number", None)
     if found.form not in ("integer", "number") or (form == "integer" and found.form != "integer"):
-        raise ValueError(f"verify.answer_form: {form!r} needs gold answers that are {form}s; {reference!r} is not")
+        raise UnreadableReference(reference, f"verify.answer_form: {form!r} needs gold answers that are {form}s; "
+                                  f"{_short(reference)} is not")
     return found.value
 
 
@@ -183,7 +189,7 @@ def math_equiv(
     if len(completions) != len(references):
         raise ValueError(f"math_equiv: {len(completions)} completions but {len(references)} references")
     if answer_form not in ANSWER_FORMS:
-        raise ValueError(f"verify.answer_form: unknown {answer_form!r}; allowed: {', '.join(ANSWER_FORMS)}")
+        raise VerifierError(f"verify.answer_form: unknown {answer_form!r}; allowed: {', '.join(ANSWER_FORMS)}")
     prompts = [None] * len(completions) if prompts is None else list(prompts)
     items = [(c, r, p, answer_form) for c, r, p in zip(completions, references, prompts, strict=True)]
     # numbers are checked by exact arithmetic (thousands a second); only math-verify's items are worth a pool

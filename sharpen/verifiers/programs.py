@@ -26,7 +26,7 @@ import json
 from collections.abc import Sequence
 
 from sharpen.sandbox import Calls, run_jobs
-from sharpen.verifiers.result import VerifyResult
+from sharpen.verifiers.result import UnreadableReference, VerifyResult, shown
 from sharpen.verifiers.execution import CODE_FENCE, LIMITS, io_cases, outcome_verdict, same
 
 
@@ -54,8 +54,8 @@ def _reference(reference: str | None, keys: tuple[str, ...], verifier: str, i: i
     except ValueError:
         ref = None
     if not isinstance(ref, dict) or not all(k in ref for k in keys):
-        raise ValueError(f"{verifier}: item {i}'s reference is not a JSON object with {', '.join(keys)} "
-                         f"(the problem's answer: {str(reference)[:80]!r})")
+        raise UnreadableReference(reference, f"{verifier}: its answer {str(reference)[:80]!r} is not a JSON object "
+                                  f"with {', '.join(keys)}")
     return ref
 
 
@@ -73,8 +73,13 @@ def program_input(
         if args is None:
             out[i] = VerifyResult(None, 0.0, False, "unparseable")
             continue
+        try:
+            expected = ast.literal_eval(ref["output"])
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as e:
+            raise UnreadableReference(reference, f"program_input: its output {str(ref['output'])[:80]!r} is not a "
+                                      f"Python literal ({type(e).__name__}: {e})") from None
         jobs.append(Calls(ref["program"], ref["entry_point"], ((args, {}),)))
-        pending.append((i, f"{ref['entry_point']}({', '.join(map(repr, args))})", ast.literal_eval(ref["output"])))
+        pending.append((i, f"{ref['entry_point']}({', '.join(shown(a, 10_000) for a in args)})", expected))
     for (i, call, expected), outcome in zip(pending, run_jobs(tuple(jobs), LIMITS) if jobs else [], strict=True):
         values = outcome.values or ()
         if outcome.status == "timeout":
@@ -98,7 +103,7 @@ def program_io(
         try:
             spec = io_cases(reference)
         except ValueError as e:
-            raise ValueError(f"program_io: item {i}: {e}") from None
+            raise UnreadableReference(reference, f"program_io: its cases cannot be read: {e}") from None
         block = CODE_FENCE.search(completion)
         jobs.append(Calls(block.group(1) if block else completion, spec["entry_point"],
                           [(args, kwargs) for args, kwargs, _ in spec["cases"]]))

@@ -31,7 +31,7 @@ from sharpen.verifiers.execution import unit_test_reference, unit_tests
 from sharpen.verifiers.gym import reasoning_gym
 from sharpen.verifiers.math import lenient_math_equiv, math_equiv, vote_key
 from sharpen.verifiers.programs import program_input, program_io
-from sharpen.verifiers.result import Verifier, VerifyResult
+from sharpen.verifiers.result import Verifier, VerifierError, VerifyResult
 
 REASONS = ("ok", "wrong", "unparseable", "timeout", *FORM_REASONS)
 
@@ -68,7 +68,7 @@ class VerifierRecord:
             return functools.partial(self.function, answer_form=answer_form)
         if answer_form != "auto":
             takes = ", ".join(r.name for r in BUILTIN.values() if r.takes_answer_form)
-            raise ValueError(f"verify.answer_form: {self.name} fixes its own answer form; answer_form is for {takes}")
+            raise VerifierError(f"verify.answer_form: {self.name} fixes its own answer form; answer_form is for {takes}")
         return self.function
 
 
@@ -92,14 +92,17 @@ def lookup(name: str) -> VerifierRecord:
         return BUILTIN[name]
     if is_import_path(name):
         return _plugin(name)
-    raise ValueError(f"verify.verifier: unknown verifier {name!r}; allowed: {', '.join(BUILTIN)}, "
-                     "or a function by import path (module:function)")
+    raise VerifierError(f"verify.verifier: unknown verifier {name!r}; allowed: {', '.join(BUILTIN)}, "
+                        "or a function by import path (module:function)")
 
 
 @functools.lru_cache(maxsize=None)
 def _plugin(name: str) -> VerifierRecord:
-    function = load(name, "verify.verifier")
-    return VerifierRecord(name, _checked(name, function), extracts=False, source=source_of(name, "verify.verifier"))
+    try:
+        function, source = load(name, "verify.verifier"), source_of(name, "verify.verifier")
+    except ValueError as e:  # sharpen.plugins names the key and what is wrong: the user's to fix
+        raise VerifierError(str(e)) from None
+    return VerifierRecord(name, _checked(name, function), extracts=False, source=source)
 
 
 def _checked(name: str, function: Callable) -> Verifier:
@@ -110,8 +113,8 @@ def _checked(name: str, function: Callable) -> Verifier:
         out = function(completions, references, prompts=prompts)
         if not isinstance(out, (list, tuple)) or len(out) != len(completions):
             got = f"{len(out)} results" if isinstance(out, (list, tuple)) else type(out).__name__
-            raise ValueError(f"verify.verifier: {name} must return a list of one result per completion "
-                             f"({len(completions)}), got {got}")
+            raise VerifierError(f"verify.verifier: {name} must return a list of one result per completion "
+                                f"({len(completions)}), got {got}")
         return [_result(name, item, i) for i, item in enumerate(out)]
 
     verifier.__name__ = name
@@ -122,15 +125,15 @@ def _result(name: str, item, i: int) -> VerifyResult:
     if type(item) is VerifyResult:
         extracted, reward, correct, reason = item
         if extracted is not None and type(extracted) is not str:
-            raise ValueError(f"verify.verifier: {name} result {i}: extracted must be a str or None, "
-                             f"got {type(extracted).__name__}")
+            raise VerifierError(f"verify.verifier: {name} result {i}: extracted must be a str or None, "
+                                f"got {type(extracted).__name__}")
         if type(correct) is not bool:
-            raise ValueError(f"verify.verifier: {name} result {i}: correct must be a bool, got {type(correct).__name__}")
+            raise VerifierError(f"verify.verifier: {name} result {i}: correct must be a bool, got {type(correct).__name__}")
         if reason not in REASONS:
-            raise ValueError(f"verify.verifier: {name} result {i}: reason {reason!r} is not one of {', '.join(REASONS)}")
+            raise VerifierError(f"verify.verifier: {name} result {i}: reason {reason!r} is not one of {', '.join(REASONS)}")
         reward = _reward(name, reward, i)
         if correct and reward != 1.0:
-            raise ValueError(f"verify.verifier: {name} result {i}: correct with reward {reward} (a pass pays 1.0)")
+            raise VerifierError(f"verify.verifier: {name} result {i}: correct with reward {reward} (a pass pays 1.0)")
         return VerifyResult(extracted, reward, correct, reason)
     if type(item) is bool:  # exactly bool: an object that claims to equal True is no verdict
         return VerifyResult(None, float(item), item, "ok" if item else "wrong")
@@ -140,9 +143,9 @@ def _result(name: str, item, i: int) -> VerifyResult:
 
 def _reward(name: str, value, i: int) -> float:
     if not isinstance(value, numbers.Real):
-        raise ValueError(f"verify.verifier: {name} result {i}: expected a bool, a number in [0, 1] or a "
-                         f"VerifyResult, got {type(value).__name__}")
+        raise VerifierError(f"verify.verifier: {name} result {i}: expected a bool, a number in [0, 1] or a "
+                            f"VerifyResult, got {type(value).__name__}")
     reward = math.fsum((value,))  # a plain float, whatever the object claims about equality
     if not math.isfinite(reward) or not 0.0 <= reward <= 1.0:
-        raise ValueError(f"verify.verifier: {name} result {i}: reward {value!r} is not in [0, 1]")
+        raise VerifierError(f"verify.verifier: {name} result {i}: reward {value!r} is not in [0, 1]")
     return reward

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from sharpen.errors import SharpenError
+
 
 class VerifyResult(NamedTuple):
     extracted: str | None  # the answer read from the completion; None if none could be read
@@ -17,3 +19,30 @@ class VerifyResult(NamedTuple):
 
 
 Verifier = Callable[..., list[VerifyResult]]
+
+
+class VerifierError(SharpenError, ValueError):
+    """A `verify.*` setting, or a user's verifier (by import path), that cannot score the round; the message
+    names the key."""
+
+
+class UnreadableReference(SharpenError, ValueError):
+    """A reference (a problem's gold answer, tests or spec) its verifier cannot read: the problem's to fix,
+    not the model's. `reference` is the item as the verifier got it, so `verify_frame` can name its problem."""
+
+    def __init__(self, reference: str | None, why: str) -> None:
+        super().__init__(reference, why)  # both in args: it crosses math_equiv's worker processes
+        self.reference, self.why = reference, why
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def shown(value, limit: int = 80) -> str:
+    """`repr(value)` cut to `limit` characters (as `f"{value!r:.80}"`); an integer Python will not print
+    (over its 4300-digit limit, anywhere inside `value`) is described instead of raising."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"<a {type(value).__name__} holding an integer of over 4300 digits>"
+    return text[:limit]

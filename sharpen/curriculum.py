@@ -1,4 +1,4 @@
-"""Controllers: set a round's sampling before it generates: B-STaR's search, or SEC's curriculum.
+"""How a round samples, chosen before it generates: B-STaR's temperature and threshold search, or SEC's curriculum.
 
 B-STaR (hkust-nlp/B-STaR, `determine_hyper.py`): on a dev subset, sample k completions at each
 temperature, and for every (temperature, tau) score each query by its balance
