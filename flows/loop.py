@@ -1,6 +1,6 @@
 """The continuous loop on Prefect: one flow run = rounds back to back until a stopping rule fires.
 
-Each round runs every stage of dvc.yaml in order as `dvc repro <stage>` (its own process group,
+Each round runs every stage of dvc.yaml in order as `dvc repro --single-item <stage>` (its own process group,
 output streamed into the Prefect run logs, killed whole on timeout or cancel, retried on failure;
 DVC skips what already finished), then `sharpen advance`. Stopping rules, timeouts and retries
 come from the `loop` section of params.yaml. Ctrl-C or SIGTERM to a loop run in the foreground

@@ -122,7 +122,10 @@ class StageFailed(SharpenError):
 
 
 def repro(stage: str, round_: int, show: Callable[[str], None], *, timeout_s: float | None = None) -> None:
-    """`dvc repro STAGE` in its own process group. Every output line goes to
+    """`dvc repro --single-item STAGE` in its own process group: the loop runs every stage of dvc.yaml in
+    order, so a stage's upstream has just run, and DVC checks only this stage instead of the whole
+    pipeline each time (a stage run alone after a params edit still refuses: sharpen/config.py
+    check_resolved). Every output line goes to
     .sharpen/logs/round-N/STAGE.log; `show` gets the stage's own lines (summary, warnings, errors,
     a progress bar every 10 s and at 100%), and everything when SHARPEN_VERBOSE=1. A failure raises StageFailed naming the
     stage's first `error:` line and the log file."""
@@ -147,7 +150,7 @@ def repro(stage: str, round_: int, show: Callable[[str], None], *, timeout_s: fl
         deadline = time.monotonic() + DVC_LOCK_WAIT_S
         while True:
             errors.clear()
-            rc = run_command(["dvc", "repro", stage], on_line=on_line, timeout_s=timeout_s, env=env)
+            rc = run_command(["dvc", "repro", "--single-item", stage], on_line=on_line, timeout_s=timeout_s, env=env)
             if rc == 0 or not any(dvc_lock_busy(e) for e in errors) or time.monotonic() >= deadline:
                 break
             show(f"{stage}: DVC's lock is held by another dvc command in this workspace; waiting for it")
