@@ -232,3 +232,30 @@ def test_params_edited_mid_round_stop_the_loop_before_its_next_stage(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in out(proc), out(proc)[-3000:]
     assert "params.yaml: edited while round 1 ran (seed" in out(proc) and "the loop stopped before stage b" in out(proc)
     assert (ws / "a.txt").exists() and not (ws / "b.txt").exists()
+
+
+@pytest.mark.parametrize("during", ["base"])  # after tasks wrote its outputs and DVC its ignore entries
+def test_the_walkthrough_interrupted_by_ctrl_c_in_its_first_round_still_advances(tmp_path, during):
+    """README's walkthrough as a user runs it: Ctrl-C during the first `dvc repro`, then `dvc repro` and
+    `sharpen advance` again. DVC undoes its ignore entries on the interrupt; the round still advances."""
+    import os
+    import signal
+
+    ws = make_workspace(tmp_path / "ws")
+    proc = subprocess.Popen(["dvc", "repro"], cwd=ws, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    seen = []
+    for line in proc.stdout:  # interrupt as soon as the stage starts, as a user's Ctrl-C would
+        seen.append(line)
+        if line.startswith(f"Running stage '{during}'"):
+            time.sleep(1.0)
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    proc.communicate(timeout=120)
+    assert any(line.startswith(f"Running stage '{during}'") for line in seen), "".join(seen)[-2000:]
+    assert proc.returncode != 0  # the interrupt did stop it
+    run(ws, "dvc", "repro")
+    result = sharpen(ws, "advance", check=False)
+    assert result.returncode == 0, out(result)
+    assert "round-1" in run(ws, "git", "tag", "--list").stdout
+    assert run(ws, "git", "status", "--porcelain").stdout == ""  # nothing left for the user to commit
