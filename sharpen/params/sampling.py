@@ -37,13 +37,18 @@ class ServerParams(_Section):
         "auto", description="vllm-server: the engines' weights and activations (vLLM's --dtype); on a CPU without "
         "native bf16 (no avx512_bf16/amx), float32 is faster")
     start_timeout_s: float = Field(900.0, gt=0, allow_inf_nan=False, description="vllm-server: wait for an engine")
+    lifetime: Literal["loop", "stage"] = Field(
+        "loop", description="vllm-server: loop: in a loop (python -m flows.loop) the engines outlive the stage and serve "
+        "every stage of every round on the same base, a new LoRA policy loaded into them at run time "
+        "(sharpen/backends/engines.py); stage: each stage starts and stops its own (always so outside a loop; "
+        "choose it where training shares the GPU, which a loop's engine keeps)")
 
 
 class SamplingParams(_Section):
     backend: Literal["hf", "vllm", "openai", "vllm-server"] = Field(
         "hf", description="hf: transformers in the stage | vllm: vLLM's offline engine in the stage's environment | "
         "openai: OpenAI-compatible servers at server.endpoints | vllm-server: `vllm serve` from server.vllm_env, "
-        "started and stopped by the stage")
+        "started by the stage, or once per loop (server.lifetime)")
     server: ServerParams = ServerParams()
 
     @model_validator(mode="after")

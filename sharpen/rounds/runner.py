@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sharpen.errors import SharpenError
+from sharpen.backends.engines import ENGINES_ENV
 from sharpen.rounds.lock import LOOP_ENV
 
 _live_groups: set[int] = set()
@@ -115,6 +116,7 @@ def _progress_throttle() -> Callable[[str], bool]:
 
 VERBOSE_ENV = "SHARPEN_VERBOSE"  # "1": `repro` shows DVC's chatter too (`python -m flows.loop -v`)
 STAGE_LOGS = Path(".sharpen/logs")
+ENGINES = Path(".sharpen/engines")  # the loop's vLLM engines (sharpen/backends/engines.py)
 
 
 class StageFailed(SharpenError):
@@ -146,7 +148,8 @@ def repro(stage: str, round_: int, show: Callable[[str], None], *, timeout_s: fl
             if verbose or (not dvc_chatter(line) and worth_showing(line)):
                 show(line)
 
-        env = os.environ | {LOOP_ENV: str(os.getpid())}  # its stages pass refuse_outside_loop; by-hand ones do not
+        # its stages pass refuse_outside_loop (by-hand ones do not) and share the loop's vLLM engines
+        env = os.environ | {LOOP_ENV: str(os.getpid()), ENGINES_ENV: str(ENGINES.resolve())}
         deadline = time.monotonic() + DVC_LOCK_WAIT_S
         while True:
             errors.clear()
