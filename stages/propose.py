@@ -12,7 +12,8 @@ A prompt holding `{examples}` is filled, slot by slot, with questions drawn from
 examples (`propose.seed_examples`, checked like proposals) and the buffer of tasks earlier rounds
 accepted (data/state/buffer.parquet, carried by advance). With
 `propose.kind: none` (every non-self-play recipe) both files are written empty, without importing
-the sandbox (sharpen/selfplay/execution.py is imported by the functions that run programs).
+the sandbox (sharpen/selfplay/execution.py is imported by the functions that run programs) or
+pandera (sharpen/empty.py; sharpen.schemas is imported past that point).
 
 Run: `python -m stages.propose --state data/state --base data/base/model --held-out data/tasks/eval.parquet \
         --out data/round/propose`
@@ -28,10 +29,10 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from sharpen.backends import load_backend
+from sharpen.empty import write_empty
 from sharpen.io import hash_path, read_frame, write_frame, write_json
 from sharpen.config import load_params
 from sharpen.sampling import derive_seed, sample_frame
-from sharpen.schemas import Problem, Proposal, columns, empty
 from sharpen.selfplay.proposals import question_of, repetition_penalty
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.rounds.state import current_policy_dir
@@ -55,10 +56,12 @@ def main() -> None:
     p, g = params.propose, params.generate
     timer = Timer()
     if p.kind == "none":
-        write_frame(empty(Proposal), args.out / "proposals.parquet", Proposal)
-        write_frame(pl.DataFrame(schema=PROBLEM_COLUMNS), args.out / "problems.parquet", Problem)
+        write_empty(args.out / "proposals.parquet", "Proposal")
+        write_empty(args.out / "problems.parquet", "Problem", columns=PROBLEM_COLUMNS)
         write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
         return
+    from sharpen.schemas import Problem, Proposal
+
     policy = current_policy_dir(args.state, args.base, role="proposer")
     policy_hash = hash_path(policy)
     slots = pl.DataFrame({"problem_id": [f"slot-{i:04d}" for i in range(p.prompts)],
@@ -104,6 +107,7 @@ def main() -> None:
 def buffered_questions(state_dir: Path) -> list[str]:
     """The questions earlier rounds accepted (data/state/buffer.parquet), oldest first."""
     from sharpen.rounds.layout import BUFFER
+    from sharpen.schemas import Proposal
 
     path = state_dir / BUFFER
     if not path.exists():
@@ -151,6 +155,7 @@ def proposer_prompts(p, buffer: list[str], seed: int, round_: int) -> list[str]:
 def validate(samples: pl.DataFrame, p, held_out: set[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(Proposal rows, Problem rows): each proposal parsed, checked and, if valid, made a problem of
     its slot's task type (`slot_task`)."""
+    from sharpen.schemas import Proposal, columns
     from sharpen.selfplay.execution import execute
 
     texts = samples["completion"].to_list()

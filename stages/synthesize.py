@@ -11,7 +11,8 @@
   the band are admitted (`sharpen advance` adds them to the pool); their correct samples become
   training examples now (origin `synthesized`).
 
-`none` reads no input and imports neither a backend nor the verifiers; it writes the empty files.
+`none` reads no input and imports neither a backend, the verifiers nor pandera; it writes the
+empty files (sharpen/empty.py).
 
 Run: `python -m stages.synthesize --problems data/round/generate/problems.parquet \
         --stats data/round/filter/stats.parquet --tasks data/tasks --state data/state \
@@ -25,12 +26,11 @@ from pathlib import Path
 import polars as pl
 
 from sharpen.backends import load_backend
-from sharpen.filters import decide, kept_examples
+from sharpen.empty import write_empty
 from sharpen.io import hash_path, read_frame, validate, write_frame, write_json
 from sharpen.params import FilterParams
 from sharpen.config import load_params
 from sharpen.sampling import derive_seed, sample_frame
-from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample, empty
 from sharpen.stage import Timer, progress, run_stage
 from sharpen.rounds.state import current_policy_dir, read_ledger, round_pool
 from sharpen.synthesis import admit, category_budget, rationalize_prompts, templated, weaknesses
@@ -58,19 +58,29 @@ def main() -> None:
     params = load_params()
     s, n = params.synthesize, params.round
     timer = Timer()
+    if s.kind == "none":
+        write_empty(args.out / "problems.parquet", "SynthesizedProblem")
+        write_empty(args.out / "attempts.parquet", "Sample")
+        write_empty(args.out / "examples.parquet", "TrainExample")
+        write_json({"round": n, "kind": s.kind, "samples": 0, "examples": 0, "wall_s": timer.seconds},
+                   args.out / "metrics.json")
+        print(f"synthesize ({s.kind}): 0 extra training examples in {timer.seconds:.0f}s")
+        return
+    # imported past `none`, which verifies, filters and validates nothing
+    from sharpen.filters import decide, kept_examples
+    from sharpen.schemas import LedgerRow, Problem, ProblemStats, Sample, SynthesizedProblem, TrainExample, empty
+    from sharpen.verifiers import get_verifier, verify_frame
+
     examples, attempts, synthesized = empty(TrainExample), empty(Sample), empty(SynthesizedProblem)
     metrics: dict = {"round": n, "kind": s.kind}
-    if s.kind != "none":
-        from sharpen.verifiers import get_verifier, verify_frame  # here: `none` verifies nothing
-
-        problems = read_frame(args.problems, Problem)
-        stats = read_frame(args.stats, ProblemStats)
-        policy = current_policy_dir(args.state, args.base)
-        policy_hash = hash_path(policy)
-        verifier = params.verify.verifier
-        task = get_task(params.task.name)
-        g = params.generate
-        backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
+    problems = read_frame(args.problems, Problem)
+    stats = read_frame(args.stats, ProblemStats)
+    policy = current_policy_dir(args.state, args.base)
+    policy_hash = hash_path(policy)
+    verifier = params.verify.verifier
+    task = get_task(params.task.name)
+    g = params.generate
+    backend = load_backend(g.backend, policy, batch_size=g.batch_size, chat=params.task.chat,
                            tensor_parallel_size=g.tensor_parallel_size, autocast=g.autocast, server=g.server)
     if s.kind == "rationalize":
         r = s.rationalize

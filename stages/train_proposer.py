@@ -12,8 +12,9 @@ Writes the proposer's next policy (model/), every proposal with its solver rate 
 (proposals.parquet), the training curve (loss.csv) and metrics.json: the proposer's validity,
 the difficulty of what it wrote under the solver (mean p̂ or success rate), its diversity, and
 where the task computes the truth, the solver's true success rate on the proposed questions.
-With `propose.kind: none` nothing is trained and model/ holds only a note saying so (the training
-modules are imported only past that point).
+With `propose.kind: none` nothing is trained and model/ holds only a note saying so; the empty
+proposals propose wrote pass through, checked without pandera (sharpen/empty.py). The training
+modules and sharpen.schemas are imported only past that point.
 
 Run: `python -m stages.train_proposer --proposals data/round/propose/proposals.parquet \
         --verdicts data/round/verify/verdicts.parquet --state data/state --base data/base/model \
@@ -27,10 +28,11 @@ from pathlib import Path
 
 import polars as pl
 
-from sharpen.io import atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame, write_json
+from sharpen.empty import read_empty
+from sharpen.io import (atomic_write, atomic_write_dir, hash_json, hash_path, read_frame, write_csv, write_frame,
+                        write_json)
 from sharpen.params import GRPOParams
 from sharpen.config import load_params
-from sharpen.schemas import Proposal, Verdict
 from sharpen.selfplay.rewards import reward
 from sharpen.stage import Timer, run_stage
 from sharpen.rounds.state import current_policy_dir
@@ -49,17 +51,23 @@ def main() -> None:
     params = load_params()
     p, t = params.propose, params.train
     timer = Timer()
-    proposals = read_frame(args.proposals, Proposal)
     if p.kind == "none":
+        proposals = read_empty(args.proposals, "Proposal")  # as propose wrote them: valid, no pandera needed
+        if proposals is None:  # rows, or a file whose fault validation names
+            from sharpen.schemas import Proposal
+
+            proposals = read_frame(args.proposals, Proposal)
         atomic_write_dir(args.out / "model", lambda tmp: (tmp / NO_PROPOSER).write_text(
             "propose.kind is none: this round has no proposer to train\n"))
-        write_frame(proposals, args.out / "proposals.parquet", Proposal)
+        atomic_write(args.out / "proposals.parquet", lambda tmp: proposals.write_parquet(tmp))  # valid as read
         write_csv(pl.DataFrame(schema={"step": pl.Int64, "loss": pl.Float64}), args.out / "loss.csv")
         write_json({"round": params.round, "kind": "none", "wall_s": timer.seconds}, args.out / "metrics.json")
         return
     from sharpen.objectives.grpo import train_grpo_round, without_equal_reward_groups
     from sharpen.objectives.trainer import TrainerSettings, checkpoints_for
+    from sharpen.schemas import Proposal, Verdict
 
+    proposals = read_frame(args.proposals, Proposal)
     scored = score(proposals, read_frame(args.verdicts, Verdict), p.kind, p.repetition_weight)
     learnable, flat = without_equal_reward_groups(scored, "slot")
     groups = (learnable
@@ -124,6 +132,8 @@ def main() -> None:
 def score(proposals: pl.DataFrame, verdicts: pl.DataFrame, kind: str, weight: float | None = None) -> pl.DataFrame:
     """Proposals with `solver_rate` (r-zero: p̂; absolute-zero: success rate) and `reward` filled in;
     `weight` is propose.repetition_weight (None: the kind's paper value)."""
+    from sharpen.schemas import Proposal
+
     if kind == "r-zero":
         rates = verdicts.group_by("problem_id").agg(pl.col("majority_ratio").first().alias("rate"))
     else:
