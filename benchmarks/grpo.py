@@ -1,28 +1,35 @@
 """GRPO optimizer steps/s: sharpen's objective (`sharpen.objectives.grpo.train_grpo`, what the
 train stage calls: the project verifier as the reward, rollouts recorded, positions from the
 mask, a resumable data order) against a plain TRL GRPOTrainer script with the same model,
-problems, reward, and config, alternating in one run. Both include loading and saving the model.
+problems, reward and config.
+
+Each side of each pair is one fresh `python` process (this file, `--worker`), timed from outside,
+so each pays its interpreter start, its imports (torch, transformers, trl, datasets, polars),
+building the 256 problems, loading the model, `--steps` optimizer steps and saving the model. Both
+apply sharpen's torch thread count (`sharpen.threads.apply`, as every stage does), so the ratio is
+about the trainer, not threads (benchmarks/threads.py measures those). Not counted: building the
+model. The sides alternate (order reversed every pair); it prints each side's median seconds and
+steps/s, and the median [min, max] of the per-pair ratios sharpen steps/s / plain steps/s
+(= plain seconds / sharpen seconds; > 1: sharpen faster).
 
 The model is the tiny Llama of the embedded default, built here (untrained unless --model names
 one, e.g. data/base/model after `dvc repro base`).
 
-Run: `python benchmarks/grpo.py [--steps 20] [--repeats 2] [--model data/base/model]`
+Run: `python benchmarks/grpo.py [--pairs 3] [--steps 20] [--model data/base/model]`
 """
 
 import argparse
 import os
 import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-import polars as pl
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+PROJECT = Path(__file__).resolve().parents[1]
+SIDES = {"sharpen": "sharpen train_grpo", "plain": "plain TRL GRPOTrainer"}
 
 
-def plain_trl(model_dir: Path, out: Path, problems: pl.DataFrame, args) -> None:
+def plain_trl(model_dir: Path, out: Path, problems, args) -> None:
     """The reference: the script a user would write with TRL alone."""
     import torch
     from datasets import Dataset
@@ -53,7 +60,7 @@ def plain_trl(model_dir: Path, out: Path, problems: pl.DataFrame, args) -> None:
     tokenizer.save_pretrained(out)
 
 
-def through_sharpen(model_dir: Path, out: Path, problems: pl.DataFrame, args) -> None:
+def through_sharpen(model_dir: Path, out: Path, problems, args) -> None:
     from sharpen.objectives.grpo import train_grpo
     from sharpen.objectives.trainer import TrainerSettings
     from sharpen.params import GRPOParams
@@ -66,38 +73,62 @@ def through_sharpen(model_dir: Path, out: Path, problems: pl.DataFrame, args) ->
                answer_form="auto")
 
 
+def worker(args) -> None:
+    from sharpen import threads
+
+    threads.apply()
+    from sharpen.tasks import arithmetic
+
+    problems, _ = arithmetic.make_splits(pool_size=256, eval_size=8, min_digits=1, max_digits=3, seed=0)
+    (through_sharpen if args.worker == "sharpen" else plain_trl)(args.model, args.out, problems, args)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=3, help="runs of each side, alternating (default 3)")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--num-generations", type=int, default=8)
     parser.add_argument("--max-completion-length", type=int, default=8)
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    sys.path.insert(0, str(PROJECT))
+    if args.worker:
+        worker(args)
+        return
+    from benchmarks.pairs import alternate, ratio_line, side_line, timed
     from sharpen import tiny_lm
-    from sharpen.tasks import arithmetic
 
-    problems, _ = arithmetic.make_splits(pool_size=256, eval_size=8, min_digits=1, max_digits=3, seed=0)
+    shared = [f"--{k}={v}" for k, v in (("steps", args.steps), ("batch-size", args.batch_size),
+                                        ("num-generations", args.num_generations),
+                                        ("max-completion-length", args.max_completion_length))]
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = args.model
+        model_dir = args.model.resolve() if args.model else None
         if model_dir is None:
             tok = tiny_lm.build_tokenizer()
             model_dir = Path(tmp) / "model"
             tiny_lm.save(tiny_lm.build_model(tok, hidden_size=128, intermediate_size=512, num_layers=4, num_heads=4,
                                                seed=0), tok, model_dir)
-        runs: dict[str, list[float]] = {"plain TRL GRPOTrainer": [], "sharpen train_grpo": []}
-        for i in range(args.repeats):
-            for name, fn in (("plain TRL GRPOTrainer", plain_trl), ("sharpen train_grpo", through_sharpen)):
-                start = time.perf_counter()
-                fn(model_dir, Path(tmp) / f"out-{i}-{len(runs[name])}", problems, args)
-                runs[name].append(args.steps / (time.perf_counter() - start))
-    base = statistics.median(runs["plain TRL GRPOTrainer"])
-    print(f"\n{args.steps} steps, batch {args.batch_size}, {args.num_generations} generations, "
-          f"{args.max_completion_length} new tokens, {args.repeats} runs each (median)")
-    for name, rates in runs.items():
-        rate = statistics.median(rates)
-        print(f"{name:24s} {rate:6.2f} steps/s  {rate / base:5.2f}x")
+
+        def side(name: str):
+            def one() -> float:
+                out = Path(tempfile.mkdtemp(dir=tmp))
+                return timed([sys.executable, __file__, "--worker", name, "--model", str(model_dir),
+                              "--out", str(out / "model"), *shared], cwd=PROJECT)
+
+            return one
+
+        print(f"{args.steps} steps, batch {args.batch_size}, {args.num_generations} generations, "
+              f"{args.max_completion_length} new tokens, {args.pairs} pairs", flush=True)
+        times = alternate({SIDES[s]: side(s) for s in SIDES}, args.pairs)
+    for name, seconds in times.items():
+        print(f"{side_line(name, seconds)}; {args.steps / statistics.median(seconds):.2f} steps/s")
+    print(ratio_line("sharpen/plain TRL steps/s (= plain seconds / sharpen seconds)",
+                     times[SIDES["plain"]], times[SIDES["sharpen"]]))
 
 
 if __name__ == "__main__":
