@@ -6,7 +6,8 @@ its own copy of that workspace. The server is full `mlflow`, which pins pyarrow 
 lives in its own environment: `SHARPEN_MLFLOW` names its `mlflow` executable, else .venv-mlflow/bin/mlflow.
 
 Run: `pytest tests/test_tracking.py` (about 4 minutes on a busy 2-core machine: the server and one `dvc repro`, then
-an advance per test; the loop test about 50 s)
+an advance per test; the loop test about 50 s). The TensorBoard and W&B tests are also `slow`: they go
+through the round's tracker and transformers' `report_to` as MLflow's does, and CI runs MLflow's.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ def test_an_unreachable_server_leaves_training_untracked_with_one_warning(round_
     assert len([line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: tracking:")]) == 1
 
 
+@pytest.mark.slow  # the same report_to path as MLflow's; CI time (`pytest -m slow tests/test_tracking.py`)
 def test_tensorboard_event_files_hold_the_round_and_its_train_steps(round_ran, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -174,6 +176,7 @@ def test_tensorboard_event_files_hold_the_round_and_its_train_steps(round_ran, t
     assert [e.step for e in rnd.Scalars("greedy_accuracy")] == [1]
 
 
+@pytest.mark.slow  # as tensorboard's
 def test_wandb_offline_writes_the_round_run(round_ran, tmp_path):
     ws = _copy(round_ran, tmp_path, kind="wandb", experiment="tests")
     proc = sharpen(ws, "advance")

@@ -235,6 +235,7 @@ def test_params_edited_mid_round_stop_the_loop_before_its_next_stage(tmp_path):
     assert (ws / "a.txt").exists() and not (ws / "b.txt").exists()
 
 
+@pytest.mark.slow  # 55-80 s; the pieces it walks through have their own tests above (CI time)
 @pytest.mark.parametrize("during", ["base"])  # after tasks wrote its outputs and DVC its ignore entries
 def test_the_walkthrough_interrupted_by_ctrl_c_in_its_first_round_still_advances(tmp_path, during):
     """README's walkthrough as a user runs it: Ctrl-C during the first `dvc repro`, then `dvc repro` and
