@@ -79,15 +79,19 @@ def main() -> None:
     parser.add_argument("--lora", action="store_true", help="LoRA training (adapters loaded at run time)")
     parser.add_argument("--env", default=str(PROJECT / ".venv-vllm"), help="the vLLM environment")
     parser.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
+    parser.add_argument("--keep", type=Path, help="keep the workspaces in this folder")
     args = parser.parse_args()
     workspace.TINY.clear()
     results = {}
-    with tempfile.TemporaryDirectory(prefix="sharpen-bench-engines-") as tmp:
-        for side in args.sides:
-            results[side] = run_side(Path(tmp), side, args.rounds, Path(args.env).resolve(), args.lora)
-            print(json.dumps({side: results[side]}), flush=True)
+    tmp = args.keep or Path(tempfile.mkdtemp(prefix="sharpen-bench-engines-"))
+    for side in args.sides:
+        results[side] = run_side(tmp, side, args.rounds, Path(args.env).resolve(), args.lora)
+        print(json.dumps({side: results[side]}), flush=True)
+    if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     ref = results.get("vllm-server:stage")
+    if "hf" not in results:
+        results = {"hf": {"seconds": float("nan"), "starts": 0, "rounds": {}}} | results
     print(f"| side ({'LoRA' if args.lora else 'full weights'}, {args.rounds} rounds) | loop s | engine starts | "
           "vs hf | samples and metrics equal to per-stage engines |")
     print("|---|---:|---:|---:|---|")

@@ -148,6 +148,22 @@ def materialize(model: str, out: Path) -> dict:
     }
 
 
+def canonical_adapter_config(policy_dir: Path | str) -> None:
+    """Rewrite a saved adapter's config in one byte order: peft writes `target_modules` (and
+    `modules_to_save`) from a set, whose order changes with each process's string hashing, so the same
+    adapter would hash differently from run to run (its policy hash, served name and DVC entry with it)."""
+    import json
+
+    path = Path(policy_dir) / ADAPTER_CONFIG
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    for key in ("target_modules", "modules_to_save"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def is_adapter(policy_dir: Path | str) -> bool:
     return (Path(policy_dir) / ADAPTER_CONFIG).is_file()
 

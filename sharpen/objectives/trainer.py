@@ -88,6 +88,9 @@ def train_resumable(init_dir: Path, out_dir: Path, settings: TrainerSettings, bu
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     trainer.model.save_pretrained(out_dir)
     policy.tokenizer.save_pretrained(out_dir)
+    from sharpen.models import canonical_adapter_config
+
+    canonical_adapter_config(out_dir)  # the same adapter, the same bytes, whatever the process's hash seed
     return [row for row in trainer.state.log_history if "loss" in row]
 
 
