@@ -34,13 +34,14 @@ import fcntl
 import json
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from sharpen.backends.server import Engine, VLLMServerError, lora_rank, start_vllm_servers, stop_engines
+from sharpen.rounds.lock import LOOP_ENV as OWNER_ENV  # the loop's pid, set by its runner: the engines die with it
 
 ENGINES_ENV = "SHARPEN_ENGINES"  # set by the loop's runner: the folder holding its engines' record
-OWNER_ENV = "SHARPEN_LOOP_PID"  # the loop's pid (sharpen/rounds/lock.py LOOP_ENV): the engines die with it
 RECORD = "engines.json"
 
 
@@ -117,8 +118,6 @@ def loop_engines(policy_dir: Path | str, name: str, *, replicas: int, env: str, 
                                          tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                                          log_dir=log_dir or folder, name=base_name, owner_pid=owner,
                                          runtime_lora_rank=rank)
-            import time
-
             record = {"key": key | {"rank": rank or 0}, "owner": owner, "engines": [e.to_json() for e in engines],
                       "started_at": time.strftime("%Y-%m-%d %H:%M:%S"), "starts": (record or {}).get("starts", 0) + 1}
             _write(folder, record)

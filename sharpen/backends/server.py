@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sharpen.errors import SharpenError
@@ -168,8 +169,7 @@ def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeo
             else:
                 proc = subprocess.Popen([str(python), "-c", WATCHDOG, str(owner_pid), *cmd], env=env_vars, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        engines.append(Engine(proc.pid, f"http://127.0.0.1:{port}/v1", str(log)))
-        engines[-1].proc = proc
+        engines.append(Engine(proc.pid, f"http://127.0.0.1:{port}/v1", str(log), proc))
     deadline = time.monotonic() + timeout_s
     for engine in engines:
         while True:
@@ -188,12 +188,15 @@ def start_vllm_servers(policy_dir: Path | str, *, replicas: int, env: str, timeo
     return engines
 
 
+@dataclass
 class Engine:
-    """One running engine: its process (the watchdog's, for a loop's engine), `/v1` URL and log file."""
+    """One running engine: its process (the watchdog's, for a loop's engine), `/v1` URL and log file;
+    `proc` when this process started it."""
 
-    def __init__(self, pid: int, url: str, log: str):
-        self.pid, self.url, self.log = pid, url, log
-        self.proc: subprocess.Popen | None = None
+    pid: int
+    url: str
+    log: str
+    proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     def healthy(self) -> bool:
         import httpx
@@ -209,30 +212,20 @@ class Engine:
 
 def stop_engines(engines: list[Engine]) -> None:
     """Stop engines (SIGTERM, then SIGKILL after 30 s), whether this process started them or not."""
+    import psutil
+
     for engine in engines:
         if engine.proc is not None:
             _stop(engine.proc)
             continue
         try:
-            os.kill(engine.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        for _ in range(60):
-            try:
-                if os.waitpid(engine.pid, os.WNOHANG)[0]:  # this process's child (a test): reaped
-                    break
-            except ChildProcessError:
-                pass
-            try:
-                os.kill(engine.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.5)
-        else:
-            try:
-                os.kill(engine.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            proc = psutil.Process(engine.pid)
+            proc.terminate()
+            proc.wait(timeout=30)  # reaps it too where it is this process's child
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            proc.kill()
 
 
 def _has_gpus() -> bool:
